@@ -1,0 +1,1 @@
+"""Monitoring plan 226/KH-PGDĐT."""

@@ -1,0 +1,329 @@
+"""The raw-data template: the contract with the people who fill the workbooks (DESIGN §4).
+
+One source for the reader (header matching), the cleaner (types and constraints), the documentation in
+``data/raw/README.md``, the empty template workbook and the sample generator. Change a column here and
+all of them follow; ``tests/test_template.py`` checks the README and the template workbook agree.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["code", "text", "category", "yesno", "count"]
+
+FEMALE_SUFFIX = "_nu"
+
+
+def fold(text: object) -> str:
+    """Case-, accent-, spacing- and punctuation-insensitive key: 'Trẻ 5 tuổi – Nữ' -> 'tre5tuoinu'.
+
+    Works on composed (NFC) and decomposed (NFD) input alike, which real exports mix.
+    """
+    s = unicodedata.normalize("NFD", str(text)).replace("đ", "d").replace("Đ", "D")
+    s = "".join(ch for ch in s if not unicodedata.combining(ch))
+    return re.sub(r"[^0-9a-z]+", "", s.lower())
+
+
+@dataclass(frozen=True)
+class Category:
+    code: str
+    vi: str
+    en: str
+    aliases: tuple[str, ...] = ()
+
+    def keys(self) -> set[str]:
+        return {fold(x) for x in (self.code, self.vi, self.en, *self.aliases)}
+
+
+@dataclass(frozen=True)
+class Column:
+    id: str
+    vi: str
+    en: str
+    kind: Kind
+    required: bool = True
+    aliases: tuple[str, ...] = ()
+    categories: tuple[Category, ...] = ()
+    subset_of: str | None = None  # this count can never exceed that one (same row)
+    female_of: str | None = None  # this is the girls' part of that count
+    example: object = None
+    help_vi: str = ""
+    help_en: str = ""
+
+    def header_keys(self) -> set[str]:
+        """Every folded header text that names this column."""
+        names = [self.vi, self.en, self.id, *self.aliases]
+        if self.female_of is not None:
+            base = self.vi.removesuffix(" – Nữ")
+            names += [f"{base} nữ", f"{base} (nữ)", f"{base} trong đó nữ", f"{base} - trong đó nữ"]
+        return {fold(n) for n in names}
+
+
+@dataclass(frozen=True)
+class Sheet:
+    name: str
+    vi: str
+    en: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    aliases: tuple[str, ...] = ()
+    help_vi: str = ""
+    help_en: str = ""
+    by_id: dict[str, Column] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {c.id: c for c in self.columns})
+
+    def column(self, column_id: str) -> Column:
+        return self.by_id[column_id]
+
+    @property
+    def required(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.required)
+
+    def name_keys(self) -> set[str]:
+        return {fold(n) for n in (self.name, self.vi, self.en, *self.aliases)}
+
+
+# --- categories ---------------------------------------------------------------------------------------
+
+SCHOOL_TYPES = (
+    Category("nha_tre", "Nhà trẻ", "Crèche"),
+    Category("mau_giao", "Mẫu giáo", "Kindergarten", ("Trường mẫu giáo",)),
+    Category("mam_non", "Mầm non", "Preschool (crèche and kindergarten)", ("Trường mầm non",)),
+    Category(
+        "doc_lap",
+        "Nhóm trẻ/Lớp MG độc lập",
+        "Independent childcare group or kindergarten class",
+        (
+            "Nhóm trẻ, lớp mẫu giáo độc lập",
+            "Nhóm trẻ/Lớp mẫu giáo độc lập",
+            "Nhóm trẻ độc lập",
+            "Lớp mẫu giáo độc lập",
+            "Lớp MG độc lập",
+            "Nhóm lớp độc lập",
+            "Cơ sở GDMN độc lập",
+        ),
+    ),
+    Category("tieu_hoc", "Tiểu học", "Primary school", ("TH", "Trường tiểu học")),
+    Category("thcs", "THCS", "Lower-secondary school", ("Trung học cơ sở", "Trường THCS")),
+    Category(
+        "th_thcs",
+        "TH&THCS",
+        "Primary and lower-secondary school",
+        ("TH và THCS", "TH-THCS", "Tiểu học và THCS", "Tiểu học và trung học cơ sở", "Liên cấp TH&THCS"),
+    ),
+)
+PRESCHOOL_TYPES = frozenset({"nha_tre", "mau_giao", "mam_non", "doc_lap"})
+PRIMARY_TYPES = frozenset({"tieu_hoc", "th_thcs"})
+LOWER_SECONDARY_TYPES = frozenset({"thcs", "th_thcs"})
+
+OWNERSHIP_TYPES = (
+    Category("cong_lap", "Công lập", "Public", ("CL", "Trường công lập")),
+    Category("tu_thuc", "Tư thục", "Private", ("TT", "Ngoài công lập", "NCL")),
+    Category("dan_lap", "Dân lập", "Community-founded", ("DL",)),
+)
+PUBLIC_OWNERSHIP = frozenset({"cong_lap"})
+
+SCHOOL_LEVELS = (
+    Category("tieu_hoc", "Tiểu học", "Primary", ("TH", "Cấp 1", "Cấp I")),
+    Category("thcs", "THCS", "Lower secondary", ("Trung học cơ sở", "Cấp 2", "Cấp II")),
+)
+
+YES_VALUES = frozenset(fold(v) for v in ("có", "x", "1", "yes", "y", "true", "đạt", "v", "✓", "✔"))
+NO_VALUES = frozenset(fold(v) for v in ("không", "", "0", "no", "n", "false", "chưa", "chưa có", "k"))
+
+# --- columns ------------------------------------------------------------------------------------------
+
+MA_TRUONG = Column(
+    "ma_truong", "Mã trường", "Institution code", "code",
+    aliases=("Mã đơn vị", "Mã CSGD", "Mã cơ sở giáo dục", "Mã số trường", "School code"),
+    example="BC-MN-001",
+    help_vi="Mã ổn định của cơ sở giáo dục, không đổi qua các năm, không trùng.",
+    help_en="Stable code of the institution, the same every year, unique.",
+)
+
+
+def _count(cid: str, vi: str, en: str, *, female: bool, subset_of: str | None = None,
+           example: int = 0, help_vi: str = "", help_en: str = "", aliases: tuple[str, ...] = ()):
+    """A count column and, when ``female``, its optional girls' column."""
+    total = Column(cid, vi, en, "count", subset_of=subset_of, example=example,
+                   help_vi=help_vi, help_en=help_en, aliases=aliases)
+    if not female:
+        return (total,)
+    girls = Column(
+        cid + FEMALE_SUFFIX, f"{vi} – Nữ", f"{en} – girls", "count", required=False,
+        subset_of=cid, female_of=cid, example=round(example * 0.48),
+        aliases=tuple(f"{a} – Nữ" for a in aliases),
+        help_vi="Không bắt buộc. Số nữ trong cột trên.", help_en="Optional. Girls among the column above.",
+    )
+    return (total, girls)
+
+
+def _yesno(cid: str, vi: str, en: str, help_vi: str, help_en: str, aliases: tuple[str, ...] = ()):
+    return Column(cid, vi, en, "yesno", aliases=aliases, example="Có", help_vi=help_vi, help_en=help_en)
+
+
+TRUONG = Sheet(
+    "Truong", "Danh sách cơ sở giáo dục", "Institutions", key=("ma_truong",),
+    aliases=("Trường", "Danh sách trường", "Schools"),
+    help_vi="Mỗi dòng một cơ sở giáo dục (mầm non, tiểu học, THCS).",
+    help_en="One row per institution (preschool, primary, lower secondary).",
+    columns=(
+        MA_TRUONG,
+        Column("ten_truong", "Tên trường", "Institution name", "text",
+               aliases=("Tên đơn vị", "Tên cơ sở giáo dục", "Tên CSGD", "School name"),
+               example="Trường Mầm non Hoa Sen"),
+        Column("loai_truong", "Loại trường", "Institution type", "category", categories=SCHOOL_TYPES,
+               aliases=("Loại hình trường", "Cấp trường", "School type"), example="Mầm non"),
+        Column("loai_hinh", "Loại hình", "Ownership", "category", categories=OWNERSHIP_TYPES,
+               aliases=("Loại hình sở hữu", "Công lập/Tư thục"), example="Công lập"),
+        Column("xa_phuong", "Xã/Phường", "Ward or commune", "text",
+               aliases=("Xã, phường", "Phường/Xã", "Phường, xã", "Đơn vị hành chính", "Địa bàn", "Ward"),
+               example="Mỹ Phước",
+               help_vi="Tên xã/phường nơi trường đặt trụ sở, đúng tên của năm học đó.",
+               help_en="Ward or commune of the institution, named as in that school year."),
+        _yesno("cong_trinh_ve_sinh", "Công trình vệ sinh", "Sanitation facilities",
+               "Có công trình vệ sinh dành cho trẻ em/học sinh.", "Has sanitation facilities for children.",
+               aliases=("Có công trình vệ sinh", "CTVS", "Nhà vệ sinh")),
+        _yesno("ho_tro_tam_ly", "Hỗ trợ tâm lý", "Psychological support",
+               "Có dịch vụ hỗ trợ tâm lý / tư vấn học đường.", "Has a psychological support or school counselling service.",
+               aliases=("Có dịch vụ hỗ trợ tâm lý", "Tư vấn tâm lý", "Tư vấn học đường")),
+        _yesno("csvc_khuyet_tat", "CSVC cho HS khuyết tật", "Facilities for students with disabilities",
+               "Có cơ sở hạ tầng và tài liệu phù hợp với học sinh khuyết tật.",
+               "Has infrastructure and materials suitable for students with disabilities.",
+               aliases=("Cơ sở vật chất cho học sinh khuyết tật", "CSVC khuyết tật", "CSVC cho HSKT")),
+    ),
+)
+
+MAM_NON = Sheet(
+    "MamNon", "Số liệu mầm non", "Preschool data", key=("ma_truong",),
+    aliases=("Mầm non", "Mam non", "Preschool"),
+    help_vi="Mỗi dòng một cơ sở giáo dục mầm non.", help_en="One row per preschool institution.",
+    columns=(
+        MA_TRUONG,
+        *_count("tre_24_59_danh_gia", "Trẻ 24-59 tháng được đánh giá", "Children 24-59 months assessed",
+                female=True, example=180,
+                help_vi="Số trẻ 24-59 tháng tuổi được đánh giá sự phát triển trong năm học.",
+                help_en="Children aged 24-59 months whose development was assessed this school year."),
+        *_count("tre_24_59_phu_hop", "Trẻ 24-59 tháng phát triển phù hợp",
+                "Children 24-59 months developmentally on track", female=True, example=178,
+                subset_of="tre_24_59_danh_gia",
+                help_vi="Trong số được đánh giá, số trẻ phát triển phù hợp về sức khỏe, học tập và tâm lý xã hội.",
+                help_en="Of those assessed, children on track in health, learning and psychosocial well-being."),
+    ),
+)
+
+PHO_THONG = Sheet(
+    "PhoThong", "Số liệu tiểu học và THCS", "Primary and lower-secondary data", key=("ma_truong", "cap_hoc"),
+    aliases=("Phổ thông", "Pho thong", "Tiểu học - THCS", "Schools data"),
+    help_vi="Mỗi dòng một trường và một cấp học (trường TH&THCS có hai dòng).",
+    help_en="One row per school and level (a TH&THCS school has two rows).",
+    columns=(
+        MA_TRUONG,
+        Column("cap_hoc", "Cấp học", "Level", "category", categories=SCHOOL_LEVELS, example="Tiểu học"),
+        *_count("hs_dau_nam", "HS đầu năm", "Enrolment at start of year", female=True, example=1250,
+                aliases=("Học sinh đầu năm", "Số HS đầu năm", "Tổng số học sinh đầu năm"),
+                help_vi="Tổng số học sinh của cấp học vào đầu năm học.",
+                help_en="Pupils enrolled in the level at the start of the school year."),
+        *_count("hs_lop_dau_cap", "HS lớp đầu cấp", "Entry-grade enrolment", female=False, example=260,
+                subset_of="hs_dau_nam", aliases=("HS lớp 1/lớp 6", "Học sinh lớp đầu cấp"),
+                help_vi="Học sinh lớp 1 (tiểu học) hoặc lớp 6 (THCS) đầu năm.",
+                help_en="Grade 1 (primary) or grade 6 (lower secondary) pupils at the start of the year."),
+        *_count("hs_lop_cuoi_cap", "HS lớp cuối cấp", "Final-grade enrolment", female=False, example=240,
+                subset_of="hs_dau_nam", aliases=("HS lớp 5/lớp 9", "Học sinh lớp cuối cấp"),
+                help_vi="Học sinh lớp 5 (tiểu học) hoặc lớp 9 (THCS).",
+                help_en="Grade 5 (primary) or grade 9 (lower secondary) pupils."),
+        *_count("hs_hoan_thanh", "HS hoàn thành cấp học", "Completers", female=True, example=238,
+                subset_of="hs_lop_cuoi_cap",
+                aliases=("HS hoàn thành chương trình", "HS tốt nghiệp", "Học sinh hoàn thành cấp học"),
+                help_vi="Học sinh hoàn thành chương trình tiểu học / tốt nghiệp THCS cuối năm học.",
+                help_en="Pupils who completed primary / obtained the lower-secondary certificate at year end."),
+        *_count("hs_bo_hoc", "HS bỏ học", "Dropouts", female=True, example=2, subset_of="hs_dau_nam",
+                aliases=("Học sinh bỏ học", "Số HS bỏ học"),
+                help_vi="Học sinh bỏ học trong năm học.", help_en="Pupils who dropped out during the year."),
+    ),
+)
+
+XA_PHUONG = Sheet(
+    "XaPhuong", "Số liệu phổ cập theo xã/phường", "Universal-education survey by ward",
+    key=("xa_phuong",), aliases=("Xã phường", "Phường xã", "Xa phuong", "Wards"),
+    help_vi="Mỗi dòng một xã/phường, số liệu điều tra phổ cập giáo dục (trẻ cư trú trên địa bàn).",
+    help_en="One row per ward or commune, from the universal-education survey (resident children).",
+    columns=(
+        Column("xa_phuong", "Xã/Phường", "Ward or commune", "text",
+               aliases=("Xã, phường", "Phường/Xã", "Phường, xã", "Đơn vị hành chính", "Địa bàn", "Ward"),
+               example="Mỹ Phước"),
+        *_count("tre_5_tuoi", "Trẻ 5 tuổi", "Resident 5-year-olds", female=True, example=1400),
+        *_count("tre_5_tuoi_hoc_mg", "Trẻ 5 tuổi học mẫu giáo", "5-year-olds in kindergarten", female=True,
+                example=1392, subset_of="tre_5_tuoi", aliases=("Trẻ 5 tuổi ra lớp", "Trẻ 5 tuổi đi học MG")),
+        *_count("tre_11_14", "Trẻ 11-14 tuổi", "Resident children 11-14", female=True, example=5200),
+        *_count("tre_11_14_htth", "Trẻ 11-14 tuổi hoàn thành tiểu học", "Children 11-14 who completed primary",
+                female=True, example=5090, subset_of="tre_11_14", aliases=("Trẻ 11-14 tuổi HTCTTH",)),
+        *_count("ttn_15_18", "Thanh thiếu niên 15-18 tuổi", "Resident youth 15-18", female=True, example=4800,
+                aliases=("TTN 15-18 tuổi",)),
+        *_count("ttn_15_18_tn_thcs", "TTN 15-18 tuổi tốt nghiệp THCS", "Youth 15-18 with lower-secondary certificate",
+                female=True, example=4300, subset_of="ttn_15_18",
+                aliases=("Thanh thiếu niên 15-18 tuổi tốt nghiệp THCS",)),
+        *_count("tkt_nhu_cau", "Trẻ khuyết tật có nhu cầu học tập", "Children with disabilities needing education",
+                female=True, example=25, aliases=("TKT có nhu cầu học tập",)),
+        *_count("tkt_tiep_can", "Trẻ khuyết tật được tiếp cận giáo dục",
+                "Children with disabilities accessing education", female=True, example=21, subset_of="tkt_nhu_cau",
+                aliases=("TKT được tiếp cận giáo dục",)),
+    ),
+)
+
+SHEETS: tuple[Sheet, ...] = (TRUONG, MAM_NON, PHO_THONG, XA_PHUONG)
+SHEETS_BY_NAME = {s.name: s for s in SHEETS}
+NOTE_SHEET = "GhiChu"
+
+# Extra subset rules that are not "girls <= all" or declared above, checked across columns of one row.
+# (girls' subsets: girls on track <= girls assessed, etc.)
+
+
+def female_subset_pairs(sheet: Sheet) -> list[tuple[str, str]]:
+    """(subset, superset) among the girls' columns mirroring the totals' rules."""
+    pairs = []
+    for col in sheet.columns:
+        if col.female_of is None and col.subset_of is not None:
+            sub_f, sup_f = col.id + FEMALE_SUFFIX, col.subset_of + FEMALE_SUFFIX
+            if sub_f in sheet.by_id and sup_f in sheet.by_id:
+                pairs.append((sub_f, sup_f))
+    return pairs
+
+
+def subset_rules(sheet: Sheet) -> list[tuple[str, str]]:
+    """Every (subset, superset) pair the cleaner enforces on a row."""
+    rules = [(c.id, c.subset_of) for c in sheet.columns if c.subset_of is not None]
+    return rules + female_subset_pairs(sheet)
+
+
+def category_lookup(column: Column) -> dict[str, str]:
+    """Folded spelling -> canonical code for a category column."""
+    out: dict[str, str] = {}
+    for cat in column.categories:
+        for key in cat.keys():
+            out[key] = cat.code
+    return out
+
+
+def category_label(categories: tuple[Category, ...], code: str, lang: str = "vi") -> str:
+    for cat in categories:
+        if cat.code == code:
+            return cat.vi if lang == "vi" else cat.en
+    return code
+
+
+def school_year_label(year: int) -> str:
+    """Reporting year 2025 -> '2024-2025' (DESIGN §2)."""
+    return f"{year - 1}-{year}"
+
+
+def workbook_name(year: int) -> str:
+    return f"{school_year_label(year)}.xlsx"
+
+
+WORKBOOK_NAME_RE = re.compile(r"^(?P<start>\d{4})\s*-\s*(?P<end>\d{4})\.xlsx$", re.IGNORECASE)
