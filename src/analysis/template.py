@@ -146,6 +146,14 @@ MA_TRUONG = Column(
     help_en="Stable code of the institution, the same every year, unique.",
 )
 
+WARD_CODE = Column(
+    "ma_xa_phuong", "Mã xã/phường", "Ward code", "code", required=False,
+    aliases=("Mã đơn vị hành chính", "Mã ĐVHC", "Ward code"), example="MY_PHUOC",
+    help_vi="Không bắt buộc. Mã trong don_vi_hanh_chinh.csv; khi có, dùng mã thay cho tên (cần khi tên trùng).",
+    help_en="Optional. Code from don_vi_hanh_chinh.csv; when given it is used instead of the name "
+            "(needed where names repeat, e.g. a whole province).",
+)
+
 
 def _count(cid: str, vi: str, en: str, *, female: bool, subset_of: str | None = None,
            example: int = 0, help_vi: str = "", help_en: str = "", aliases: tuple[str, ...] = ()):
@@ -186,6 +194,7 @@ TRUONG = Sheet(
                example="Mỹ Phước",
                help_vi="Tên xã/phường nơi trường đặt trụ sở, đúng tên của năm học đó.",
                help_en="Ward or commune of the institution, named as in that school year."),
+        WARD_CODE,
         _yesno("cong_trinh_ve_sinh", "Công trình vệ sinh", "Sanitation facilities",
                "Có công trình vệ sinh dành cho trẻ em/học sinh.", "Has sanitation facilities for children.",
                aliases=("Có công trình vệ sinh", "CTVS", "Nhà vệ sinh")),
@@ -257,6 +266,7 @@ XA_PHUONG = Sheet(
         Column("xa_phuong", "Xã/Phường", "Ward or commune", "text",
                aliases=("Xã, phường", "Phường/Xã", "Phường, xã", "Đơn vị hành chính", "Địa bàn", "Ward"),
                example="Mỹ Phước"),
+        WARD_CODE,
         *_count("tre_5_tuoi", "Trẻ 5 tuổi", "Resident 5-year-olds", female=True, example=1400),
         *_count("tre_5_tuoi_hoc_mg", "Trẻ 5 tuổi học mẫu giáo", "5-year-olds in kindergarten", female=True,
                 example=1392, subset_of="tre_5_tuoi", aliases=("Trẻ 5 tuổi ra lớp", "Trẻ 5 tuổi đi học MG")),
@@ -279,10 +289,6 @@ XA_PHUONG = Sheet(
 SHEETS: tuple[Sheet, ...] = (TRUONG, MAM_NON, PHO_THONG, XA_PHUONG)
 SHEETS_BY_NAME = {s.name: s for s in SHEETS}
 NOTE_SHEET = "GhiChu"
-
-# Extra subset rules that are not "girls <= all" or declared above, checked across columns of one row.
-# (girls' subsets: girls on track <= girls assessed, etc.)
-
 
 def female_subset_pairs(sheet: Sheet) -> list[tuple[str, str]]:
     """(subset, superset) among the girls' columns mirroring the totals' rules."""
