@@ -133,7 +133,8 @@ SCHOOL_LEVELS = (
     Category("thcs", "THCS", "Lower secondary", ("Trung học cơ sở", "Cấp 2", "Cấp II")),
 )
 
-YES_VALUES = frozenset(fold(v) for v in ("có", "x", "1", "yes", "y", "true", "đạt", "v", "✓", "✔"))
+YES_VALUES = frozenset(fold(v) for v in ("có", "x", "1", "yes", "y", "true", "đạt", "v"))
+YES_MARKS = frozenset({"✓", "✔", "√", "☑"})  # marks fold to nothing, so they are matched as written
 NO_VALUES = frozenset(fold(v) for v in ("không", "", "0", "no", "n", "false", "chưa", "chưa có", "k"))
 
 # --- columns ------------------------------------------------------------------------------------------

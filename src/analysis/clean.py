@@ -1,0 +1,642 @@
+"""Raw tables -> typed, validated tidy tables and the quality table (load / process / save).
+
+The contract (DESIGN §4, data/raw/README.md): counts are non-negative integers ("1.234" is one thousand
+two hundred thirty-four; "-" is zero); yes/no cells take Có/Không, x/blank, 1/0, yes/no; a subset never
+exceeds its total; codes are unique; wards are known to the crosswalk for that school year; MamNon and
+PhoThong rows refer to institutions in Truong. A value that breaks the contract is logged in the quality
+table and excluded (set missing), never guessed; a file that cannot be used stops with a bilingual message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import config
+from analysis.errors import QUALITY_COLUMNS, DataFileError, Problem, short_value
+from analysis.geography import Crosswalk
+from analysis.io import staged
+from analysis.read import SCHOOL_YEAR_IN_TEXT, RawSheet, RawWorkbook, read_workbook
+from analysis.template import (
+    NO_VALUES, PRESCHOOL_TYPES, SHEETS, WORKBOOK_NAME_RE, YES_MARKS, YES_VALUES, Column, Sheet, category_lookup, fold,
+    subset_rules,
+)
+
+# names of the tidy tables in data/processed/ (one Parquet file each)
+TABLES = {"Truong": "truong", "MamNon": "mam_non", "PhoThong": "pho_thong", "XaPhuong": "xa_phuong"}
+MAX_COUNT = 1_000_000  # no school or ward has a million children: larger is a typing error
+MAX_TEXT = 200
+_INVISIBLE = re.compile(r"[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_THOUSANDS = re.compile(r"^\d{1,3}(\.\d{3})+$")
+_DIGITS = re.compile(r"^\d+$")
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+_DASHES = {"-", "–", "—"}
+
+
+@dataclass
+class CleanYear:
+    """The cleaned tables of one school-year workbook and what was found wrong in it."""
+
+    year: int
+    file: str
+    tables: dict[str, pd.DataFrame]
+    problems: list[Problem] = field(default_factory=list)
+    sha256: str = ""
+    rows_read: dict[str, int] = field(default_factory=dict)
+
+
+# --- discovery ------------------------------------------------------------------------------------------
+
+def year_of_file(path: Path) -> int:
+    """'2024-2025.xlsx' -> 2025; anything else is not a school-year workbook."""
+    m = WORKBOOK_NAME_RE.match(path.name)
+    if not m or int(m["end"]) != int(m["start"]) + 1:
+        raise DataFileError(
+            path.name, "Tên tệp phải là năm học dạng YYYY-YYYY.xlsx (ví dụ 2024-2025.xlsx).",
+            "The file name must be the school year as YYYY-YYYY.xlsx (e.g. 2024-2025.xlsx).", code="file_name",
+        )
+    return int(m["end"])
+
+
+def discover(raw_dir: Path, years: list[int] | None = None) -> dict[int, Path]:
+    """School-year workbooks in ``raw_dir`` (Excel lock files '~$…' and the template folder skipped)."""
+    found: dict[int, Path] = {}
+    for path in sorted(raw_dir.glob("*.xlsx")):
+        if path.name.startswith("~$"):
+            continue
+        m = WORKBOOK_NAME_RE.match(path.name)
+        if m is None:
+            continue
+        year = int(m["end"])
+        if years is None or year in years:
+            found[year] = path
+    return found
+
+
+# --- cell coercion (vectorised per column) ---------------------------------------------------------------
+
+def _clean_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """NFC, invisible characters removed, spaces collapsed; returns (text, had_invisible)."""
+    def one(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return None
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        s = unicodedata.normalize("NFC", str(v))
+        return s
+    raw = values.map(one)
+    invisible = raw.map(lambda s: bool(_INVISIBLE.search(s)) if isinstance(s, str) else False)
+    text = raw.map(lambda s: re.sub(r"\s+", " ", _INVISIBLE.sub("", s)).strip() if isinstance(s, str) else None)
+    text = text.map(lambda s: s if s else None)
+    return text.astype("string"), invisible
+
+
+def parse_counts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Cells -> nullable integers and a reason code for each cell that is not a valid count."""
+    n = len(values)
+    out = np.full(n, np.nan)
+    reason = np.full(n, "", dtype=object)
+    for i, v in enumerate(values.array):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            reason[i] = "blank"
+            continue
+        if isinstance(v, bool):
+            reason[i] = "not_number"
+            continue
+        if isinstance(v, (datetime, date, time, timedelta, pd.Timestamp)):
+            reason[i] = "date"
+            continue
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            x = float(v)
+        else:
+            s = re.sub(r"[\s\u00a0\u202f]+", "", unicodedata.normalize("NFC", str(v)))
+            s = _INVISIBLE.sub("", s)
+            if not s:
+                reason[i] = "blank"
+                continue
+            if s in _DASHES:
+                x = 0.0
+            elif _DIGITS.match(s):
+                x = float(s)
+            elif _THOUSANDS.match(s):
+                x = float(s.replace(".", ""))
+            elif s.startswith("-") and (_DIGITS.match(s[1:]) or _THOUSANDS.match(s[1:])):
+                x = -float(s[1:].replace(".", ""))
+            elif _DECIMAL_COMMA.match(s) or re.match(r"^-?\d+\.\d{1,2}$", s):
+                x = float(s.replace(",", "."))
+                reason[i] = "fraction"
+                continue
+            elif s.startswith("="):
+                reason[i] = "formula"
+                continue
+            else:
+                reason[i] = "not_number"
+                continue
+        if not np.isfinite(x):
+            reason[i] = "not_number"
+        elif x < 0:
+            reason[i] = "negative"
+        elif not float(x).is_integer():
+            reason[i] = "fraction"
+        elif x > MAX_COUNT:
+            reason[i] = "too_large"
+        else:
+            out[i] = x
+    return pd.Series(out, index=values.index).astype("Int64"), pd.Series(reason, index=values.index)
+
+
+def parse_yesno(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    out = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    reason = pd.Series("", index=values.index, dtype=object)
+    for i, v in values.items():
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            out[i] = False  # template: x/blank means blank = no
+            continue
+        if isinstance(v, bool):
+            out[i] = v
+            continue
+        if isinstance(v, (int, float)) and float(v) in (0.0, 1.0):
+            out[i] = bool(v)
+            continue
+        key = fold(v)
+        if str(v).strip() in YES_MARKS or key in YES_VALUES:
+            out[i] = True
+        elif key in NO_VALUES:
+            out[i] = False
+        else:
+            reason[i] = "not_yesno"
+    return out, reason
+
+
+_REASONS = {
+    "blank": ("warning", "Ô trống: giá trị thiếu, không được tính.", "Blank cell: value missing, not counted."),
+    "not_number": ("error", "Không phải là số.", "Not a number."),
+    "date": ("error", "Ô số liệu chứa ngày tháng.", "A count cell holds a date."),
+    "fraction": ("error", "Số lẻ (số đếm phải là số nguyên).", "Fractional value (counts are whole numbers)."),
+    "negative": ("error", "Số âm.", "Negative number."),
+    "too_large": ("error", f"Số lớn bất thường (> {MAX_COUNT:,}).".replace(",", "."), f"Implausibly large (> {MAX_COUNT:,})."),
+    "formula": ("error", "Công thức không có giá trị đã tính; hãy lưu lại tệp trong Excel.",
+                "A formula without a computed value; re-save the file in Excel."),
+    "not_yesno": ("error", "Không đọc được Có/Không (dùng Có/Không, x/để trống, 1/0).",
+                  "Not a yes/no answer (use Có/Không, x/blank, 1/0)."),
+    "unknown_category": ("error", "Giá trị không có trong danh mục.", "Value not in the list of categories."),
+}
+
+
+class SheetCleaner:
+    """Types one sheet's raw rows and records every problem with its cell reference."""
+
+    def __init__(self, raw: RawSheet, year: int):
+        self.raw, self.year, self.spec = raw, year, raw.spec
+        self.problems: list[Problem] = list(raw.problems)
+        for p in self.problems:
+            p.year = year
+        self.excel_rows = pd.Series([r for r, _ in raw.rows], dtype="int64")
+        cells = {cid: [row[idx] if idx < len(row) else None for _, row in raw.rows]
+                 for cid, (idx, _) in raw.columns.items()}
+        self.cells = {cid: pd.Series(v, dtype=object) for cid, v in cells.items()}
+        self.frame = pd.DataFrame({"source_row": self.excel_rows})
+
+    def problem(self, i: int, column_id: str, severity: str, code: str, vi: str, en: str, value=None,
+                frame: pd.DataFrame | None = None) -> None:
+        """Log a problem at row ``i`` of ``frame`` (default: the sheet being typed)."""
+        frame = self.frame if frame is None else frame
+        row = int(frame["source_row"].iloc[i])
+        key = frame.get("ma_truong")
+        ma = key.iloc[i] if key is not None and self.spec.name != "XaPhuong" else None
+        self.problems.append(Problem(
+            file=self.raw.file, sheet=self.raw.sheet, severity=severity, code=code, message_vi=vi, message_en=en,
+            row=row, column=self.raw.header_of(column_id),
+            cell=self.raw.cell_ref(column_id, row) if column_id in self.raw.columns and row else "",
+            value=short_value(value), year=self.year, ma_truong="" if ma is None or pd.isna(ma) else str(ma),
+            column_id=column_id,
+        ))
+
+    def _report(self, col: Column, reasons: pd.Series, originals: pd.Series) -> None:
+        for i, why in reasons.items():
+            if not why:
+                continue
+            if why == "blank" and not col.required:
+                continue  # an optional girls' cell left blank just means no breakdown by sex for that row
+            severity, vi, en = _REASONS[why]
+            self.problem(i, col.id, severity, why, vi, en, originals.iloc[i])
+
+    def run(self) -> pd.DataFrame:
+        for col in self.spec.columns:
+            if col.id not in self.cells:
+                dtype = {"count": "Int64", "yesno": "boolean"}.get(col.kind, "string")
+                self.frame[col.id] = pd.Series(pd.NA, index=self.frame.index, dtype=dtype)
+                continue
+            values = self.cells[col.id]
+            if col.kind in ("code", "text"):
+                text, invisible = _clean_text(values)
+                if col.kind == "code":
+                    text = text.str.upper()
+                for i in np.flatnonzero(invisible.to_numpy()):
+                    self.problem(int(i), col.id, "warning", "invisible_characters",
+                                 "Có ký tự ẩn/điều khiển; đã loại bỏ các ký tự này.",
+                                 "Hidden or control characters removed.", values.iloc[i])
+                too_long = text.str.len().fillna(0).to_numpy() > MAX_TEXT
+                for i in np.flatnonzero(too_long):
+                    self.problem(int(i), col.id, "warning", "text_too_long",
+                                 f"Chuỗi quá dài, chỉ giữ {MAX_TEXT} ký tự đầu.",
+                                 f"Text too long, first {MAX_TEXT} characters kept.", values.iloc[i])
+                text = text.str.slice(0, MAX_TEXT)
+                self.frame[col.id] = text
+            elif col.kind == "category":
+                text, _ = _clean_text(values)
+                lookup = category_lookup(col)
+                codes = text.map(lambda s: lookup.get(fold(s)) if isinstance(s, str) else None).astype("string")
+                for i in np.flatnonzero((codes.isna() & text.notna()).to_numpy()):
+                    self._report(col, pd.Series({int(i): "unknown_category"}), values)
+                for i in np.flatnonzero(text.isna().to_numpy()):
+                    self.problem(int(i), col.id, "error", "blank", "Ô trống ở cột bắt buộc.",
+                                 "Blank cell in a required column.")
+                self.frame[col.id] = codes
+            elif col.kind == "yesno":
+                parsed, reasons = parse_yesno(values)
+                self._report(col, reasons, values)
+                self.frame[col.id] = parsed
+            else:
+                parsed, reasons = parse_counts(values)
+                self._report(col, reasons, values)
+                self.frame[col.id] = parsed
+        self._check_subsets()
+        self._check_totals()
+        self.frame.insert(0, "year", np.int64(self.year))
+        self.frame["source_file"] = self.raw.file
+        self.frame["source_row"] = self.frame.pop("source_row")
+        return self.frame
+
+    def _check_subsets(self) -> None:
+        for sub, sup in subset_rules(self.spec):
+            if sub not in self.raw.columns or sup not in self.raw.columns:
+                continue
+            bad = (self.frame[sub] > self.frame[sup]).fillna(False).to_numpy()
+            for i in np.flatnonzero(bad):
+                a, b = self.frame.at[int(i), sub], self.frame.at[int(i), sup]
+                sub_c, sup_c = self.spec.column(sub), self.spec.column(sup)
+                self.problem(int(i), sub, "error", "subset_exceeds_total",
+                             f"'{sub_c.vi}' ({a}) lớn hơn '{sup_c.vi}' ({b}); giá trị bị loại.",
+                             f"'{sub_c.en}' ({a}) exceeds '{sup_c.en}' ({b}); value excluded.", a)
+            self.frame.loc[bad, sub] = pd.NA
+
+    def _check_totals(self) -> None:
+        if self.raw.totals is None:
+            return
+        excel_row, cells = self.raw.totals
+        original = pd.Series({cid: cells[idx] if idx < len(cells) else None
+                              for cid, (idx, _) in self.raw.columns.items()})
+        for col in self.spec.columns:
+            if col.kind != "count" or col.id not in self.raw.columns:
+                continue
+            raw_value = original[col.id]
+            if raw_value is None or (isinstance(raw_value, str) and not raw_value.strip()):
+                continue
+            parsed, reason = parse_counts(pd.Series([raw_value], dtype=object))
+            column_sum, _ = parse_counts(self.cells[col.id])
+            total = int(column_sum.sum())
+            where = dict(file=self.raw.file, sheet=self.raw.sheet, row=excel_row, year=self.year,
+                         column=self.raw.header_of(col.id), cell=self.raw.cell_ref(col.id, excel_row),
+                         value=short_value(raw_value), column_id=col.id)
+            if reason.iloc[0]:
+                self.problems.append(Problem(severity="warning", code="totals_unreadable",
+                                             message_vi="Ô ở dòng tổng cộng không phải là số.",
+                                             message_en="The totals-row cell is not a number.", **where))
+            elif int(parsed.iloc[0]) != total:
+                self.problems.append(Problem(
+                    severity="warning", code="totals_mismatch",
+                    message_vi=f"Dòng tổng cộng ghi {int(parsed.iloc[0]):,} nhưng tổng các dòng là {total:,}; "
+                               "dùng số liệu từng dòng.".replace(",", "."),
+                    message_en=f"The totals row says {int(parsed.iloc[0]):,} but the rows add up to {total:,}; "
+                               "the rows are used.", **where))
+
+
+# --- whole workbook ----------------------------------------------------------------------------------------
+
+def _check_year_inside(raw: RawWorkbook, year: int) -> None:
+    """A workbook whose title says another school year than its file name is not guessed at."""
+    for table in raw.sheets.values():
+        for m in SCHOOL_YEAR_IN_TEXT.finditer(table.title_text):
+            start, end = int(m[1]), int(m[2])
+            if end == start + 1 and end != year:
+                raise DataFileError(
+                    raw.file,
+                    f"Tiêu đề ghi năm học {start}-{end} nhưng tên tệp là năm học {year - 1}-{year}.",
+                    f"The title says school year {start}-{end} but the file name says {year - 1}-{year}.",
+                    sheet=table.sheet, code="year_mismatch",
+                )
+
+
+def _dedupe(frame: pd.DataFrame, key: list[str], cleaner: SheetCleaner, what_vi: str, what_en: str) -> pd.DataFrame:
+    present = frame[key].notna().all(axis=1)
+    dup = frame.duplicated(key, keep=False) & present
+    for i in np.flatnonzero(dup.to_numpy()):
+        shown = " / ".join(str(frame.iloc[int(i)][k]) for k in key)
+        cleaner.problem(int(i), key[0], "error", "duplicate_key",
+                        f"{what_vi} '{shown}' bị trùng; mọi dòng trùng bị loại.",
+                        f"Duplicate {what_en} '{shown}'; all duplicate rows excluded.", shown, frame=frame)
+    missing = ~present
+    for i in np.flatnonzero(missing.to_numpy()):
+        cleaner.problem(int(i), key[-1], "error", "missing_key", "Thiếu giá trị khóa; dòng bị loại.",
+                        "Key value missing; row excluded.", frame=frame)
+    return frame[~dup & present].reset_index(drop=True)
+
+
+def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
+    """One school-year workbook -> its cleaned tables (pure apart from reading the file)."""
+    year = year_of_file(path)
+    raw = read_workbook(path)
+    _check_year_inside(raw, year)
+    result = CleanYear(year=year, file=path.name, tables={}, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    cleaners = {}
+    for spec in SHEETS:
+        cleaner = SheetCleaner(raw.sheets[spec.name], year)
+        frame = cleaner.run()
+        cleaners[spec.name] = cleaner
+        result.rows_read[spec.name] = len(frame)
+        result.tables[spec.name] = frame
+
+    truong = _resolve_wards(result.tables["Truong"], cleaners["Truong"], crosswalk, year, per_row_required=False)
+    truong = _dedupe(truong, ["ma_truong"], cleaners["Truong"], "Mã trường", "institution code")
+    result.tables["Truong"] = truong
+    known = set(truong["ma_truong"].dropna())
+    types = dict(zip(truong["ma_truong"], truong["loai_truong"]))
+
+    for name, key in (("MamNon", ["ma_truong"]), ("PhoThong", ["ma_truong", "cap_hoc"])):
+        frame, cleaner = result.tables[name], cleaners[name]
+        frame = _dedupe(frame, key, cleaner, "Mã trường" if name == "MamNon" else "Mã trường/cấp học",
+                        "institution code" if name == "MamNon" else "institution code and level")
+        orphan = ~frame["ma_truong"].isin(known)
+        for i in np.flatnonzero(orphan.to_numpy()):
+            cleaner.problem(int(i), "ma_truong", "error", "unknown_school",
+                            "Mã trường không có trong sheet Truong; dòng bị loại.",
+                            "Institution code not in sheet Truong; row excluded.", frame.at[int(i), "ma_truong"],
+                            frame=frame)
+        frame = frame[~orphan].reset_index(drop=True)
+        if name == "PhoThong":
+            mismatch = [
+                i for i, (code, level) in enumerate(zip(frame["ma_truong"], frame["cap_hoc"]))
+                if pd.notna(level) and pd.notna(types.get(code))
+                and not _level_fits(types[code], level)
+            ]
+            for i in mismatch:
+                cleaner.problem(i, "cap_hoc", "warning", "level_type_mismatch",
+                                "Cấp học không khớp loại trường trong sheet Truong.",
+                                "The level does not match the institution type in sheet Truong.",
+                                frame.at[i, "cap_hoc"], frame=frame)
+        result.tables[name] = frame
+
+    xa = _resolve_wards(result.tables["XaPhuong"], cleaners["XaPhuong"], crosswalk, year, per_row_required=True)
+    xa = _dedupe(xa, ["ma_xa_phuong"], cleaners["XaPhuong"], "Xã/phường", "ward")
+    result.tables["XaPhuong"] = xa
+    _report_non_reporting(result, cleaners)
+    for cleaner in cleaners.values():
+        result.problems.extend(cleaner.problems)
+    # inline sanity checks on the contract the rest of the pipeline relies on
+    assert truong["ma_truong"].is_unique
+    for name in ("MamNon", "PhoThong"):
+        assert result.tables[name]["ma_truong"].isin(known).all()
+    return result
+
+
+def _level_fits(school_type: str, level: str) -> bool:
+    from analysis.template import LOWER_SECONDARY_TYPES, PRIMARY_TYPES
+
+    return school_type in (PRIMARY_TYPES if level == "tieu_hoc" else LOWER_SECONDARY_TYPES)
+
+
+def _resolve_wards(frame: pd.DataFrame, cleaner: SheetCleaner, crosswalk: Crosswalk, year: int,
+                   *, per_row_required: bool) -> pd.DataFrame:
+    """Attach the crosswalk ward code and canonical name; unknown wards are logged, never guessed."""
+    has_code = "ma_xa_phuong" in cleaner.raw.columns
+    codes, names = [], []
+    for i in range(len(frame)):
+        text = frame.at[i, "ma_xa_phuong"] if has_code and pd.notna(frame.at[i, "ma_xa_phuong"]) else None
+        by_code = text is not None
+        if text is None:
+            text = frame.at[i, "xa_phuong"]
+        if text is None or pd.isna(text):
+            codes.append(None)
+            names.append(None)
+            cleaner.problem(i, "xa_phuong", "error", "missing_ward", "Thiếu tên xã/phường.",
+                            "Ward name missing.", frame=frame)
+            continue
+        match = crosswalk.match_ward(text, year, by_code=by_code)
+        column = "ma_xa_phuong" if by_code else "xa_phuong"
+        if match.status == "ok":
+            codes.append(match.code)
+            names.append(match.name)
+            continue
+        codes.append(None)
+        names.append(None)
+        if match.status == "ambiguous":
+            vi = f"Tên xã/phường trùng nhiều đơn vị ({', '.join(match.candidates)}); hãy ghi cột Mã xã/phường."
+            en = f"Ward name matches several units ({', '.join(match.candidates)}); give the ward code column."
+        elif match.status == "outside_year":
+            vi = f"Xã/phường không còn/chưa tồn tại trong năm học {year - 1}-{year} (theo danh mục)."
+            en = f"Ward not valid in school year {year - 1}-{year} (per the crosswalk)."
+        else:
+            vi, en = "Xã/phường không có trong danh mục đơn vị hành chính.", "Ward not in the crosswalk."
+        consequence = (" Dòng bị loại.", " Row excluded.") if per_row_required else (
+            " Trường không được tính theo xã/phường.", " Institution left out of ward breakdowns.")
+        cleaner.problem(i, column, "error", "unknown_ward", vi + consequence[0], en + consequence[1], text,
+                        frame=frame)
+    frame = frame.copy()
+    frame["ma_xa_phuong"] = pd.array(codes, dtype="string")
+    frame["xa_phuong"] = pd.array(names, dtype="string")
+    if per_row_required:
+        frame = frame[frame["ma_xa_phuong"].notna()].reset_index(drop=True)
+    return frame
+
+
+def _report_non_reporting(result: CleanYear, cleaners: dict[str, SheetCleaner]) -> None:
+    """Institutions listed in Truong but missing from the sheet that should carry their counts."""
+    truong = result.tables["Truong"]
+    mam = set(result.tables["MamNon"]["ma_truong"])
+    levels = set(zip(result.tables["PhoThong"]["ma_truong"], result.tables["PhoThong"]["cap_hoc"]))
+    from analysis.template import LOWER_SECONDARY_TYPES, PRIMARY_TYPES
+
+    for row in truong.itertuples(index=False):
+        expected = []
+        if row.loai_truong in PRESCHOOL_TYPES and row.ma_truong not in mam:
+            expected.append(("MamNon", "mầm non", "preschool"))
+        if row.loai_truong in PRIMARY_TYPES and (row.ma_truong, "tieu_hoc") not in levels:
+            expected.append(("PhoThong", "tiểu học", "primary"))
+        if row.loai_truong in LOWER_SECONDARY_TYPES and (row.ma_truong, "thcs") not in levels:
+            expected.append(("PhoThong", "THCS", "lower-secondary"))
+        for sheet, vi, en in expected:
+            result.problems.append(Problem(
+                file=result.file, sheet=cleaners[sheet].raw.sheet, severity="warning", code="not_reported",
+                message_vi=f"Cơ sở không có dòng số liệu {vi} trong sheet {sheet} (chưa báo cáo).",
+                message_en=f"Institution has no {en} row in sheet {sheet} (did not report).",
+                year=result.year, ma_truong=row.ma_truong, column_id="ma_truong", value=row.ten_truong or "",
+            ))
+
+
+# --- many years, and the save step ---------------------------------------------------------------------
+
+@dataclass
+class CleanRun:
+    years: dict[int, CleanYear]
+    failures: list[DataFileError]
+
+
+def clean_all(raw_dir: Path, years: list[int] | None = None) -> CleanRun:
+    """Clean every school-year workbook; a file that fails is reported, the others still cleaned."""
+    crosswalk = Crosswalk.load(raw_dir)
+    done, failures = {}, []
+    for year, path in discover(raw_dir, years).items():
+        try:
+            done[year] = clean_workbook(path, crosswalk)
+        except DataFileError as exc:
+            failures.append(exc)
+    return CleanRun(done, failures)
+
+
+def quality_frame(problems: list[Problem]) -> pd.DataFrame:
+    frame = pd.DataFrame([p.as_dict() for p in problems], columns=QUALITY_COLUMNS)
+    frame["year"] = frame["year"].astype("Int64")
+    frame["row"] = frame["row"].astype("Int64")
+    for col in QUALITY_COLUMNS:
+        if col not in ("year", "row"):
+            frame[col] = frame[col].astype("string")
+    order = {s: i for i, s in enumerate(("error", "warning", "info"))}
+    frame["_o"] = frame["severity"].map(order)
+    return frame.sort_values(["year", "file", "_o", "sheet", "row"], kind="stable").drop(columns="_o").reset_index(drop=True)
+
+
+def files_frame(run: CleanRun) -> pd.DataFrame:
+    rows = []
+    for y, c in sorted(run.years.items()):
+        counts = pd.Series([p.severity for p in c.problems]).value_counts()
+        rows.append({"year": y, "file": c.file, "sha256": c.sha256, "status": "ok",
+                     **{f"rows_{TABLES[k]}": v for k, v in c.rows_read.items()},
+                     **{f"n_{s}": int(counts.get(s, 0)) for s in ("error", "warning", "info")}})
+    for f in run.failures:
+        rows.append({"year": _year_or_none(f.file), "file": f.file, "status": "failed", "sha256": ""})
+    return pd.DataFrame(rows)
+
+
+def _year_or_none(file: str):
+    m = WORKBOOK_NAME_RE.match(file)
+    return int(m["end"]) if m else None
+
+
+def combine(run: CleanRun) -> dict[str, pd.DataFrame]:
+    """The tidy tables over all cleaned years."""
+    out = {}
+    for sheet, name in TABLES.items():
+        frames = [c.tables[sheet] for _, c in sorted(run.years.items())]
+        out[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    problems = [p for _, c in sorted(run.years.items()) for p in c.problems]
+    problems += [f.as_problem(_year_or_none(f.file)) for f in run.failures]
+    out["quality"] = quality_frame(problems)
+    out["files"] = files_frame(run)
+    return out
+
+
+def load_tables(processed_dir: Path | None = None) -> dict[str, pd.DataFrame]:
+    """Read back the cleaned tables written by ``save``."""
+    folder = config.processed_dir(processed_dir)
+    from analysis.io import recover
+
+    recover(folder)
+    out = {}
+    for name in (*TABLES.values(), "quality", "files"):
+        path = folder / f"{name}.parquet"
+        if not path.exists():
+            from analysis.errors import AnalysisError
+
+            raise AnalysisError(
+                f"Chưa có dữ liệu đã làm sạch ({path.name}); hãy chạy 'python -m analysis clean'.",
+                f"No cleaned data yet ({path.name}); run 'python -m analysis clean' first.",
+            )
+        out[name] = pd.read_parquet(path)
+    return out
+
+
+def merge_with_existing(new: dict[str, pd.DataFrame], folder: Path, years: list[int]) -> dict[str, pd.DataFrame]:
+    """When only some years were cleaned, keep the other years already in ``folder``."""
+    merged = {}
+    for name, frame in new.items():
+        path = folder / f"{name}.parquet"
+        if path.exists():
+            old = pd.read_parquet(path)
+            if "year" in old:
+                old = old[~old["year"].isin(years)]
+                frame = pd.concat([old, frame], ignore_index=True).sort_values("year", kind="stable")
+                frame = frame.reset_index(drop=True)
+        merged[name] = frame
+    if "quality" in merged:
+        merged["quality"] = quality_frame_from_frame(merged["quality"])
+    return merged
+
+
+def quality_frame_from_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    order = {s: i for i, s in enumerate(("error", "warning", "info"))}
+    frame = frame.assign(_o=frame["severity"].map(order))
+    return frame.sort_values(["year", "file", "_o", "sheet", "row"], kind="stable").drop(columns="_o").reset_index(drop=True)
+
+
+def save(tables: dict[str, pd.DataFrame], processed_dir: Path) -> None:
+    """Write every table, all or nothing."""
+    with staged(processed_dir) as st:
+        for name, frame in tables.items():
+            st.add_parquet(f"{name}.parquet", frame)
+        st.add_csv("quality.csv", tables["quality"])
+        st.commit()
+
+
+# --- command line --------------------------------------------------------------------------------------
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--year", type=int, action="append", help="năm báo cáo (2025 = năm học 2024-2025); lặp lại được")
+    parser.add_argument("--raw-dir", help="thư mục số liệu thô (mặc định data/raw)")
+    parser.add_argument("--processed-dir", help="thư mục kết quả (mặc định data/processed)")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="vẫn ghi kết quả của các tệp đọc được khi có tệp lỗi (mã thoát vẫn khác 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    raw_dir = config.raw_dir(args.raw_dir)
+    processed = config.processed_dir(args.processed_dir)
+    if not raw_dir.is_dir():
+        from analysis.errors import AnalysisError
+
+        raise AnalysisError(f"Không có thư mục {raw_dir.name}.", f"Folder {raw_dir.name} does not exist.")
+    found = discover(raw_dir, args.year)
+    if not found:
+        from analysis.errors import AnalysisError
+
+        wanted = f" cho năm {args.year}" if args.year else ""
+        raise AnalysisError(f"Không có tệp năm học (YYYY-YYYY.xlsx){wanted} trong {config.display_path(raw_dir)}.",
+                            f"No school-year workbook (YYYY-YYYY.xlsx) found in {config.display_path(raw_dir)}.")
+    result = clean_all(raw_dir, args.year)
+    for exc in result.failures:
+        print(f"LỖI / ERROR: {exc}", file=sys.stderr)
+    if result.failures and not args.keep_going:
+        print(f"{len(result.failures)} tệp lỗi: không ghi kết quả, dữ liệu cũ giữ nguyên. / "
+              f"{len(result.failures)} file(s) failed: nothing written, previous outputs kept.", file=sys.stderr)
+        return 1
+    tables = combine(result)
+    if args.year:
+        tables = merge_with_existing(tables, processed, list(result.years) + [
+            y for y in (_year_or_none(f.file) for f in result.failures) if y])
+    save(tables, processed)
+    q = tables["quality"]
+    for year, c in sorted(result.years.items()):
+        n = q[q["year"] == year]["severity"].value_counts()
+        print(f"{c.file}: {sum(c.rows_read.values())} dòng/rows; lỗi/errors {n.get('error', 0)}, "
+              f"cảnh báo/warnings {n.get('warning', 0)}, ghi chú/info {n.get('info', 0)}")
+    print(f"-> {config.display_path(processed)}/ (truong, mam_non, pho_thong, xa_phuong, quality)")
+    return 1 if result.failures else 0

@@ -1,0 +1,369 @@
+"""Workbook -> raw tables: find each sheet's header row, map its headers, separate data, totals and notes.
+
+Real office exports carry title rows, an optional row of column numbers "(1) (2) …", two-row headers
+("HS bỏ học" over "Tổng số | Nữ"), a totals row and a signature block. This module finds the table in
+all that and returns the cells untouched (apart from Unicode NFC), with their Excel row numbers;
+``clean.py`` gives them types. Anything that makes a sheet unusable raises ``DataFileError``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analysis.errors import DataFileError, Problem, excel_column_letter, short_value
+from analysis.template import NOTE_SHEET, SHEETS, Column, Sheet, fold
+
+HEADER_SCAN_ROWS = 40
+MAX_ROWS = 200_000  # a district workbook has hundreds; refuse absurd sheets instead of hanging
+
+_TOTAL_KEYS = ("tongcong", "tongso", "total", "grandtotal")
+_TOTAL_EXACT = {"cong", "tong", "tongcong", "tongso", "total"}
+_FOOTER_PREFIXES = (
+    "nguoilap", "ghichu", "thutruong", "hieutruong", "truongphong", "photruongphong", "kyten", "luuy",
+    "note", "dulieugialap", "dulieumophong", "syntheticdata", "xacnhan", "kttruongphong", "tmuybannhandan",
+    "tmuyban", "kthieutruong",
+)
+_DATE_LINE = re.compile(r"ngay\d*thang\d*nam\d*")
+_SUBHEADER_TOTAL = {"tongso", "ts", "tong", "cong", "sl", "soluong", "total", "all"}
+_SUBHEADER_FEMALE = {"nu", "trongdonu", "trongdo", "female", "girls", "sonu"}
+_ORDINAL = re.compile(r"^\(?\s*\d{1,3}\s*\)?$")
+SCHOOL_YEAR_IN_TEXT = re.compile(r"(?<!\d)(20\d\d)\s*[-–—/]\s*(20\d\d)(?!\d)")
+_IGNORED_HEADERS = {"stt", "tt", "sothutu", "no"}
+
+
+@dataclass
+class RawSheet:
+    """One sheet's table as found in the workbook, cells not yet typed."""
+
+    file: str
+    sheet: str  # name as written in the workbook
+    spec: Sheet
+    header_row: int  # Excel row number of the (last) header row
+    columns: dict[str, tuple[int, str]]  # column id -> (0-based index, header text as written)
+    rows: list[tuple[int, list]]  # (Excel row number, cells) for data rows
+    totals: tuple[int, list] | None = None
+    title_text: str = ""
+    problems: list[Problem] = field(default_factory=list)
+
+    def header_of(self, column_id: str) -> str:
+        return self.columns[column_id][1] if column_id in self.columns else column_id
+
+    def cell_ref(self, column_id: str, excel_row: int) -> str:
+        return f"{excel_column_letter(self.columns[column_id][0])}{excel_row}"
+
+
+@dataclass
+class RawWorkbook:
+    file: str
+    path: Path
+    sheets: dict[str, RawSheet]  # template sheet name -> table
+    note_text: str = ""
+
+
+def _nfc(value):
+    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+
+
+def _is_blank(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip()) or (
+        isinstance(value, float) and value != value
+    )
+
+
+def open_workbook(path: Path):
+    """Open with calamine; any failure becomes a bilingual DataFileError naming the file."""
+    from python_calamine import CalamineWorkbook
+
+    name = path.name
+    if not path.is_file():
+        raise DataFileError(name, "Không tìm thấy tệp.", "File not found.", code="file_missing")
+    if path.stat().st_size == 0:
+        raise DataFileError(name, "Tệp rỗng (0 byte).", "The file is empty (0 bytes).", code="file_empty")
+    with open(path, "rb") as fh:
+        magic = fh.read(8)
+    if magic.startswith(b"\xd0\xcf\x11\xe0"):
+        # OLE container: an old .xls, or an .xlsx encrypted with a password
+        raise DataFileError(
+            name,
+            "Tệp được đặt mật khẩu hoặc là định dạng .xls cũ; hãy lưu lại thành .xlsx không mật khẩu.",
+            "The file is password-protected or an old .xls; save it as an .xlsx without a password.",
+            code="file_encrypted_or_xls",
+        )
+    if not magic.startswith(b"PK"):
+        raise DataFileError(
+            name,
+            "Tệp không phải là sổ tính Excel (.xlsx) — có thể là CSV, PDF hoặc tệp khác bị đổi tên.",
+            "The file is not an Excel workbook (.xlsx) — perhaps a renamed CSV, PDF or other file.",
+            code="file_not_xlsx",
+        )
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+            if bad is not None:
+                raise zipfile.BadZipFile(bad)
+            if any(info.flag_bits & 0x1 for info in zf.infolist()):
+                raise DataFileError(
+                    name, "Tệp nén được đặt mật khẩu.", "The archive is password-protected.",
+                    code="file_encrypted_or_xls",
+                )
+        return CalamineWorkbook.from_path(str(path))
+    except DataFileError:
+        raise
+    except Exception as exc:  # zipfile / calamine raise many kinds; all mean "cannot read"
+        raise DataFileError(
+            name,
+            f"Không đọc được tệp Excel (tệp hỏng?): {short_value(exc, 160)}",
+            f"Cannot read the Excel file (corrupted?): {short_value(exc, 160)}",
+            code="file_unreadable",
+        ) from None
+
+
+def read_grid(workbook, sheet_name: str, file: str) -> list[list]:
+    try:
+        rows = workbook.get_sheet_by_name(sheet_name).to_python(skip_empty_area=False)
+    except Exception as exc:
+        raise DataFileError(
+            file, f"Không đọc được sheet: {short_value(exc, 160)}", f"Cannot read the sheet: {short_value(exc, 160)}",
+            sheet=sheet_name, code="sheet_unreadable",
+        ) from None
+    if len(rows) > MAX_ROWS:
+        raise DataFileError(
+            file, f"Sheet có {len(rows):,} dòng, vượt giới hạn {MAX_ROWS:,}.",
+            f"The sheet has {len(rows):,} rows, above the limit of {MAX_ROWS:,}.", sheet=sheet_name,
+            code="sheet_too_large",
+        )
+    return [[_nfc(v) for v in row] for row in rows]
+
+
+def _header_lookup(spec: Sheet) -> dict[str, Column]:
+    lookup: dict[str, Column] = {}
+    for col in spec.columns:
+        for key in col.header_keys():
+            lookup.setdefault(key, col)
+    return lookup
+
+
+def _combine_two_row_header(top: list, sub: list) -> list[str] | None:
+    """Merge a header row with a sub-header row ("Tổng số" / "Nữ") into single header texts."""
+    sub_keys = [fold(v) if not _is_blank(v) else "" for v in sub]
+    if not any(k in _SUBHEADER_TOTAL | _SUBHEADER_FEMALE for k in sub_keys):
+        return None
+    combined, parent = [], ""
+    width = max(len(top), len(sub))
+    for j in range(width):
+        t = top[j] if j < len(top) else None
+        s_key = sub_keys[j] if j < len(sub_keys) else ""
+        if not _is_blank(t):
+            parent = str(t).strip()
+        elif not s_key:
+            parent = ""  # a blank column ends a merged parent
+        if s_key in _SUBHEADER_FEMALE and parent:
+            combined.append(f"{parent} – Nữ")
+        elif s_key in _SUBHEADER_TOTAL or not s_key:
+            combined.append(parent if not _is_blank(t) or s_key else "")
+        else:
+            combined.append(str(sub[j]).strip())
+    return combined
+
+
+def _map_headers(cells: list, lookup: dict[str, Column]) -> dict[str, list[tuple[int, str]]]:
+    found: dict[str, list[tuple[int, str]]] = {}
+    for j, cell in enumerate(cells):
+        if _is_blank(cell):
+            continue
+        col = lookup.get(fold(cell))
+        if col is not None:
+            found.setdefault(col.id, []).append((j, str(cell).strip()))
+    return found
+
+
+def _is_ordinal_row(cells: list) -> bool:
+    values = [c for c in cells if not _is_blank(c)]
+    if len(values) < 2:
+        return False
+    nums = []
+    for v in values:
+        if isinstance(v, bool):
+            return False
+        if isinstance(v, (int, float)) and float(v).is_integer():
+            nums.append(int(v))
+        elif isinstance(v, str) and _ORDINAL.match(v.strip()):
+            nums.append(int(re.sub(r"\D", "", v)))
+        else:
+            return False
+    return all(b > a for a, b in zip(nums, nums[1:])) and nums[0] <= 2
+
+
+def _text_key(cells: list) -> str:
+    """Folded text of the first non-blank text cells, to recognise totals and footer rows."""
+    texts = [str(c) for c in cells if isinstance(c, str) and c.strip()][:3]
+    return fold(" ".join(texts))
+
+
+def _is_totals(cells: list, key_value) -> bool:
+    for value in (key_value, *[c for c in cells if isinstance(c, str)][:2]):
+        if isinstance(value, str) and value.strip():
+            k = fold(value)
+            if k in _TOTAL_EXACT or k.startswith(_TOTAL_KEYS):
+                return True
+    return False
+
+
+def _is_footer(cells: list, key_value) -> bool:
+    k = fold(key_value) if isinstance(key_value, str) else ""
+    text = _text_key(cells)
+    return bool(
+        (k and (k.startswith(_FOOTER_PREFIXES) or _DATE_LINE.search(k)))
+        or (not k and text and (text.startswith(_FOOTER_PREFIXES) or _DATE_LINE.search(text)))
+    )
+
+
+def find_table(grid: list[list], spec: Sheet, file: str, sheet_name: str) -> RawSheet:
+    """Locate header, data rows, totals row and footer in a sheet grid."""
+    lookup = _header_lookup(spec)
+    best, best_row, best_cells = None, -1, None
+    for i, row in enumerate(grid[:HEADER_SCAN_ROWS]):
+        found = _map_headers(row, lookup)
+        if len(found) >= 2 and (best is None or len(found) > len(best)):
+            best, best_row, best_cells = found, i, row
+    if best is None:
+        expected = ", ".join(f"'{c.vi}'" for c in spec.required)
+        raise DataFileError(
+            file,
+            f"Không tìm thấy dòng tiêu đề trong {HEADER_SCAN_ROWS} dòng đầu (cần các cột {expected}).",
+            f"No header row found in the first {HEADER_SCAN_ROWS} rows (expected columns "
+            f"{', '.join(repr(c.en) for c in spec.required)}).",
+            sheet=sheet_name, code="header_not_found",
+        )
+    header_row = best_row
+    # two-row header: "HS bỏ học" merged over "Tổng số | Nữ"
+    if best_row + 1 < len(grid):
+        combined = _combine_two_row_header(best_cells, grid[best_row + 1])
+        if combined is not None:
+            found2 = _map_headers(combined, lookup)
+            if len(found2) >= len(best):
+                best, header_row = found2, best_row + 1
+    duplicates = {cid: hits for cid, hits in best.items() if len(hits) > 1}
+    if duplicates:
+        cid, hits = next(iter(duplicates.items()))
+        cols = ", ".join(f"{excel_column_letter(j)} ('{h}')" for j, h in hits)
+        raise DataFileError(
+            file, f"Cột '{spec.column(cid).vi}' xuất hiện nhiều lần: {cols}.",
+            f"Column '{spec.column(cid).en}' appears more than once: {cols}.",
+            sheet=sheet_name, row=header_row + 1, column=hits[1][1], code="duplicate_column",
+        )
+    columns = {cid: hits[0] for cid, hits in best.items()}
+    missing = [c for c in spec.required if c.id not in columns]
+    # a sheet keyed by ward name may give the ward code instead
+    if spec.name == "XaPhuong" and "ma_xa_phuong" in columns:
+        missing = [c for c in missing if c.id != "xa_phuong"]
+    if missing:
+        raise DataFileError(
+            file,
+            "Thiếu cột bắt buộc: " + ", ".join(f"'{c.vi}'" for c in missing) + f" (dòng tiêu đề {header_row + 1}).",
+            "Missing required column(s): " + ", ".join(f"'{c.en}' ('{c.vi}')" for c in missing)
+            + f" (header row {header_row + 1}).",
+            sheet=sheet_name, row=header_row + 1, column=missing[0].vi, code="missing_column",
+        )
+    table = RawSheet(file=file, sheet=sheet_name, spec=spec, header_row=header_row + 1, columns=columns,
+                     rows=[], title_text=" ".join(str(c) for r in grid[:best_row] for c in r if not _is_blank(c)))
+    header_cells = grid[best_row] if header_row == best_row else combined
+    for j, cell in enumerate(header_cells):
+        if _is_blank(cell) or any(j == idx for idx, _ in columns.values()):
+            continue
+        if fold(cell) in _IGNORED_HEADERS:
+            continue
+        table.problems.append(Problem(
+            file=file, sheet=sheet_name, severity="info", code="unknown_column", row=header_row + 1,
+            column=str(cell).strip(), cell=f"{excel_column_letter(j)}{header_row + 1}", value=short_value(cell),
+            message_vi="Cột không thuộc mẫu, được bỏ qua.", message_en="Column not in the template, ignored.",
+        ))
+    _collect_rows(grid, header_row + 1, table)
+    return table
+
+
+def _collect_rows(grid: list[list], start: int, table: RawSheet) -> None:
+    key_ids = [k for k in table.spec.key if k in table.columns] or (
+        ["ma_xa_phuong"] if "ma_xa_phuong" in table.columns else []
+    )
+    key_idx = table.columns[key_ids[0]][0]
+    value_idx = [idx for cid, (idx, _) in table.columns.items() if cid not in table.spec.key]
+    ended_at: int | None = None
+    first = True
+    for i in range(start, len(grid)):
+        cells = grid[i]
+        excel_row = i + 1
+        if all(_is_blank(c) for c in cells):
+            continue
+        if first and _is_ordinal_row(cells):
+            first = False
+            continue
+        first = False
+        key_value = cells[key_idx] if key_idx < len(cells) else None
+        has_values = any(idx < len(cells) and not _is_blank(cells[idx]) for idx in value_idx)
+        if ended_at is not None:
+            if not _is_blank(key_value) and has_values and not _is_footer(cells, key_value):
+                table.problems.append(Problem(
+                    file=table.file, sheet=table.sheet, severity="warning", code="row_after_table_end",
+                    row=excel_row, column=table.header_of(key_ids[0]), value=short_value(key_value),
+                    message_vi=f"Dòng có số liệu nằm sau dòng tổng cộng/chữ ký (dòng {ended_at}), không được đọc.",
+                    message_en=f"A row with data lies after the totals/signature row (row {ended_at}); not read.",
+                ))
+            continue
+        if _is_totals(cells, key_value):
+            table.totals = (excel_row, cells)
+            ended_at = excel_row
+            continue
+        if _is_footer(cells, key_value) and (
+            _is_blank(key_value) or not has_values or fold(key_value).startswith(_FOOTER_PREFIXES)
+        ):
+            # a signature or notes line; a row with a real key and numbers stays data
+            ended_at = excel_row
+            continue
+        if _is_blank(key_value):
+            if has_values:
+                table.problems.append(Problem(
+                    file=table.file, sheet=table.sheet, severity="error", code="missing_key", row=excel_row,
+                    column=table.header_of(key_ids[0]), cell=table.cell_ref(key_ids[0], excel_row),
+                    message_vi="Dòng có số liệu nhưng thiếu mã/tên; dòng bị loại.",
+                    message_en="Row has data but no code/name; row excluded.",
+                ))
+            continue
+        table.rows.append((excel_row, cells))
+
+
+def find_sheet(workbook, spec: Sheet) -> str | None:
+    keys = spec.name_keys()
+    for name in workbook.sheet_names:
+        if fold(name) in keys:
+            return name
+    return None
+
+
+def read_workbook(path: str | Path, sheets: tuple[Sheet, ...] = SHEETS) -> RawWorkbook:
+    """Read every template sheet of one school-year workbook."""
+    path = Path(path)
+    file = path.name
+    wb = open_workbook(path)
+    missing = [s for s in sheets if find_sheet(wb, s) is None]
+    if missing:
+        present = ", ".join(f"'{n}'" for n in wb.sheet_names) or "—"
+        raise DataFileError(
+            file,
+            "Thiếu sheet: " + ", ".join(f"'{s.name}' ({s.vi})" for s in missing) + f". Có: {present}.",
+            "Missing sheet(s): " + ", ".join(f"'{s.name}' ({s.en})" for s in missing) + f". Found: {present}.",
+            sheet=missing[0].name, code="missing_sheet",
+        )
+    tables = {}
+    for spec in sheets:
+        name = find_sheet(wb, spec)
+        tables[spec.name] = find_table(read_grid(wb, name, file), spec, file, name)
+    note_text = ""
+    note = next((n for n in wb.sheet_names if fold(n) == fold(NOTE_SHEET)), None)
+    if note is not None:
+        note_text = " ".join(str(c) for r in read_grid(wb, note, file) for c in r if not _is_blank(c))
+    return RawWorkbook(file=file, path=path, sheets=tables, note_text=note_text)
