@@ -58,6 +58,8 @@ def short_value(value: object, limit: int = 80) -> str:
     """A cell value as text for messages: control characters shown, long text cut."""
     if value is None:
         return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     text = str(value)
     text = "".join(ch if ch.isprintable() or ch == " " else f"\\x{ord(ch):02x}" for ch in text)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -131,79 +131,105 @@ class Crosswalk:
             cache[year] = {"name": by_name.to_dict(), "code": {c: (c,) for c in wards["unit_code"]}}
         return cache[year]
 
+    @cached_property
+    def _names_by_code(self) -> dict[str, list[tuple]]:
+        out: dict[str, list[tuple]] = {}
+        for code, name, start, end in self.versions[["unit_code", "unit_name", "valid_from", "valid_to"]].itertuples(
+                index=False):
+            out.setdefault(code, []).append((start, end, name))
+        return out
+
     def name_of(self, code: str, year: int | None = None) -> str:
-        rows = self.versions[self.versions["unit_code"] == code]
-        if rows.empty:
+        """The unit's name in that school year (its latest name when no year is given)."""
+        versions = self._names_by_code.get(code)
+        if not versions:
             return code
         if year is not None:
             day = pd.Timestamp(school_year_start(year))
-            ok = rows[(rows["valid_from"].isna() | (rows["valid_from"] <= day))
-                      & (rows["valid_to"].isna() | (rows["valid_to"] >= day))]
-            if len(ok):
-                rows = ok
-        return rows.iloc[-1]["unit_name"]
+            for start, end, name in versions:
+                if (pd.isna(start) or start <= day) and (pd.isna(end) or end >= day):
+                    return name
+        return versions[-1][2]
 
-    def parent_of(self, code: str, year: int) -> str | None:
-        rows = self.versions[self.versions["unit_code"] == code]
-        day = pd.Timestamp(school_year_start(year))
-        ok = rows[(rows["valid_from"].isna() | (rows["valid_from"] <= day))
-                  & (rows["valid_to"].isna() | (rows["valid_to"] >= day))]
-        rows = ok if len(ok) else rows
-        parent = rows.iloc[-1]["parent_code"] if len(rows) else None
-        return parent if isinstance(parent, str) and parent else None
+    # --- hierarchy ------------------------------------------------------------------------------------------
+    @cached_property
+    def level_of(self) -> dict[str, str]:
+        return dict(zip(self.versions["unit_code"], self.versions["level"]))
 
-    def ancestors(self, code: str, year: int) -> dict[str, str]:
-        """level -> unit code for the unit and every unit above it that year."""
+    def parents_at(self, year: int) -> dict[str, str]:
+        """unit -> parent for the units of a school year (valid at its start, or created during it)."""
+        start = self.valid_at(school_year_start(year))
+        end = self.valid_at(school_year_end(year))
+        both = pd.concat([start, end[~end["unit_code"].isin(start["unit_code"])]])
+        both = both[both["parent_code"].notna()]
+        return dict(zip(both["unit_code"], both["parent_code"]))
+
+    def ancestors_from(self, code: str, parents: dict[str, str]) -> dict[str, str]:
+        """level -> code of every unit above ``code`` (levels above ward only)."""
         out: dict[str, str] = {}
-        seen = set()
-        while code and code not in seen:
-            seen.add(code)
-            rows = self.versions[self.versions["unit_code"] == code]
-            if rows.empty:
-                break
-            out[rows.iloc[-1]["level"]] = code
-            code = self.parent_of(code, year)
+        seen = {code}
+        cur = parents.get(code)
+        while cur and cur not in seen:
+            seen.add(cur)
+            out[self.level_of.get(cur, "?")] = cur
+            cur = parents.get(cur)
         return out
+
+    def canonical(self, code: str) -> str:
+        """The code a series keeps across renames: follow single, whole predecessors back in time."""
+        for _ in range(50):
+            preds = self._predecessors.get(code, [])
+            if len(preds) != 1 or preds[0][1] != "whole" or len(self._successors.get(preds[0][0], [])) != 1:
+                return code
+            code = preds[0][0]
+        return code
+
+    def wards_under(self, code: str, year: int) -> frozenset[str]:
+        """Every ward of that school year whose chain of parents reaches ``code``."""
+        parents = self.parents_at(year)
+        wards = self.wards_of_year(year)["unit_code"]
+        return frozenset(w for w in wards if code in self.ancestors_from(w, parents).values())
 
     # --- across years ---------------------------------------------------------------------------------
     @cached_property
     def _predecessors(self) -> dict[str, list[tuple[str, str]]]:
         preds: dict[str, list[tuple[str, str]]] = {}
-        for row in self.successors.itertuples(index=False):
-            preds.setdefault(row.successor_code, []).append((row.unit_code, row.mapping))
+        for unit, succ, mapping in self.successors.itertuples(index=False):
+            preds.setdefault(succ, []).append((unit, mapping))
         return preds
+
+    @cached_property
+    def _successors(self) -> dict[str, list[tuple[str, str]]]:
+        succs: dict[str, list[tuple[str, str]]] = {}
+        for unit, succ, mapping in self.successors.itertuples(index=False):
+            succs.setdefault(unit, []).append((succ, mapping))
+        return succs
 
     def current_ward_map(self, codes: set[str] | list[str]) -> dict[str, str]:
         """Historical ward -> today's ward, only where today's ward is exactly a union of whole wards in
         ``codes`` (the wards the data covers). Units split, or merged with territory we have no data for,
         are left out: their history cannot be restated in today's geography without guessing."""
         codes = set(codes)
-        succ = self.successors
-        today: dict[str, str] = {}
+        out: dict[str, str] = {}
         for code in codes:
             cur, ok = code, True
-            for _ in range(20):
-                nxt = succ[succ["unit_code"] == cur]
-                if nxt.empty:
+            for _ in range(50):
+                nxt = self._successors.get(cur, [])
+                if not nxt:
                     break
-                if len(nxt) != 1 or nxt.iloc[0]["mapping"] != "whole":
+                if len(nxt) != 1 or nxt[0][1] != "whole":
                     ok = False
                     break
-                cur = nxt.iloc[0]["successor_code"]
-            if ok:
-                today[code] = cur
-        # keep a today's ward only if every unit that ever went into it is covered, whole, by the data
-        complete = {}
-        for code, cur in today.items():
-            if self._fully_covered(cur, codes):
-                complete[code] = cur
-        return complete
+                cur = nxt[0][0]
+            if ok and self._fully_covered(cur, codes):
+                out[code] = cur
+        return out
 
     def _fully_covered(self, code: str, codes: set[str], depth: int = 0) -> bool:
         preds = self._predecessors.get(code, [])
         if not preds:
             return code in codes
-        if depth > 20:
+        if depth > 50:
             return False
         return all(m == "whole" and (p in codes or self._fully_covered(p, codes, depth + 1)) for p, m in preds)
 
@@ -211,17 +237,17 @@ class Crosswalk:
         """Do two sets of wards (consecutive years) cover the same territory?"""
         if before == after:
             return True
-        # map every unit to the finest whole-preserving representation: a new unit equals the union of its
-        # predecessors when all are whole; partial pieces or outside units make the territories differ
+        # a new unit equals the union of its predecessors when all of them went into it whole;
+        # partial pieces or units from outside make the territories differ
         return self._expand(after) == self._expand(before)
 
-    def _expand(self, codes: set[str]) -> frozenset[str] | None:
+    def _expand(self, codes: set[str]) -> frozenset[str]:
         out: set[str] = set()
         stack = list(codes)
         while stack:
             code = stack.pop()
             preds = self._predecessors.get(code, [])
-            if preds and all(m == "whole" for _, m in preds):
+            if preds and all(m == "whole" and len(self._successors.get(p, [])) == 1 for p, m in preds):
                 stack.extend(p for p, _ in preds)
             else:
                 out.add(code)

@@ -20,9 +20,19 @@ import pandas as pd
 JOURNAL = ".commit-journal.json"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_MODE = 0o666 & ~_umask()
+
+
 def _tmp_path(final: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
+    os.chmod(name, _MODE)  # mkstemp makes 0600 files; outputs are for everyone who may read them
     return Path(name)
 
 

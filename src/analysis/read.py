@@ -25,14 +25,14 @@ _TOTAL_EXACT = {"cong", "tong", "tongcong", "tongso", "total"}
 _FOOTER_PREFIXES = (
     "nguoilap", "ghichu", "thutruong", "hieutruong", "truongphong", "photruongphong", "kyten", "luuy",
     "note", "dulieugialap", "dulieumophong", "syntheticdata", "xacnhan", "kttruongphong", "tmuybannhandan",
-    "tmuyban", "kthieutruong",
+    "tmuyban", "kthieutruong", "kyghiro", "kyten", "daky", "kyvaghiro", "kydongdau",
 )
 _DATE_LINE = re.compile(r"ngay\d*thang\d*nam\d*")
 _SUBHEADER_TOTAL = {"tongso", "ts", "tong", "cong", "sl", "soluong", "total", "all"}
 _SUBHEADER_FEMALE = {"nu", "trongdonu", "trongdo", "female", "girls", "sonu"}
 _ORDINAL = re.compile(r"^\(?\s*\d{1,3}\s*\)?$")
 SCHOOL_YEAR_IN_TEXT = re.compile(r"(?<!\d)(20\d\d)\s*[-–—/]\s*(20\d\d)(?!\d)")
-_IGNORED_HEADERS = {"stt", "tt", "sothutu", "no"}
+_IGNORED_HEADERS = {"stt", "tt", "sott", "sothutu", "no", "tentruong"}  # numbering; the name repeated beside a code
 
 
 @dataclass
@@ -198,6 +198,18 @@ def _is_ordinal_row(cells: list) -> bool:
     return all(b > a for a, b in zip(nums, nums[1:])) and nums[0] <= 2
 
 
+def _numeric_cells(cells: list, indexes: list[int]) -> int:
+    """How many of the given cells hold a number (as a number or as digits): data rows have several."""
+    n = 0
+    for idx in indexes:
+        v = cells[idx] if idx < len(cells) else None
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v:
+            n += 1
+        elif isinstance(v, str) and re.fullmatch(r"\s*[\d.]+\s*", v):
+            n += 1
+    return n
+
+
 def _text_key(cells: list) -> str:
     """Folded text of the first non-blank text cells, to recognise totals and footer rows."""
     texts = [str(c) for c in cells if isinstance(c, str) and c.strip()][:3]
@@ -306,7 +318,7 @@ def _collect_rows(grid: list[list], start: int, table: RawSheet) -> None:
         key_value = cells[key_idx] if key_idx < len(cells) else None
         has_values = any(idx < len(cells) and not _is_blank(cells[idx]) for idx in value_idx)
         if ended_at is not None:
-            if not _is_blank(key_value) and has_values and not _is_footer(cells, key_value):
+            if not _is_blank(key_value) and _numeric_cells(cells, value_idx) >= min(2, len(value_idx)):
                 table.problems.append(Problem(
                     file=table.file, sheet=table.sheet, severity="warning", code="row_after_table_end",
                     row=excel_row, column=table.header_of(key_ids[0]), value=short_value(key_value),

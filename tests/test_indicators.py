@@ -1,0 +1,237 @@
+"""Indicators: known answers computed by hand on tiny workbooks, and properties of the aggregation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import minimal_sheets, write_workbook
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from analysis import clean, indicators
+from analysis.__main__ import main
+from analysis.geography import Crosswalk
+
+
+def build(raw_dir, years_sheets: dict[int, dict]) -> pd.DataFrame:
+    for year, sheets in years_sheets.items():
+        write_workbook(raw_dir / f"{year - 1}-{year}.xlsx", sheets)
+    tables = clean.combine(clean.clean_all(raw_dir))
+    return indicators.compute(tables, Crosswalk.load(raw_dir))
+
+
+def pick(out, iid, year, level="district", code=None, sex="total"):
+    m = (out["indicator_id"] == iid) & (out["year"] == year) & (out["geo_level"] == level) & (out["sex"] == sex)
+    if code is not None:
+        m &= out["geo_code"] == code
+    rows = out[m]
+    assert len(rows) == 1, rows
+    return rows.iloc[0]
+
+
+@pytest.fixture
+def fixture_out(raw_dir):
+    y2019 = minimal_sheets(2019)
+    # grade-1 enrolment four years before the 2023 completers (cohort proxy): 200 + 70 = 270
+    y2019["PhoThong"][1][4] = 200
+    y2019["PhoThong"][2][4] = 70
+    y2023 = minimal_sheets(2023)
+    # a ward whose children with disabilities are zero: denominator zero
+    y2023["XaPhuong"][2][13:17] = [0, 0, 0, 0]
+    y2023["XaPhuong"][3][13:17] = [20, 8, 16, 7]
+    y2024 = minimal_sheets(2024)
+    del y2024["MamNon"][3]  # MN02 did not report in 2024
+    y2024["MamNon"][-1] = ["Tổng cộng", 200, 95, 196, 94]
+    return build(raw_dir, {2019: y2019, 2023: y2023, 2024: y2024})
+
+
+def test_ratio_sums_counts_with_sex_and_gpi(fixture_out):
+    r = pick(fixture_out, "CT15", 2023)
+    assert (r.numerator, r.denominator) == (225, 230)  # 196 + 29 over 200 + 30
+    assert r.value == pytest.approx(225 / 230 * 100)
+    f, m = pick(fixture_out, "CT15", 2023, sex="female"), pick(fixture_out, "CT15", 2023, sex="male")
+    assert (f.numerator, f.denominator, m.numerator, m.denominator) == (108, 109, 117, 121)
+    assert r.gpi == pytest.approx((108 / 109) / (117 / 121))
+
+
+def test_school_reporting_only_some_years(fixture_out):
+    r = pick(fixture_out, "CT15", 2024)
+    assert (r.numerator, r.denominator, r.n_units, r.n_reporting) == (196, 200, 2, 1)
+    assert r.reporting_share == 50.0
+
+
+def test_th_thcs_school_counts_in_both_levels_and_once_as_a_school(fixture_out):
+    primary = pick(fixture_out, "CT17B", 2023)
+    assert (primary.numerator, primary.denominator) == (3, 1650)  # TH01 3/1250 + LC01 0/400
+    lower = pick(fixture_out, "CT18B", 2023)
+    assert (lower.numerator, lower.denominator) == (6, 600)
+    schools = pick(fixture_out, "CT19", 2023)  # TH01 and LC01, preschools excluded
+    assert (schools.numerator, schools.denominator) == (2, 2)
+    by_type = pick(fixture_out, "CT17B", 2023, level="school_level", code="th_thcs")
+    assert (by_type.numerator, by_type.denominator) == (0, 400)
+
+
+def test_institution_share_hand_checked(fixture_out):
+    r = pick(fixture_out, "CT20A", 2023)  # MN01 x, MN02 blank, TH01 0, LC01 Có
+    assert (r.numerator, r.denominator) == (2, 4)
+    own = pick(fixture_out, "CT20A", 2023, level="ownership", code="ngoai_cong_lap")
+    assert (own.numerator, own.denominator, own.geo_name) == (0, 1, "Ngoài công lập")
+    # Wilson 95% for 0/1 by hand: centre = half = (z²/2)/(1+z²), upper = z²/(1+z²) = 3.841459/4.841459 = 0.793451
+    assert (own.ci_low, round(own.ci_high, 3)) == (0.0, 79.345)
+
+
+def test_zero_denominator_ward(fixture_out):
+    r = pick(fixture_out, "CT20B", 2023, level="ward", code="THOI_HOA")
+    assert r.denominator == 0 and np.isnan(r.value) and r.flag_zero_denominator and "denominator_zero" in r["flags"]
+    d = pick(fixture_out, "CT20B", 2023)
+    assert (d.numerator, d.denominator, d.value) == (16, 20, 80.0)
+
+
+def test_cohort_proxy_above_100(fixture_out):
+    r = pick(fixture_out, "CT17A_COHORT", 2023)
+    assert (r.numerator, r.denominator) == (315, 270)  # 238 + 77 completers in 2023 over 200 + 70 grade 1 in 2019
+    assert r.value == pytest.approx(116.6667, abs=1e-4) and r.flag_above_100 and np.isnan(r.ci_low)
+    assert r.cross_check_of == "CT17A"
+    # no grade-1 data four years before 2024: no cohort value rather than a guess
+    assert not ((fixture_out["indicator_id"] == "CT17A_COHORT") & (fixture_out["year"] == 2024)).any()
+
+
+def test_excluded_values_are_flagged(raw_dir):
+    y = minimal_sheets(2023)
+    y["PhoThong"][1][8] = "ba"  # TH01 dropouts unreadable: excluded by cleaning
+    out = build(raw_dir, {2023: y})
+    r = pick(out, "CT17B", 2023)
+    assert (r.numerator, r.denominator, r.n_excluded) == (0, 400, 1) and r.flag_excluded_values
+
+
+def test_targets_gap_and_needed_change(fixture_out, raw_dir):
+    out = indicators.with_targets(fixture_out, indicators.load_targets(raw_dir))
+    r = out[(out.indicator_id == "CT20B") & (out.year == 2023) & (out.geo_level == "district") & (out.sex == "total")].iloc[0]
+    assert (r.target_2025, r.target_2030) == (80.0, 90.0)
+    assert r.gap_2025 == 0.0 and r.meets_2025 and not r.meets_2030
+    assert r.needed_per_year_2030 == pytest.approx(10 / 7)
+    d = out[(out.indicator_id == "CT17B") & (out.year == 2023) & (out.geo_level == "district") & (out.sex == "total")].iloc[0]
+    assert not d.meets_2025  # 0.18% is not below 0.12%
+    assert d.needed_per_year_2025 == pytest.approx((0.12 - 3 / 1650 * 100) / 2)
+
+
+def test_geography_levels_and_names(fixture_out):
+    levels = set(fixture_out["geo_level"])
+    assert levels == {"district", "ward", "ward_current", "school_level", "ownership"}
+    d = pick(fixture_out, "CT07", 2023)
+    assert (d.geo_code, d.geo_name) == ("BEN_CAT", "Thị xã Bến Cát")
+    # Mỹ Phước is split in 2025: no today's-ward series; Thới Hòa is unchanged
+    cur = fixture_out[fixture_out["geo_level"] == "ward_current"]
+    assert set(cur["geo_code"]) == {"P_THOI_HOA"}
+
+
+def test_population_series_break_across_the_2025_merger(raw_dir):
+    y25, y26 = minimal_sheets(2025), minimal_sheets(2026)
+    for sheet in (y26["Truong"], y26["XaPhuong"]):
+        for row in sheet:
+            for j, v in enumerate(row):
+                if v in ("Mỹ Phước", "P. Mỹ Phước"):
+                    row[j] = "Bến Cát"
+    out = build(raw_dir, {2025: y25, 2026: y26})
+    pop = pick(out, "CT16", 2026)
+    assert pop.series_break and pop.territory_id == "BEN_CAT@2026" and pop.geo_name.startswith("Địa bàn Bến Cát")
+    assert not pick(out, "CT16", 2025).series_break
+    school = pick(out, "CT15", 2026)  # institution-based: continues through stable codes
+    assert not school.series_break and school.territory_id == "BEN_CAT"
+    assert pick(out, "CT15", 2025).geo_code == school.geo_code == "BEN_CAT"
+
+
+def test_action_lists(fixture_out, raw_dir):
+    t = clean.combine(clean.clean_all(raw_dir))["truong"]
+    lack = indicators.institutions_lacking(t, 2023)
+    assert lack[["indicator_id", "ma_truong", "status"]].values.tolist() == [
+        ["CT20A", "MN02", "lacking"], ["CT20A", "TH01", "lacking"]]
+    targets = indicators.load_targets(raw_dir)
+    far = indicators.wards_furthest(indicators.with_targets(fixture_out, targets), targets, 2023, 2025)
+    ct18a = far[far["indicator_id"] == "CT18A"]
+    assert ct18a["geo_code"].tolist() == ["MY_PHUOC"]  # 86.8% < 88%; Thới Hòa 89.5% meets it
+
+
+def test_cli_indicators(raw_dir, tmp_path, capsys):
+    write_workbook(raw_dir / "2022-2023.xlsx", minimal_sheets(2023))
+    out = tmp_path / "processed"
+    assert main(["clean", "--raw-dir", str(raw_dir), "--processed-dir", str(out)]) == 0
+    assert main(["indicators", "--raw-dir", str(raw_dir), "--processed-dir", str(out)]) == 0
+    csv = pd.read_csv(out / "indicators.csv", encoding="utf-8-sig")
+    assert list(csv.columns[:9]) == ["indicator_id", "year", "geo_level", "geo_code", "geo_name", "sex",
+                                     "numerator", "denominator", "value"]
+    assert set(csv["sex"]) == {"total", "female", "male"}
+    assert set(csv["indicator_id"]) >= {"CT07", "CT15", "CT16", "CT17A", "CT17B", "CT18A", "CT18B", "CT19",
+                                        "CT20A", "CT20B"}
+
+
+def test_cli_indicators_without_cleaned_data(tmp_path, capsys):
+    assert main(["indicators", "--processed-dir", str(tmp_path)]) == 2
+    assert "python -m analysis clean" in capsys.readouterr().err
+
+
+def test_registry_entries_are_complete():
+    reg = indicators.registry()
+    assert set(indicators.main_indicators()) == {"CT07", "CT15", "CT16", "CT17A", "CT17B", "CT18A", "CT18B",
+                                                 "CT19", "CT20A", "CT20B"}
+    assert {i.cross_check_of for i in reg.values()} == {None, "CT17A", "CT18A"}
+
+
+# --- properties ------------------------------------------------------------------------------------------
+
+WARDS = ["Mỹ Phước", "Chánh Phú Hòa", "Thới Hòa", "Hòa Lợi", "Tân Định", "An Điền", "An Tây", "Phú An"]
+
+
+@st.composite
+def ward_counts(draw):
+    rows = []
+    for name in draw(st.lists(st.sampled_from(WARDS), min_size=1, max_size=8, unique=True)):
+        den = draw(st.integers(0, 5000))
+        num = draw(st.integers(0, den))
+        rows.append((name, num, den))
+    return rows
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=ward_counts())
+def test_district_is_ratio_of_sums_over_any_ward_partition(raw_dir, rows):
+    sheets = minimal_sheets(2023)
+    header = sheets["XaPhuong"][0]
+    # columns: ward, 5-year-olds (d), girls, in kindergarten (n), girls, then six more pairs of counts
+    sheets["XaPhuong"] = [header] + [[w, d, 0, n, 0, *([10, 0] * 6)] for w, n, d in rows]
+    for f in raw_dir.glob("*.xlsx"):
+        f.unlink()
+    out = build(raw_dir, {2023: sheets})
+    d = pick(out, "CT16", 2023)
+    assert d.numerator == sum(n for _, n, _ in rows) and d.denominator == sum(x for _, _, x in rows)
+    wards = out[(out.indicator_id == "CT16") & (out.geo_level == "ward") & (out.sex == "total")]
+    assert wards["numerator"].sum() == d.numerator and wards["denominator"].sum() == d.denominator
+    v = wards["value"].dropna()
+    assert ((v >= 0) & (v <= 100)).all()
+    ok = wards["denominator"] > 0
+    assert ((wards.loc[ok, "ci_low"] <= wards.loc[ok, "value"] + 1e-9)
+            & (wards.loc[ok, "value"] <= wards.loc[ok, "ci_high"] + 1e-9)).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 500), st.integers(0, 500)), min_size=1, max_size=30))
+def test_aggregate_partition_property(units):
+    """Sums over any grouping add up to the total, and every group value lies in [0, 100]."""
+    frame = pd.DataFrame({
+        "year": 2023, "group": [g for g, _, _ in units],
+        "num": pd.array([min(a, b) for _, a, b in units], dtype="Int64"),
+        "den": pd.array([max(a, b) for _, a, b in units], dtype="Int64"),
+        "num_f": pd.array([pd.NA] * len(units), dtype="Int64"), "den_f": pd.array([pd.NA] * len(units), dtype="Int64"),
+        "present": True,
+    })
+    total = indicators._aggregate(frame, pd.Series("ALL", index=frame.index), "total")
+    parts = indicators._aggregate(frame, frame["group"].astype(str), "total")
+    assert sorted(parts["geo_code"]) == sorted(set(frame["group"].astype(str)))
+    assert parts["numerator"].sum() == total["numerator"].iloc[0]
+    assert parts["denominator"].sum() == total["denominator"].iloc[0]
+    values = parts["numerator"] / parts["denominator"].where(parts["denominator"] > 0)
+    assert ((values.dropna() >= 0) & (values.dropna() <= 1)).all()
+    lo, hi = indicators.wilson_interval(parts["numerator"], parts["denominator"])
+    ok = parts["denominator"].to_numpy() > 0
+    assert (lo[ok] <= values[ok] * 100 + 1e-9).all() and (values[ok] * 100 <= hi[ok] + 1e-9).all()
