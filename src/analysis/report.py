@@ -1,0 +1,346 @@
+"""What readers see: labels in Vietnamese (or English), Vietnamese number formats, small-cell suppression
+and the tables of the notebooks and reports.
+
+Numbers follow Vietnamese habits by default (99,1% and 1.234); ``lang="en"`` gives 99.1% and 1,234.
+Every table is built from the processed data by a function here, so notebooks only call and display.
+Text that came from raw files is escaped when rendered (``show``), never trusted as HTML.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from analysis.indicators import Indicator, main_indicators, registry
+from analysis.template import SHEETS
+
+LABELS_FILE = Path(__file__).with_name("labels.yaml")
+LANGS = ("vi", "en")
+SMALL_CELL = 5  # counts of children with disabilities below this are shown as "<5"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@cache
+def _labels() -> dict:
+    return yaml.safe_load(LABELS_FILE.read_text(encoding="utf-8"))
+
+
+def check_lang(lang: str) -> str:
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {LANGS}, not {lang!r}")
+    return lang
+
+
+def t(key: str, lang: str = "vi", **values) -> str:
+    """A reader-facing label."""
+    entry = _labels()[key]
+    text = entry[check_lang(lang)]
+    return text.format(**values) if values else text
+
+
+# --- numbers -----------------------------------------------------------------------------------------------
+
+def _missing(x) -> bool:
+    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
+
+
+def fmt_num(x, lang: str = "vi", decimals: int = 0) -> str:
+    """1234.5 -> '1.234,5' (vi) or '1,234.5' (en)."""
+    if _missing(x):
+        return t("not_available", lang)
+    text = f"{float(x):,.{decimals}f}"
+    if lang == "vi":
+        text = text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+    return text
+
+
+def pct_decimals(x) -> int:
+    """Rates under 1% (dropout) need two decimals to be told apart from their targets (0,12% vs 0,05%)."""
+    return 2 if not _missing(x) and abs(float(x)) < 1 else 1
+
+
+def fmt_pct(x, lang: str = "vi", decimals: int | None = None) -> str:
+    if _missing(x):
+        return t("not_available", lang)
+    return fmt_num(x, lang, pct_decimals(x) if decimals is None else decimals) + "%"
+
+
+def fmt_points(x, lang: str = "vi", decimals: int | None = None) -> str:
+    """A change in percentage points with its sign: '+0,3 điểm %' / '+0.3 pts'."""
+    if _missing(x):
+        return t("not_available", lang)
+    d = pct_decimals(x) if decimals is None else decimals
+    sign = "+" if x > 0 else ("−" if x < 0 else "±")
+    unit = " điểm %" if lang == "vi" else " pts"
+    return sign + fmt_num(abs(x), lang, d) + unit
+
+
+def fmt_count(n, lang: str = "vi", suppress: bool = False) -> str:
+    """A count; with ``suppress`` a count of 1–4 is shown as '<5' so no child can be identified."""
+    if _missing(n):
+        return t("not_available", lang)
+    if suppress and 0 < int(n) < SMALL_CELL:
+        return t("suppressed", lang)
+    return fmt_num(int(n), lang)
+
+
+def fmt_interval(low, high, lang: str = "vi") -> str:
+    if _missing(low) or _missing(high):
+        return t("not_available", lang)
+    d = max(pct_decimals(low), pct_decimals(high))
+    return f"{fmt_num(low, lang, d)}–{fmt_num(high, lang, d)}%"
+
+
+def is_suppressed(numerator, denominator) -> bool:
+    """A rate reveals its counts: hide it when the children counted, or not counted, are 1–4."""
+    if _missing(numerator) or _missing(denominator):
+        return False
+    n, d = int(numerator), int(denominator)
+    return 0 < n < SMALL_CELL or 0 < d - n < SMALL_CELL or 0 < d < SMALL_CELL
+
+
+def needs_suppression(ind: Indicator, geo_level: str) -> bool:
+    """Small-cell rules apply to small-count indicators below the whole territory."""
+    return bool(ind.meta.get("small_counts")) and geo_level not in ("district", "province", "country")
+
+
+# --- safety ------------------------------------------------------------------------------------------------
+
+def neutralise_formula(value):
+    """Text a spreadsheet would run as a formula gets a leading apostrophe-like quote (OWASP CSV injection)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or str(out[col].dtype).startswith("string"):
+            out[col] = out[col].map(neutralise_formula).astype(out[col].dtype)
+    out.columns = [neutralise_formula(c) for c in out.columns]
+    return out
+
+
+def show(frame: pd.DataFrame, name: str, colours: dict[str, dict[str, str]] | None = None,
+         left: tuple[str, ...] = ()):
+    """A Styler for display: escaped text, no index, a fixed id (deterministic HTML for nbval)."""
+    styler = frame.style.hide(axis="index").format(escape="html", na_rep="")
+    styler = styler.set_uuid(re.sub(r"\W", "_", name))
+    styler = styler.set_table_attributes('class="report-table"')
+    styler = styler.set_table_styles([
+        {"selector": "th", "props": "text-align: left; background: #eef3f8; padding: 4px 8px;"},
+        {"selector": "td", "props": "padding: 3px 8px; text-align: right;"},
+    ])
+    if left:
+        styler = styler.set_properties(subset=list(left), **{"text-align": "left"})
+    for column, palette in (colours or {}).items():
+        styler = styler.map(lambda v, p=palette: f"background-color: {p[v]}" if v in p else "", subset=[column])
+    return styler
+
+
+# --- intake and quality (notebook 01, report annex) ------------------------------------------------------------
+
+SHEET_LABEL = {"Truong": "sheet_truong", "MamNon": "sheet_mam_non", "PhoThong": "sheet_pho_thong",
+               "XaPhuong": "sheet_xa_phuong"}
+
+
+def intake_table(result, quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
+    """Per sheet: rows read, rows kept, and how many problems of each severity."""
+    q = quality[quality["year"] == result.year]
+    by_sheet = {spec.name: spec for spec in SHEETS}
+    rows = []
+    for name in by_sheet:
+        kept = len(result.tables[name])
+        sheet_q = q[q["sheet"].map(_sheet_key) == name.lower()] if len(q) else q
+        counts = sheet_q["severity"].value_counts() if len(sheet_q) else pd.Series(dtype=int)
+        rows.append({
+            t("sheet", lang): t(SHEET_LABEL[name], lang),
+            t("rows_read", lang): fmt_num(result.rows_read.get(name, 0), lang),
+            ("Giữ lại" if lang == "vi" else "Kept"): fmt_num(kept, lang),
+            t("error", lang): fmt_num(counts.get("error", 0), lang),
+            t("warning", lang): fmt_num(counts.get("warning", 0), lang),
+            t("info", lang): fmt_num(counts.get("info", 0), lang),
+        })
+    return pd.DataFrame(rows)
+
+
+def _sheet_key(sheet_name: str) -> str:
+    from analysis.template import fold
+
+    key = fold(sheet_name)
+    for spec in SHEETS:
+        if key in spec.name_keys():
+            return spec.name.lower()
+    return key
+
+
+def quality_table(quality: pd.DataFrame, year: int, lang: str = "vi",
+                  severities: tuple[str, ...] = ("error", "warning")) -> pd.DataFrame:
+    """The problems found in a year's workbook, as the people who fix them need to see them."""
+    q = quality[(quality["year"] == year) & quality["severity"].isin(severities)]
+    msg = "message_vi" if lang == "vi" else "message_en"
+    out = pd.DataFrame({
+        t("severity", lang): q["severity"].map(lambda s: t(s, lang)),
+        t("sheet", lang): q["sheet"].fillna(""),
+        t("row", lang): q["row"].map(lambda r: "" if _missing(r) else str(int(r))),
+        t("cell", lang): q["cell"].fillna(""),
+        t("column", lang): q["column"].fillna(""),
+        t("code", lang) + (" trường" if lang == "vi" else " (institution)"): q["ma_truong"].fillna(""),
+        t("value", lang): q["value"].fillna(""),
+        t("message", lang): q[msg].fillna(""),
+    })
+    return out.reset_index(drop=True)
+
+
+def quality_summary(quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
+    """Problems per year and severity: the history of the data's health."""
+    if quality.empty:
+        return pd.DataFrame()
+    pivot = quality.pivot_table(index="year", columns="severity", values="file", aggfunc="count", fill_value=0)
+    pivot = pivot.reindex(columns=["error", "warning", "info"], fill_value=0)
+    out = pd.DataFrame({t("reporting_year", lang): pivot.index.astype(int).astype(str)})
+    for sev in ("error", "warning", "info"):
+        out[t(sev, lang)] = [fmt_num(v, lang) for v in pivot[sev]]
+    return out
+
+
+# --- indicator tables (notebook 02, report) --------------------------------------------------------------------
+
+def district_rows(ind: pd.DataFrame, sex: str = "total") -> pd.DataFrame:
+    """The whole-territory rows (the plan's level) of the indicator table."""
+    top = ind["geo_level"].iloc[0] if len(ind) else "district"
+    levels = [lv for lv in ("country", "province", "district") if lv in set(ind["geo_level"])]
+    top = levels[0] if levels else top
+    return ind[(ind["geo_level"] == top) & (ind["sex"] == sex)]
+
+
+def indicator_table(ind: pd.DataFrame, year: int, lang: str = "vi", cross_checks: bool = False) -> pd.DataFrame:
+    """The year's value of every indicator with its counts, interval, change and the plan's targets."""
+    reg = registry()
+    d = district_rows(ind)
+    rows = []
+    for iid, spec in reg.items():
+        if bool(spec.cross_check_of) != cross_checks:
+            continue
+        cur = d[(d["indicator_id"] == iid) & (d["year"] == year)]
+        prev = d[(d["indicator_id"] == iid) & (d["year"] == year - 1)]
+        r = cur.iloc[0] if len(cur) else None
+        change = (r["value"] - prev.iloc[0]["value"]) if r is not None and len(prev) else np.nan
+        if r is not None and r["series_break"]:
+            change = np.nan
+        row = {
+            t("indicator", lang): iid,
+            t("indicator_name", lang): spec.text("short", lang),
+            t("value", lang): fmt_pct(r["value"], lang) if r is not None else t("not_available", lang),
+            t("numerator", lang): fmt_count(r["numerator"], lang) if r is not None else "",
+            t("denominator", lang): fmt_count(r["denominator"], lang) if r is not None else "",
+            t("interval95", lang): fmt_interval(r["ci_low"], r["ci_high"], lang) if r is not None else "",
+            t("change_since_last", lang): (t("series_break", lang) if r is not None and r["series_break"]
+                                           else fmt_points(change, lang)),
+        }
+        if not cross_checks:
+            for ty in (2025, 2030):
+                col = f"target_{ty}"
+                target = r[col] if r is not None and col in r else np.nan
+                row[t("target", lang, year=ty)] = (
+                    t("no_target", lang) if _missing(target) else _target_text(target, spec, lang))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _target_text(target: float, spec: Indicator, lang: str) -> str:
+    sign = "<" if spec.direction == "decrease" else "≥"
+    return f"{sign} {fmt_pct(target, lang)}"
+
+
+def ward_table(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi", level: str = "ward") -> pd.DataFrame:
+    """One indicator by ward in a year, with small-cell suppression where the indicator needs it."""
+    spec = registry()[iid]
+    w = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == level) & (ind["year"] == year)
+            & (ind["sex"] == "total")].sort_values("value", ascending=spec.direction == "increase")
+    suppress = needs_suppression(spec, level)
+    rows = []
+    for r in w.itertuples(index=False):
+        hidden = suppress and is_suppressed(r.numerator, r.denominator)
+        rows.append({
+            t("ward", lang): r.geo_name,
+            t("value", lang): t("suppressed", lang) if hidden else fmt_pct(r.value, lang),
+            t("numerator", lang): fmt_count(r.numerator, lang, suppress),
+            t("denominator", lang): fmt_count(r.denominator, lang, suppress),
+            t("interval95", lang): "" if hidden else fmt_interval(r.ci_low, r.ci_high, lang),
+        })
+    return pd.DataFrame(rows)
+
+
+def sex_table(ind: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
+    """Girls and boys side by side for the indicators that have counts by sex."""
+    d = district_rows(ind, sex="female")
+    rows = []
+    for iid, spec in main_indicators().items():
+        f = d[(d["indicator_id"] == iid) & (d["year"] == year)]
+        if f.empty:
+            continue
+        m = district_rows(ind, sex="male")
+        m = m[(m["indicator_id"] == iid) & (m["year"] == year)]
+        rows.append({
+            t("indicator", lang): iid,
+            t("indicator_name", lang): spec.text("short", lang),
+            t("female", lang): fmt_pct(f.iloc[0]["value"], lang),
+            t("male", lang): fmt_pct(m.iloc[0]["value"], lang) if len(m) else t("not_available", lang),
+            t("gpi", lang): fmt_num(f.iloc[0]["gpi"], lang, 3),
+        })
+    return pd.DataFrame(rows)
+
+
+def action_table(lacking: pd.DataFrame, iid: str, lang: str = "vi") -> pd.DataFrame:
+    rows = lacking[lacking["indicator_id"] == iid]
+    return pd.DataFrame({
+        t("code", lang): rows["ma_truong"],
+        t("institution", lang): rows["ten_truong"],
+        t("school_type", lang): rows["loai_truong"],
+        t("ownership", lang): rows["loai_hinh"],
+        t("ward", lang): rows["xa_phuong"],
+        t("status", lang): rows["status"].map(lambda s: t(s, lang)),
+    }).reset_index(drop=True)
+
+
+def furthest_table(far: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
+    reg = registry()
+    rows = []
+    for r in far.itertuples(index=False):
+        spec = reg[r.indicator_id]
+        suppress = needs_suppression(spec, "ward") and is_suppressed(r.numerator, r.denominator)
+        rows.append({
+            t("indicator", lang): r.indicator_id,
+            t("indicator_name", lang): spec.text("short", lang),
+            t("ward", lang): r.geo_name,
+            t("value", lang): t("suppressed", lang) if suppress else fmt_pct(r.value, lang),
+            t("target_marker", lang): _target_text(r.target, spec, lang),
+            t("shortfall", lang): t("suppressed", lang) if suppress else fmt_num(r.shortfall, lang, pct_decimals(r.shortfall)),
+        })
+    return pd.DataFrame(rows)
+
+
+def indicator_meta_table(lang: str = "vi", cross_checks: bool = True) -> pd.DataFrame:
+    """Definitions, coverage and caveats of every indicator (methods annex)."""
+    rows = []
+    for iid, spec in registry().items():
+        if spec.cross_check_of and not cross_checks:
+            continue
+        rows.append({
+            t("indicator", lang): iid,
+            t("plan_line", lang): spec.meta.get("plan_line", ""),
+            t("indicator_name", lang): spec.text("name", lang),
+            ("Định nghĩa" if lang == "vi" else "Definition"): spec.text("definition", lang),
+            ("Phạm vi" if lang == "vi" else "Coverage"): spec.text("coverage", lang),
+            ("Nguồn" if lang == "vi" else "Source"): spec.text("source", lang),
+            ("Lưu ý" if lang == "vi" else "Caveats"): spec.text("caveats", lang),
+        })
+    return pd.DataFrame(rows)
