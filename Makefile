@@ -13,7 +13,7 @@ export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install reports data clean-data indicators projections batch test test-fast lab sample template lock bench clean
+.PHONY: help install reports data clean-data indicators projections batch test test-fast notebooks lab sample template lock bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,11 +28,13 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP) ## Create .venv and install the project (done automatically by the other targets)
 
-reports: $(STAMP) ## Main job: clean the sample data, compute indicators and projections, render reports/
+reports: data ## Main job: clean the sample data, compute indicators and projections, render reports/
+	$(PY) -m analysis batch $(if $(YEARS),--years $(YEARS)) --jobs $(JOBS) --lang $(LANG_REPORT)
+
+data: $(STAMP) ## Clean data/raw/, compute indicators and projections into data/processed/
 	$(PY) -m analysis clean
 	$(PY) -m analysis indicators
 	$(PY) -m analysis projections
-	$(PY) -m analysis batch $(if $(YEARS),--years $(YEARS)) --jobs $(JOBS) --lang $(LANG_REPORT)
 
 clean-data: $(STAMP) ## Only clean the raw workbooks into data/processed/
 	$(PY) -m analysis clean
@@ -46,9 +48,13 @@ projections: $(STAMP) ## Only project every indicator series and judge it agains
 batch: $(STAMP) ## Only run and render the report notebooks (YEARS=2024-2026 JOBS=2 LANG_REPORT=vi)
 	$(PY) -m analysis batch $(if $(YEARS),--years $(YEARS)) --jobs $(JOBS) --lang $(LANG_REPORT)
 
-test: $(STAMP) ## Run every test: pytest on the package and nbval on every notebook
+test: $(STAMP) ## Run every test: pytest on the package, then nbval on every notebook (after `make data`)
 	$(PY) -m pytest tests
+	$(MAKE) --no-print-directory data
 	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider
+
+notebooks: data ## Re-execute the notebooks in place with their defaults (refreshes the outputs nbval compares)
+	for nb in notebooks/*.ipynb; do $(PY) -m jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; done
 
 test-fast: $(STAMP) ## Run the unit tests only (no notebooks, no end-to-end runs)
 	$(PY) -m pytest tests -m "not slow"

@@ -52,6 +52,7 @@ class CleanYear:
     problems: list[Problem] = field(default_factory=list)
     sha256: str = ""
     rows_read: dict[str, int] = field(default_factory=dict)
+    synthetic: bool = False  # the workbook says it is synthetic sample data (reports then say so too)
 
 
 # --- discovery ------------------------------------------------------------------------------------------
@@ -357,7 +358,8 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
     year = year_of_file(path)
     raw = read_workbook(path)
     _check_year_inside(raw, year)
-    result = CleanYear(year=year, file=path.name, tables={}, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    result = CleanYear(year=year, file=path.name, tables={}, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                       synthetic=_says_synthetic(raw))
     cleaners = {}
     for spec in SHEETS:
         cleaner = SheetCleaner(raw.sheets[spec.name], year)
@@ -406,6 +408,25 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
     assert truong["ma_truong"].is_unique
     for name in ("MamNon", "PhoThong"):
         assert result.tables[name]["ma_truong"].isin(known).all()
+    return result
+
+
+def _says_synthetic(raw: RawWorkbook) -> bool:
+    text = fold(raw.note_text + " " + " ".join(t.title_text for t in raw.sheets.values()))
+    return "gialap" in text or "synthetic" in text
+
+
+def clean_year(year: int, raw_dir: Path | str | None = None) -> CleanYear:
+    """Clean one reporting year's workbook in memory (what notebook 01 shows; writes nothing)."""
+    folder = config.raw_dir(raw_dir)
+    found = discover(folder, [year])
+    if year not in found:
+        from analysis.errors import AnalysisError
+
+        raise AnalysisError(f"Không có sổ tính năm học {year - 1}-{year} trong {config.display_path(folder)}.",
+                            f"No workbook for school year {year - 1}-{year} in {config.display_path(folder)}.")
+    result = clean_workbook(found[year], Crosswalk.load(folder))
+    assert result.year == year
     return result
 
 
@@ -519,7 +540,7 @@ def files_frame(run: CleanRun) -> pd.DataFrame:
     rows = []
     for y, c in sorted(run.years.items()):
         counts = pd.Series([p.severity for p in c.problems]).value_counts()
-        rows.append({"year": y, "file": c.file, "sha256": c.sha256, "status": "ok",
+        rows.append({"year": y, "file": c.file, "sha256": c.sha256, "status": "ok", "synthetic": c.synthetic,
                      **{f"rows_{TABLES[k]}": v for k, v in c.rows_read.items()},
                      **{f"n_{s}": int(counts.get(s, 0)) for s in ("error", "warning", "info")}})
     for f in run.failures:

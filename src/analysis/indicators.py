@@ -57,6 +57,11 @@ class Indicator:
         return bool(self.meta.get("population_based"))
 
     @property
+    def decimals(self) -> int:
+        """Decimals to show the value with (dropout rates near 0,1% need two)."""
+        return int(self.meta.get("decimals", 1))
+
+    @property
     def cross_check_of(self) -> str | None:
         return self.meta.get("cross_check_of")
 

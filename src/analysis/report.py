@@ -90,10 +90,10 @@ def fmt_count(n, lang: str = "vi", suppress: bool = False) -> str:
     return fmt_num(int(n), lang)
 
 
-def fmt_interval(low, high, lang: str = "vi") -> str:
+def fmt_interval(low, high, lang: str = "vi", decimals: int | None = None) -> str:
     if _missing(low) or _missing(high):
         return t("not_available", lang)
-    d = max(pct_decimals(low), pct_decimals(high))
+    d = max(pct_decimals(low), pct_decimals(high)) if decimals is None else decimals
     return f"{fmt_num(low, lang, d)}–{fmt_num(high, lang, d)}%"
 
 
@@ -122,27 +122,85 @@ def neutralise_formula(value):
 def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for col in out.columns:
-        if out[col].dtype == object or str(out[col].dtype).startswith("string"):
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
             out[col] = out[col].map(neutralise_formula).astype(out[col].dtype)
     out.columns = [neutralise_formula(c) for c in out.columns]
     return out
 
 
+class Table:
+    """A table for notebooks: HTML from the Styler for readers, plain text of the same values as its
+    text form (what nbval compares, and what a terminal shows)."""
+
+    def __init__(self, frame: pd.DataFrame, styler):
+        self.frame, self.styler = frame, styler
+
+    def _repr_html_(self) -> str:
+        return self.styler.to_html()
+
+    def __repr__(self) -> str:
+        return self.frame.to_string(index=False)
+
+
 def show(frame: pd.DataFrame, name: str, colours: dict[str, dict[str, str]] | None = None,
-         left: tuple[str, ...] = ()):
-    """A Styler for display: escaped text, no index, a fixed id (deterministic HTML for nbval)."""
+         left: tuple[str, ...] = (), lang: str = "vi", empty: str = "nothing_to_show"):
+    """A Styler for display: escaped text, no index, a fixed id (deterministic HTML for nbval).
+    An empty table is a short sentence instead."""
+    if frame.empty:
+        from IPython.display import Markdown
+
+        return Markdown(f"*{t(empty, lang)}*")
     styler = frame.style.hide(axis="index").format(escape="html", na_rep="")
     styler = styler.set_uuid(re.sub(r"\W", "_", name))
     styler = styler.set_table_attributes('class="report-table"')
-    styler = styler.set_table_styles([
+    styles = [
         {"selector": "th", "props": "text-align: left; background: #eef3f8; padding: 4px 8px;"},
         {"selector": "td", "props": "padding: 3px 8px; text-align: right;"},
-    ])
-    if left:
-        styler = styler.set_properties(subset=list(left), **{"text-align": "left"})
+    ]
+    # text columns read better left-aligned (a class selector outranks the plain td rule)
+    styles += [{"selector": f"td.col{j}", "props": "text-align: left;"}
+               for j, c in enumerate(frame.columns) if c in left]
+    styler = styler.set_table_styles(styles)
     for column, palette in (colours or {}).items():
         styler = styler.map(lambda v, p=palette: f"background-color: {p[v]}" if v in p else "", subset=[column])
-    return styler
+    return Table(frame, styler)
+
+
+# --- what a notebook loads for one reporting year ---------------------------------------------------------------
+
+class YearData:
+    """The processed data as it was knowable in ``year``: nothing after the reporting year is shown."""
+
+    def __init__(self, year: int, processed_dir=None, raw_dir=None):
+        from analysis import clean, config, indicators
+
+        folder = config.processed_dir(processed_dir)
+        all_ind = indicators.load_indicators(folder)
+        years = sorted(int(y) for y in all_ind["year"].unique())
+        if year not in years:
+            from analysis.errors import AnalysisError
+
+            shown = ", ".join(map(str, years))
+            raise AnalysisError(t("year_not_available", "vi", year=year, years=shown),
+                                t("year_not_available", "en", year=year, years=shown))
+        self.year = year
+        self.indicators = all_ind[all_ind["year"] <= year].reset_index(drop=True)
+        self.targets = indicators.load_targets(raw_dir)
+        tables = clean.load_tables(folder)
+        self.truong = tables["truong"]
+        self.quality = tables["quality"]
+        self.files = tables["files"]
+        row = self.files[self.files["year"] == year]
+        self.synthetic = bool(len(row) and "synthetic" in row and row["synthetic"].fillna(False).any())
+        self.folder = folder
+
+    def heading(self, key: str, lang: str = "vi") -> str:
+        from analysis.template import school_year_label
+
+        text = f"## {t(key, lang, school_year=school_year_label(self.year))}"
+        if self.synthetic:
+            text += f"\n\n> ⚠️ **{t('synthetic_banner', lang)}**"
+        return text
 
 
 # --- intake and quality (notebook 01, report annex) ------------------------------------------------------------
@@ -163,7 +221,7 @@ def intake_table(result, quality: pd.DataFrame, lang: str = "vi") -> pd.DataFram
         rows.append({
             t("sheet", lang): t(SHEET_LABEL[name], lang),
             t("rows_read", lang): fmt_num(result.rows_read.get(name, 0), lang),
-            ("Giữ lại" if lang == "vi" else "Kept"): fmt_num(kept, lang),
+            t("kept", lang): fmt_num(kept, lang),
             t("error", lang): fmt_num(counts.get("error", 0), lang),
             t("warning", lang): fmt_num(counts.get("warning", 0), lang),
             t("info", lang): fmt_num(counts.get("info", 0), lang),
@@ -197,6 +255,44 @@ def quality_table(quality: pd.DataFrame, year: int, lang: str = "vi",
         t("message", lang): q[msg].fillna(""),
     })
     return out.reset_index(drop=True)
+
+
+def clean_heading(result, lang: str = "vi") -> str:
+    """Markdown heading of notebook 01, with the synthetic-data banner when the workbook says so."""
+    from analysis.template import school_year_label
+
+    text = f"## {t('workbook_heading', lang, school_year=school_year_label(result.year), file=result.file)}"
+    if result.synthetic:
+        text += f"\n\n> ⚠️ **{t('synthetic_banner', lang)}**"
+    return text
+
+
+def institution_counts(truong: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
+    """Institutions by type (rows) and ownership (columns)."""
+    from analysis.template import OWNERSHIP_TYPES, SCHOOL_TYPES, category_label
+
+    table = pd.crosstab(truong["loai_truong"].fillna("?"), truong["loai_hinh"].fillna("?"), margins=True,
+                        margins_name="_total")
+    order = [c.code for c in SCHOOL_TYPES if c.code in table.index] + [i for i in table.index if i == "?"] + ["_total"]
+    cols = [c.code for c in OWNERSHIP_TYPES if c.code in table.columns] + [c for c in table.columns if c == "?"] + ["_total"]
+    table = table.loc[order, cols]
+
+    def label(code, cats):
+        return t("institutions_total", lang) if code == "_total" else (
+            t("unknown", lang) if code == "?" else category_label(cats, code, lang))
+
+    out = pd.DataFrame({t("school_type", lang): [label(i, SCHOOL_TYPES) for i in table.index]})
+    for c in table.columns:
+        out[label(c, OWNERSHIP_TYPES)] = [fmt_num(v, lang) for v in table[c]]
+    return out
+
+
+def not_reported_table(quality: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
+    q = quality[(quality["year"] == year) & (quality["code"] == "not_reported")]
+    return pd.DataFrame({
+        t("code", lang): q["ma_truong"], t("institution", lang): q["value"],
+        t("not_reported_what", lang): q["sheet"],
+    }).reset_index(drop=True)
 
 
 def quality_summary(quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
@@ -238,12 +334,12 @@ def indicator_table(ind: pd.DataFrame, year: int, lang: str = "vi", cross_checks
         row = {
             t("indicator", lang): iid,
             t("indicator_name", lang): spec.text("short", lang),
-            t("value", lang): fmt_pct(r["value"], lang) if r is not None else t("not_available", lang),
+            t("value", lang): fmt_pct(r["value"], lang, spec.decimals) if r is not None else t("not_available", lang),
             t("numerator", lang): fmt_count(r["numerator"], lang) if r is not None else "",
             t("denominator", lang): fmt_count(r["denominator"], lang) if r is not None else "",
-            t("interval95", lang): fmt_interval(r["ci_low"], r["ci_high"], lang) if r is not None else "",
+            t("interval95", lang): fmt_interval(r["ci_low"], r["ci_high"], lang, spec.decimals) if r is not None else "",
             t("change_since_last", lang): (t("series_break", lang) if r is not None and r["series_break"]
-                                           else fmt_points(change, lang)),
+                                           else fmt_points(change, lang, spec.decimals)),
         }
         if not cross_checks:
             for ty in (2025, 2030):
@@ -257,7 +353,18 @@ def indicator_table(ind: pd.DataFrame, year: int, lang: str = "vi", cross_checks
 
 def _target_text(target: float, spec: Indicator, lang: str) -> str:
     sign = "<" if spec.direction == "decrease" else "≥"
-    return f"{sign} {fmt_pct(target, lang)}"
+    return f"{sign} {fmt_target(target, lang, spec.decimals)}"
+
+
+def fmt_target(target, lang: str = "vi", decimals: int = 2) -> str:
+    """Targets as the plan writes them: 99,1% · 100% · 0,1% (no trailing zeros)."""
+    if _missing(target):
+        return t("no_target", lang)
+    text = fmt_num(target, lang, decimals)
+    sep = "," if lang == "vi" else "."
+    if sep in text:
+        text = text.rstrip("0").rstrip(sep)
+    return text + "%"
 
 
 def ward_table(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi", level: str = "ward") -> pd.DataFrame:
@@ -271,10 +378,10 @@ def ward_table(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi", level: 
         hidden = suppress and is_suppressed(r.numerator, r.denominator)
         rows.append({
             t("ward", lang): r.geo_name,
-            t("value", lang): t("suppressed", lang) if hidden else fmt_pct(r.value, lang),
+            t("value", lang): t("suppressed", lang) if hidden else fmt_pct(r.value, lang, spec.decimals),
             t("numerator", lang): fmt_count(r.numerator, lang, suppress),
             t("denominator", lang): fmt_count(r.denominator, lang, suppress),
-            t("interval95", lang): "" if hidden else fmt_interval(r.ci_low, r.ci_high, lang),
+            t("interval95", lang): "" if hidden else fmt_interval(r.ci_low, r.ci_high, lang, spec.decimals),
         })
     return pd.DataFrame(rows)
 
@@ -292,8 +399,8 @@ def sex_table(ind: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
         rows.append({
             t("indicator", lang): iid,
             t("indicator_name", lang): spec.text("short", lang),
-            t("female", lang): fmt_pct(f.iloc[0]["value"], lang),
-            t("male", lang): fmt_pct(m.iloc[0]["value"], lang) if len(m) else t("not_available", lang),
+            t("female", lang): fmt_pct(f.iloc[0]["value"], lang, spec.decimals),
+            t("male", lang): fmt_pct(m.iloc[0]["value"], lang, spec.decimals) if len(m) else t("not_available", lang),
             t("gpi", lang): fmt_num(f.iloc[0]["gpi"], lang, 3),
         })
     return pd.DataFrame(rows)
@@ -321,9 +428,9 @@ def furthest_table(far: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
             t("indicator", lang): r.indicator_id,
             t("indicator_name", lang): spec.text("short", lang),
             t("ward", lang): r.geo_name,
-            t("value", lang): t("suppressed", lang) if suppress else fmt_pct(r.value, lang),
+            t("value", lang): t("suppressed", lang) if suppress else fmt_pct(r.value, lang, spec.decimals),
             t("target_marker", lang): _target_text(r.target, spec, lang),
-            t("shortfall", lang): t("suppressed", lang) if suppress else fmt_num(r.shortfall, lang, pct_decimals(r.shortfall)),
+            t("shortfall", lang): t("suppressed", lang) if suppress else fmt_num(r.shortfall, lang, spec.decimals),
         })
     return pd.DataFrame(rows)
 

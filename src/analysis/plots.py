@@ -1,0 +1,183 @@
+"""The charts: titled in Vietnamese by default, numbers with a decimal comma, targets and series breaks
+drawn where readers look for them. A break in territory is a gap in the line, never a silent join.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from analysis.indicators import registry
+from analysis.report import fmt_num, fmt_pct, is_suppressed, needs_suppression, t
+
+COLOURS = {"total": "#1f4e79", "female": "#c2185b", "male": "#2e7d32", "target": "#d35400",
+           "band80": "#9ecae1", "band95": "#deebf7", "break": "#7f7f7f"}
+STATUS_COLOURS = {"achieved": "#2e7d32", "on_track": "#66bb6a", "needs_acceleration": "#f9a825",
+                  "regressing": "#c62828", "insufficient_data": "#9e9e9e"}
+
+
+def setup() -> None:
+    """One look for every chart (DejaVu Sans has every Vietnamese glyph)."""
+    plt.rcParams.update({
+        "figure.figsize": (8, 4.2), "figure.dpi": 96, "savefig.dpi": 96, "font.family": "DejaVu Sans",
+        "font.size": 10, "axes.titlesize": 12, "axes.titleweight": "bold", "axes.spines.top": False,
+        "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False,
+        "svg.hashsalt": "analysis", "figure.max_open_warning": 0,
+    })
+
+
+def percent_axis(ax, lang: str, axis: str = "y") -> None:
+    def fmt(v, _pos):
+        return fmt_num(v, lang, 2 if abs(v) < 1 and v != 0 else (1 if v % 1 else 0)) + "%"
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(FuncFormatter(fmt))
+
+
+def year_axis(ax) -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{int(v)}"))
+
+
+def _segments(frame: pd.DataFrame) -> list[pd.DataFrame]:
+    """Split a series at its breaks (territory changes) so the line is not drawn across them."""
+    frame = frame.sort_values("year")
+    ids = frame["territory_id"].astype(str)
+    return [g for _, g in frame.groupby((ids != ids.shift()).cumsum(), sort=True)]
+
+
+def _targets(ax, iid: str, targets: pd.DataFrame | None, lang: str) -> None:
+    if targets is None:
+        return
+    rows = targets[targets["indicator_id"] == iid]
+    for r in rows.itertuples(index=False):
+        ax.scatter([r.target_year], [r.target_value], marker="*", s=180, color=COLOURS["target"], zorder=5,
+                   label=t("target_marker", lang) if r.target_year == rows["target_year"].min() else None)
+        ax.annotate(fmt_pct(r.target_value, lang), (r.target_year, r.target_value), textcoords="offset points",
+                    xytext=(6, 6), color=COLOURS["target"], fontsize=9)
+
+
+def _breaks(ax, frame: pd.DataFrame, lang: str) -> None:
+    for year in frame.loc[frame["series_break"], "year"]:
+        ax.axvline(year - 0.5, color=COLOURS["break"], linestyle=":", linewidth=1.2)
+        ax.annotate(t("series_break", lang), (year - 0.5, 0.02), xycoords=("data", "axes fraction"),
+                    rotation=90, fontsize=8, color=COLOURS["break"], ha="right", va="bottom")
+
+
+def trend_chart(ind: pd.DataFrame, iid: str, targets: pd.DataFrame | None = None, lang: str = "vi",
+                until: int | None = None, level: str = "district", ax=None):
+    """The indicator over the years with its 95% interval, the plan's targets and any series break."""
+    setup()
+    spec = registry()[iid]
+    d = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == level) & (ind["sex"] == "total")]
+    if until is not None:
+        d = d[d["year"] <= until]
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots()
+    for seg in _segments(d):
+        ax.fill_between(seg["year"], seg["ci_low"], seg["ci_high"], color=COLOURS["band95"], linewidth=0)
+        ax.plot(seg["year"], seg["value"], marker="o", color=COLOURS["total"], linewidth=2)
+    _targets(ax, iid, targets, lang)
+    _breaks(ax, d, lang)
+    ax.set_title(f"{iid} · {spec.text('short', lang)}")
+    ax.set_ylabel(t("percent_axis", lang))
+    ax.set_xlabel(t("year_axis", lang))
+    percent_axis(ax, lang)
+    year_axis(ax)
+    last = d.dropna(subset=["value"]).tail(1)
+    if len(last):
+        ax.annotate(fmt_pct(last["value"].iloc[0], lang), (last["year"].iloc[0], last["value"].iloc[0]),
+                    textcoords="offset points", xytext=(6, -12), fontsize=9, color=COLOURS["total"])
+    if targets is not None and (targets["indicator_id"] == iid).any():
+        ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def sex_chart(ind: pd.DataFrame, iid: str, lang: str = "vi", until: int | None = None, ax=None):
+    setup()
+    spec = registry()[iid]
+    d = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == "district") & ind["sex"].isin(["female", "male"])]
+    if until is not None:
+        d = d[d["year"] <= until]
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(8, 3.6))
+    for sex in ("female", "male"):
+        for i, seg in enumerate(_segments(d[d["sex"] == sex])):
+            ax.plot(seg["year"], seg["value"], marker="o", color=COLOURS[sex], label=t(sex, lang) if i == 0 else None)
+    _breaks(ax, d[d["sex"] == "female"], lang)
+    ax.set_title(f"{iid} · {spec.text('short', lang)} — {t('sex', lang).lower()}")
+    ax.set_ylabel(t("percent_axis", lang))
+    percent_axis(ax, lang)
+    year_axis(ax)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def ward_chart(ind: pd.DataFrame, iid: str, year: int, targets: pd.DataFrame | None = None, lang: str = "vi",
+               target_year: int = 2025, level: str = "ward", ax=None):
+    """Wards side by side in one year, with the 95% interval and the plan's target as a line."""
+    setup()
+    spec = registry()[iid]
+    w = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == level) & (ind["year"] == year)
+            & (ind["sex"] == "total")].sort_values("value", ascending=spec.direction == "decrease")
+    suppress = needs_suppression(spec, level)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(8, 0.45 * max(len(w), 4) + 1.2))
+    names = list(w["geo_name"])
+    ypos = np.arange(len(w))
+    for y, r in zip(ypos, w.itertuples(index=False)):
+        if pd.isna(r.value) or (suppress and is_suppressed(r.numerator, r.denominator)):
+            ax.annotate(t("suppressed", lang) if suppress else t("not_available", lang), (0, y), va="center",
+                        fontsize=9, color=COLOURS["break"])
+            continue
+        ax.barh(y, r.value, color=COLOURS["total"], alpha=0.85)
+        ax.errorbar(r.value, y, xerr=[[r.value - r.ci_low], [r.ci_high - r.value]], fmt="none",
+                    ecolor="#333333", capsize=3, linewidth=1)
+        ax.annotate(fmt_pct(r.value, lang), (r.ci_high, y), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=8)
+    ax.set_yticks(ypos, names)
+    if targets is not None:
+        tv = targets[(targets["indicator_id"] == iid) & (targets["target_year"] == target_year)]
+        if len(tv):
+            ax.axvline(tv["target_value"].iloc[0], color=COLOURS["target"], linestyle="--",
+                       label=f"{t('target', lang, year=target_year)}: {fmt_pct(tv['target_value'].iloc[0], lang)}")
+            ax.legend(fontsize=8, loc="lower right")
+    values = w["ci_low"].dropna()
+    if len(values) and spec.direction == "increase" and values.min() > 50:
+        ax.set_xlim(max(0, values.min() - 5), 100.5)
+    percent_axis(ax, lang, axis="x")
+    ax.grid(axis="y", visible=False)
+    ax.set_title(f"{iid} · {spec.text('short', lang)} — {t('wards', lang).lower()}, {year}")
+    fig.tight_layout()
+    return fig
+
+
+def fan_chart(history: pd.DataFrame, projection: pd.DataFrame, iid: str, targets: pd.DataFrame | None = None,
+              lang: str = "vi", ax=None):
+    """History, the projection to 2030 with its 80% and 95% bands, the targets and any series break."""
+    setup()
+    spec = registry()[iid]
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots()
+    for i, seg in enumerate(_segments(history)):
+        ax.plot(seg["year"], seg["value"], marker="o", color=COLOURS["total"], linewidth=2,
+                label=t("history", lang) if i == 0 else None)
+    p = projection.dropna(subset=["value"]).sort_values("year")
+    if len(p):
+        last = history.dropna(subset=["value"]).sort_values("year").tail(1)
+        joined = pd.concat([last.assign(lo80=last["value"], hi80=last["value"], lo95=last["value"],
+                                        hi95=last["value"]), p], ignore_index=True)
+        ax.fill_between(joined["year"], joined["lo95"], joined["hi95"], color=COLOURS["band95"], linewidth=0,
+                        label=t("band95", lang))
+        ax.fill_between(joined["year"], joined["lo80"], joined["hi80"], color=COLOURS["band80"], linewidth=0,
+                        label=t("band80", lang))
+        ax.plot(joined["year"], joined["value"], color=COLOURS["total"], linestyle="--", linewidth=1.8,
+                label=t("projection", lang))
+    _targets(ax, iid, targets, lang)
+    _breaks(ax, history, lang)
+    ax.set_title(f"{iid} · {spec.text('short', lang)}")
+    ax.set_ylabel(t("percent_axis", lang))
+    percent_axis(ax, lang)
+    year_axis(ax)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+

@@ -1,0 +1,71 @@
+"""Reader-facing formats: Vietnamese numbers, suppression of small cells, neutralised formulas, escaping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import report as rp
+
+
+@pytest.mark.parametrize("value, lang, decimals, text", [
+    (99.1, "vi", 1, "99,1"), (99.1, "en", 1, "99.1"), (1234567, "vi", 0, "1.234.567"), (1234567, "en", 0, "1,234,567"),
+    (0.125, "vi", 2, "0,12"), (np.nan, "vi", 1, "—"), (None, "en", 1, "—"),
+])
+def test_fmt_num(value, lang, decimals, text):
+    assert rp.fmt_num(value, lang, decimals) == text
+
+
+def test_fmt_pct_and_points():
+    assert rp.fmt_pct(99.14, "vi") == "99,1%" and rp.fmt_pct(0.084, "vi") == "0,08%"
+    assert rp.fmt_pct(98.0, "en", 1) == "98.0%"
+    assert rp.fmt_points(0.25, "vi", 1) == "+0,2 điểm %" or rp.fmt_points(0.25, "vi", 1) == "+0,3 điểm %"
+    assert rp.fmt_points(-1.5, "en", 1) == "−1.5 pts"
+    assert rp.fmt_target(100, "vi", 1) == "100%" and rp.fmt_target(99.1, "vi", 1) == "99,1%"
+    assert rp.fmt_target(0.1, "vi", 2) == "0,1%" and rp.fmt_target(0.12, "en", 2) == "0.12%"
+
+
+def test_small_cell_suppression():
+    assert [rp.fmt_count(n, "vi", suppress=True) for n in (0, 1, 4, 5, 1234)] == ["0", "<5", "<5", "5", "1.234"]
+    assert rp.fmt_count(3, "vi") == "3"
+    # 2 of 20 children identifiable, 18 of 20 too (2 not accessing), 10 of 20 not
+    assert rp.is_suppressed(2, 20) and rp.is_suppressed(18, 20) and not rp.is_suppressed(10, 20)
+    assert rp.is_suppressed(0, 3) and not rp.is_suppressed(0, 0)
+
+
+def test_ward_table_suppresses_children_with_disabilities():
+    ind = pd.DataFrame({
+        "indicator_id": "CT20B", "geo_level": "ward", "year": 2025, "sex": "total",
+        "geo_name": ["A", "B"], "numerator": [2, 16], "denominator": [3, 20], "value": [66.7, 80.0],
+        "ci_low": [20.8, 58.4], "ci_high": [93.9, 91.9],
+    })
+    table = rp.ward_table(ind, "CT20B", 2025, "vi")
+    a = table[table["Xã/phường"] == "A"].iloc[0]
+    assert (a["Giá trị"], a["Tử số"], a["Mẫu số"], a["Khoảng tin cậy 95%"]) == ("<5", "<5", "<5", "")
+    b = table[table["Xã/phường"] == "B"].iloc[0]
+    assert (b["Tử số"], b["Mẫu số"], b["Giá trị"]) == ("16", "20", "<5")  # 4 children not accessing: hidden
+
+
+@pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tx"])
+def test_formula_like_text_is_neutralised(text):
+    assert rp.neutralise_formula(text) == "'" + text
+    assert rp.neutralise_formula("Trường Mầm non") == "Trường Mầm non"
+    frame = rp.neutralise_frame(pd.DataFrame({"name": [text], "n": [1]}))
+    assert frame["name"].iloc[0].startswith("'") and frame["n"].iloc[0] == 1
+
+
+def test_show_escapes_html_and_is_deterministic():
+    frame = pd.DataFrame({"Tên": ["<script>alert(1)</script>"], "n": ["1"]})
+    html = rp.show(frame, "x", left=("Tên",))._repr_html_()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert html == rp.show(frame, "x", left=("Tên",))._repr_html_()
+    assert "<script>" in repr(rp.show(frame, "x"))  # plain text form, for terminals and nbval
+
+
+def test_labels_exist_in_both_languages():
+    labels = rp._labels()
+    for key, entry in labels.items():
+        assert set(entry) == {"vi", "en"} and entry["vi"] and entry["en"], key
+    with pytest.raises(ValueError):
+        rp.t("value", "fr")
