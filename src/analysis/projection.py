@@ -1,0 +1,958 @@
+"""Projection of short yearly series to the target years, with honest intervals, and the verdict.
+
+Pure functions (no file IO): ``project`` turns long series into projections with 80% and 95% intervals,
+``assess`` turns history + projections + targets into the verdict of DESIGN §6. Every number that is a
+choice (methods, thresholds, calibration) lives in ``projection.yaml`` beside this file.
+
+Why it is built this way:
+
+* Series are short (3-15 yearly points, gaps allowed) and there are hundreds of thousands of them
+  (indicator x geography x sex), so every method is closed-form and vectorised over a padded
+  series x observation matrix (observations left-aligned, NaN padding); nothing loops over series.
+* Bounded values (percentages) are modelled on the logit scale, so projections and intervals stay inside
+  the scale and change slows near 0% and 100%, where the plan's targets sit.
+* Which method to trust is decided by evidence: a rolling-origin backtest on each series' own history
+  weights the methods (``auto``), and the same backtest, pooled over the run, recalibrates the
+  intervals so that an 80% interval covers about 80% of what happens next.
+
+Public API: ``project`` (projections), ``assess`` (verdict), ``check_input`` (validation used by both and
+by the command), ``normalise_targets``, ``probability_of``, ``calibration_table`` (diagnostic),
+``metadata``, ``status_label``, ``method_label``; column lists ``OUTPUT_COLUMNS``, ``EXTRA_COLUMNS``,
+``QUANTILE_COLUMNS``, ``STATUS_COLUMNS``, ``STATUS_EXTRA_COLUMNS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import special
+
+from analysis.errors import AnalysisError
+
+METHODS = ("last_value", "linear", "logit_linear", "damped", "cagr")
+AUTO = "auto"
+INSUFFICIENT = "insufficient_data"
+STATUSES = ("achieved", "on_track", "needs_acceleration", "regressing", "insufficient_data")
+
+OUTPUT_COLUMNS = ["series_id", "year", "value", "lo80", "hi80", "lo95", "hi95", "method"]
+EXTRA_COLUMNS = ["method_reason", "n_points", "first_year", "last_year", "last_value", "horizon", "scale",
+                 "w_last_value", "w_logit_linear", "w_damped"]
+# Quantile levels carried by every projection row: the five of the contract and ten more, so that the
+# verdict can read a probability off a projection (``probability_of``), even off the command's CSV.
+LEVELS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99)
+LEVEL_COLUMNS = ("q01", "lo95", "q05", "lo80", "q20", "q30", "q40", "value",
+                 "q60", "q70", "q80", "hi80", "q95", "hi95", "q99")
+QUANTILE_COLUMNS = [c for c in LEVEL_COLUMNS if c not in OUTPUT_COLUMNS]
+STATUS_COLUMNS = ["series_id", "target_year", "target_value", "projected", "probability", "status"]
+STATUS_EXTRA_COLUMNS = ["comparator", "basis", "met", "observed", "lo80", "hi80", "latest_year", "latest_value",
+                        "observed_change_per_year", "needed_change_per_year", "progress_ratio",
+                        "trend_away_confidence", "n_points", "method", "label", "reason"]
+
+# working scales
+_IDENTITY, _LOGIT, _LOG_LOWER, _LOG_UPPER, _LOG_RAW = 0, 1, 2, 3, 4
+_SCALE_NAMES = np.array(["identity", "logit", "log", "log", "log"], dtype=object)
+_MAX_DF = 1000
+_CHUNK = 100_000  # series per pass of the final projection (bounds memory on country-scale runs)
+
+
+@lru_cache(maxsize=1)
+def metadata() -> dict:
+    """The content of projection.yaml (read once)."""
+    return yaml.safe_load(Path(__file__).with_name("projection.yaml").read_text(encoding="utf-8"))
+
+
+def status_label(status: str, lang: str = "vi") -> str:
+    """Report label of a status code ('on_track' -> 'Đúng tiến độ'; 'not_met' -> 'Không đạt')."""
+    meta = metadata()
+    return (meta["not_met"] if status == "not_met" else meta["statuses"][status])[lang]
+
+
+def method_label(method: str, lang: str = "vi") -> str:
+    methods = metadata()["methods"]
+    return methods[method][f"label_{lang}"] if method in methods else method
+
+
+# ---------------------------------------------------------------------------------------------------
+# input
+
+
+def _numeric(frame: pd.DataFrame, column: str, where: tuple[str, str] = ("series_id", "year")) -> pd.Series:
+    """Column as float; text that is not a number raises a bilingual error naming the rows (``where``)."""
+    raw = frame[column]
+    if pd.api.types.is_bool_dtype(raw):
+        raise AnalysisError(f"Cột '{column}' phải là số.", f"Column '{column}' must be numeric.")
+    if pd.api.types.is_numeric_dtype(raw):
+        return raw.astype(float)
+    text = raw.astype("string").str.strip()
+    values = pd.to_numeric(text.where(text != ""), errors="coerce")
+    bad = values.isna() & text.notna() & (text != "")
+    if bad.any():
+        shown = "; ".join(f"{a} {b}: '{c}'" for a, b, c in frame.loc[bad, [*where, column]].head(5)
+                          .itertuples(index=False))
+        more = f" (+{int(bad.sum()) - 5})" if bad.sum() > 5 else ""
+        raise AnalysisError(
+            f"Cột '{column}' có giá trị không phải số (dùng dấu chấm thập phân): {shown}{more}",
+            f"Column '{column}' holds values that are not numbers (use '.' for decimals): {shown}{more}")
+    return values.astype(float)
+
+
+def _problems(frame: pd.DataFrame, code: str, vi: str, en: str, action: str) -> pd.DataFrame:
+    """Problem rows for the rows of ``frame``; vi/en are templates over its columns (str.format)."""
+    records = frame.to_dict("records")
+    return pd.DataFrame({"series_id": frame["series_id"].to_numpy(object),
+                         "year": frame["year"].to_numpy() if "year" in frame else np.nan, "code": code,
+                         "message_vi": [vi.format(**r) for r in records],
+                         "message_en": [en.format(**r) for r in records], "action": action})
+
+
+def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate long input -> (usable rows, problems).
+
+    Structural faults stop everything (``AnalysisError``, bilingual): a missing column, text where a
+    number is expected, a year that is not a whole number, a series with the same year twice. Faults of
+    single values go to ``problems`` (series_id, year, code, message_vi, message_en, action) and the
+    value is left out: outside the stated bounds or infinite ('dropped'); bounds that vary within a series
+    or are inverted ('series_skipped': the series gets an insufficient_data row); unusable counts
+    ('counts_ignored': the series is fitted without sampling weights). Missing values are missing years.
+    The rows keep the known columns plus ``_code``, an integer series code used internally.
+    """
+    missing = [c for c in ("series_id", "year", "value") if c not in frame.columns]
+    if missing:
+        cols = ", ".join(missing)
+        raise AnalysisError(f"Thiếu cột bắt buộc: {cols} (cần series_id, year, value).",
+                            f"Missing required column(s): {cols} (need series_id, year, value).")
+    keep = [c for c in ("series_id", "year", "value", "lower", "upper", "numerator", "denominator",
+                        "segment", "series_break") if c in frame.columns]
+    df = frame[keep].reset_index(drop=True)
+    if df["series_id"].isna().any():
+        rows = ", ".join(str(i + 1) for i in np.flatnonzero(df["series_id"].isna())[:5])
+        raise AnalysisError(f"Thiếu series_id ở dòng dữ liệu {rows}.", f"Missing series_id in data row(s) {rows}.")
+    raw = df["year"]
+    year = raw.astype(float) if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw) \
+        else pd.to_numeric(raw.astype("string").str.strip(), errors="coerce").astype(float)
+    bad = year.isna() | ~np.isfinite(year) | (year != np.round(year))
+    if bad.any():
+        shown = "; ".join(f"{s}: '{y}'" for s, y in df.loc[bad, ["series_id", "year"]].head(5).itertuples(index=False))
+        raise AnalysisError(f"Năm phải là số nguyên (vd. 2025; năm học 2024-2025 là năm 2025): {shown}",
+                            f"Year must be a whole number (e.g. 2025; school year 2024-2025 is 2025): {shown}")
+    df["year"] = year.astype("int64")
+    df["_code"] = pd.factorize(df["series_id"])[0]  # integer series code: fast grouping and sorting
+    dup = df.duplicated(["_code", "year"], keep=False)
+    if dup.any():
+        shown = "; ".join(f"{s} {y}" for s, y in df.loc[dup, ["series_id", "year"]].drop_duplicates().head(5)
+                          .itertuples(index=False))
+        raise AnalysisError(f"Một chuỗi có cùng một năm nhiều lần: {shown}", f"Duplicate year within a series: {shown}")
+    for col in ("value", "lower", "upper", "numerator", "denominator"):
+        if col in df.columns:
+            df[col] = _numeric(df, col)
+        elif col in ("lower", "upper"):
+            df[col] = np.nan
+    found = []
+
+    by_series = df.groupby("_code", sort=False)
+    lo_min, lo_max = by_series["lower"].transform("min"), by_series["lower"].transform("max")
+    up_min, up_max = by_series["upper"].transform("min"), by_series["upper"].transform("max")
+    size = by_series["year"].transform("size")
+    partial = [(by_series[c].transform("count") > 0) & (by_series[c].transform("count") < size) for c in ("lower", "upper")]
+    invalid = (lo_min != lo_max) & lo_min.notna() | (up_min != up_max) & up_min.notna() | (lo_min >= up_min) \
+        | partial[0] | partial[1]
+    if invalid.any():
+        first = df[invalid].drop_duplicates("series_id")
+        found.append(_problems(first.assign(year=np.nan), "bounds_invalid",
+                               "Chuỗi {series_id}: cận lower/upper phải giống nhau mọi năm và lower < upper; bỏ qua chuỗi.",
+                               "Series {series_id}: bounds lower/upper must be the same every year with lower < upper; "
+                               "series skipped.", "series_skipped"))
+    df = df[~invalid].assign(lower=lo_min[~invalid], upper=up_min[~invalid])
+
+    value = df["value"]
+    slack = 1e-9 * np.maximum((df["upper"] - df["lower"]).abs().fillna(1.0), 1.0)
+    outside = (value < df["lower"] - slack) | (value > df["upper"] + slack)
+    infinite = value.notna() & ~np.isfinite(value)
+    if outside.any():
+        found.append(_problems(df[outside], "out_of_bounds",
+                               "Chuỗi {series_id} năm {year}: giá trị {value:g} nằm ngoài [{lower:g}, {upper:g}], đã bỏ.",
+                               "Series {series_id} year {year}: value {value:g} outside [{lower:g}, {upper:g}], "
+                               "left out.", "dropped"))
+    if infinite.any():
+        found.append(_problems(df[infinite], "not_finite", "Chuỗi {series_id} năm {year}: giá trị vô hạn, đã bỏ.",
+                               "Series {series_id} year {year}: infinite value, left out.", "dropped"))
+    df = df[~(outside | infinite)]
+    df = df.assign(value=df["value"].clip(df["lower"], df["upper"]))  # within the slack: on the bound
+
+    if "numerator" in df.columns and "denominator" in df.columns:
+        num, den = df["numerator"], df["denominator"]
+        ok = (den > 0) & (num >= 0) & (num <= den) & df["lower"].notna() & df["upper"].notna()
+        given = (num.notna() | den.notna()).groupby(df["_code"]).transform("any")  # a series without counts is fine
+        bad_series = df.loc[df["value"].notna() & ~ok & given, "series_id"].drop_duplicates()
+        if len(bad_series):
+            found.append(_problems(
+                pd.DataFrame({"series_id": bad_series.to_numpy(object), "year": np.nan}), "counts_ignored",
+                "Chuỗi {series_id}: tử số/mẫu số thiếu, không hợp lệ hoặc không có cận; không dùng phương sai mẫu.",
+                "Series {series_id}: numerator/denominator missing, invalid or without bounds; "
+                "sampling variance not used.", "counts_ignored"))
+            drop = df["series_id"].isin(bad_series)
+            df = df.assign(numerator=num.mask(drop), denominator=den.mask(drop))
+    columns = ["series_id", "year", "code", "message_vi", "message_en", "action"]
+    problems = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=columns)
+    return df.reset_index(drop=True), problems
+
+
+def _break_years(df: pd.DataFrame) -> pd.Series:
+    """First year of the last segment of each series (absent when the series has no break)."""
+    if "series_break" in df.columns:
+        flag = df["series_break"]
+        if not pd.api.types.is_bool_dtype(flag):
+            flag = flag.astype("string").str.strip().str.lower().isin(["true", "1", "1.0", "yes", "x", "có"])
+        return df["year"].where(flag.fillna(False).astype(bool)).groupby(df["series_id"], sort=False).max().dropna()
+    if "segment" in df.columns:
+        s = df.sort_values(["_code", "year"])
+        seg = s["segment"].astype("string").fillna("")
+        change = (seg != seg.groupby(s["_code"]).shift()) & s.duplicated("_code")
+        return s["year"].where(change).groupby(s["series_id"], sort=False).max().dropna()
+    return pd.Series(dtype=float)
+
+
+def _after_breaks(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Checked rows from the last break on, with a value; and the break years."""
+    breaks = _break_years(rows)
+    if len(breaks):
+        start = rows["series_id"].map(breaks)
+        rows = rows[start.isna() | (rows["year"] >= start)]
+    return rows[rows["value"].notna()], breaks
+
+
+def _prepare(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, pd.Series, pd.DataFrame]:
+    """Usable rows (from the last break on); every series id of the input; break years; problems."""
+    ids = np.asarray(pd.unique(frame["series_id"]), dtype=object) if "series_id" in frame else np.array([], object)
+    rows, problems = check_input(frame)
+    rows, breaks = _after_breaks(rows)
+    return rows, ids, breaks, problems
+
+
+# ---------------------------------------------------------------------------------------------------
+# padded panel
+
+
+@dataclass
+class _Panel:
+    """Series as left-aligned padded arrays (S series x N observations), NaN beyond n[s]."""
+
+    ids: np.ndarray
+    t: np.ndarray
+    y: np.ndarray
+    num: np.ndarray | None
+    den: np.ndarray | None
+    n: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def take(self, rows: np.ndarray, n_used: np.ndarray | None = None) -> _Panel:
+        """Rows ``rows``, keeping only their first ``n_used`` observations (backtest origins)."""
+        n_used = self.n[rows] if n_used is None else n_used
+        keep = np.arange(self.t.shape[1])[None, :] < n_used[:, None]
+
+        def cut(a):
+            return None if a is None else np.where(keep, a[rows], np.nan)
+
+        return _Panel(ids=self.ids[rows], t=cut(self.t), y=cut(self.y), num=cut(self.num), den=cut(self.den),
+                      n=n_used.astype(int), lower=self.lower[rows], upper=self.upper[rows])
+
+
+def _pack(df: pd.DataFrame, ids: np.ndarray) -> _Panel:
+    df = df.sort_values(["_code", "year"])
+    codes = pd.Index(ids).get_indexer(df["series_id"])
+    S = len(ids)
+    n = np.bincount(codes, minlength=S).astype(int)
+    order = np.argsort(codes, kind="stable")
+    pos = np.empty(len(df), int)
+    pos[order] = np.arange(len(df)) - np.repeat(np.cumsum(n) - n, n)
+    N = max(int(n.max()) if S else 0, 1)
+
+    def grid(col):
+        out = np.full((S, N), np.nan)
+        out[codes, pos] = df[col].to_numpy(float)
+        return out
+
+    lower, upper = np.full(S, np.nan), np.full(S, np.nan)
+    lower[codes], upper[codes] = df["lower"].to_numpy(float), df["upper"].to_numpy(float)
+    counts = {"numerator", "denominator"} <= set(df.columns) and df["denominator"].notna().any()
+    return _Panel(ids=ids, t=grid("year"), y=grid("value"), num=grid("numerator") if counts else None,
+                  den=grid("denominator") if counts else None, n=n, lower=lower, upper=upper)
+
+
+def _last(a: np.ndarray, n: np.ndarray) -> np.ndarray:
+    return a[np.arange(len(n)), np.maximum(n - 1, 0)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# working scale
+
+
+@dataclass
+class _Scale:
+    """Per-row monotone increasing transform of values to the scale a method works on."""
+
+    kind: np.ndarray   # _IDENTITY, _LOGIT, _LOG_LOWER, _LOG_UPPER, _LOG_RAW
+    eps: np.ndarray    # logit: squeeze fraction; log: absolute shift
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def _columns(self):
+        return self.kind[:, None], self.eps[:, None], self.lower[:, None], self.upper[:, None]
+
+    def forward(self, y: np.ndarray) -> np.ndarray:
+        k, e, lo, up = self._columns()
+        out = np.array(y, dtype=float)
+        with np.errstate(all="ignore"):
+            for code, fn in ((_LOGIT, lambda: special.logit(e + (1 - 2 * e) * (y - lo) / (up - lo))),
+                             (_LOG_LOWER, lambda: np.log(y - lo + e)), (_LOG_UPPER, lambda: -np.log(up - y + e)),
+                             (_LOG_RAW, lambda: np.log(y))):
+                if (self.kind == code).any():
+                    out = np.where(k == code, fn(), out)
+        return out
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        k, e, lo, up = self._columns()
+        out = np.array(z, dtype=float)
+        with np.errstate(all="ignore"):
+            for code, fn in ((_LOGIT, lambda: lo + np.clip((special.expit(z) - e) / (1 - 2 * e), 0, 1) * (up - lo)),
+                             (_LOG_LOWER, lambda: lo + np.exp(z) - e), (_LOG_UPPER, lambda: up - np.exp(-z) + e),
+                             (_LOG_RAW, lambda: np.exp(z))):
+                if (self.kind == code).any():
+                    out = np.where(k == code, fn(), out)
+            out = np.where(np.isnan(lo) | np.isnan(out), out, np.maximum(out, lo))
+            out = np.where(np.isnan(up) | np.isnan(out), out, np.minimum(out, up))
+        return out
+
+    def noise_floor(self) -> np.ndarray:
+        floors = metadata()["transform"]["min_noise_sd"]
+        return np.array([floors["identity"], floors["logit"], floors["log"], floors["log"], floors["log"]])[self.kind]
+
+
+def _working_scale(p: _Panel) -> _Scale:
+    """Logit with both bounds, log with one, identity with none; continuity correction as in the YAML."""
+    lo, up = p.lower, p.upper
+    both, only_lo, only_up = ~np.isnan(lo) & ~np.isnan(up), ~np.isnan(lo) & np.isnan(up), np.isnan(lo) & ~np.isnan(up)
+    kind = np.select([both, only_lo, only_up], [_LOGIT, _LOG_LOWER, _LOG_UPPER], _IDENTITY)
+    eps_max = metadata()["transform"]["eps_max"]
+    with np.errstate(all="ignore"):
+        width = np.where(both, up - lo, 1.0)[:, None]
+        dist = np.select([both[:, None], only_lo[:, None], only_up[:, None]],
+                         [np.minimum(p.y - lo[:, None], up[:, None] - p.y) / width, p.y - lo[:, None], up[:, None] - p.y],
+                         np.nan)
+        touches = (dist <= 1e-12).any(1)
+        positive = np.where(dist > 1e-12, dist, np.inf).min(1)
+        shift = np.where(np.isfinite(positive), 0.5 * positive, np.where(both, eps_max, 1.0))
+        eps = np.where(touches, np.where(both, np.minimum(shift, eps_max), shift), 0.0)
+        if p.den is not None:  # Gart-Zweifel empirical logit, (x + 0.5) / (n + 1): a squeeze by 0.5 / (n + 1)
+            has = both & np.isfinite(p.den).any(1)
+            med = np.full(len(lo), np.nan)
+            med[has] = np.nanmedian(p.den[has], axis=1)
+            eps = np.where(has, 0.5 / (med + 1), eps)
+    return _Scale(kind=kind, eps=eps, lower=lo, upper=up)
+
+
+def _sampling_variance(p: _Panel, scale: _Scale) -> np.ndarray:
+    """Sampling variance of each year's value on ``scale`` from its counts (0 where there are none).
+
+    Logit: 1 / (n p'(1 - p')) with p' the squeezed proportion (empirical logit); value scale:
+    width^2 p'(1 - p') / n. Counts are only used for values with both bounds (proportions).
+    """
+    if p.den is None:
+        return np.zeros_like(p.y)
+    e = scale.eps[:, None]
+    with np.errstate(all="ignore"):
+        q = e + (1 - 2 * e) * (p.num / p.den)
+        q1 = q * (1 - q)
+        width = (scale.upper - scale.lower)[:, None]
+        v = np.where(scale.kind[:, None] == _LOGIT, 1 / (p.den * q1),
+                     np.where(scale.kind[:, None] == _IDENTITY, width ** 2 * q1 / p.den, 0.0))
+    return np.where(np.isfinite(v) & (v > 0), v, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# methods: each gives a center, a standard deviation and Student-t degrees of freedom on its scale
+
+
+@dataclass
+class _Forecast:
+    center: np.ndarray  # (R, H) on ``scale``
+    sd: np.ndarray      # (R, H)
+    df: np.ndarray      # (R,)
+    scale: _Scale
+    ok: np.ndarray      # (R,) method applicable to the row
+    note: np.ndarray    # (R,) what the reader should know ('' if nothing)
+
+
+def _walk(z: np.ndarray, t: np.ndarray, n: np.ndarray) -> dict:
+    """Random-walk statistics of the observed prefix; a change over a gap of g years counts g steps."""
+    d, g = np.diff(z, axis=1), np.diff(t, axis=1)
+    valid = np.arange(d.shape[1])[None, :] < (n - 1)[:, None]
+    m = n - 1
+    span = _last(t, n) - t[:, 0]
+    with np.errstate(all="ignore"):
+        drift = (_last(z, n) - z[:, 0]) / span  # maximum likelihood drift of a random walk with gaps
+        s2_naive = np.where(valid, d ** 2 / g, 0.0).sum(1) / m
+        s2_drift = np.where(valid, (d - drift[:, None] * g) ** 2 / g, 0.0).sum(1) / (m - 1)
+    return {"zlast": _last(z, n), "span": span, "drift": drift, "m": m, "s2_naive": s2_naive, "s2_drift": s2_drift}
+
+
+def _line(z, t, w):
+    """Weighted least-squares line per row (w = 0 outside the data): level at tbar, slope, tbar, Sxx, sum w, residuals."""
+    sw = w.sum(1)
+    with np.errstate(all="ignore"):
+        tbar = (w * np.nan_to_num(t)).sum(1) / sw
+        zbar = (w * np.nan_to_num(z)).sum(1) / sw
+        dt = np.where(w > 0, t - tbar[:, None], 0.0)
+        sxx = (w * dt ** 2).sum(1)
+        b = (w * dt * np.where(w > 0, z - zbar[:, None], 0.0)).sum(1) / sxx
+        r = np.where(w > 0, z - zbar[:, None] - b[:, None] * dt, 0.0)
+    return zbar, b, tbar, sxx, sw, r
+
+
+def _trend_fit(z, t, n, v):
+    """Least-squares line through the prefix; with sampling variances v, weights 1 / (tau^2 + v).
+
+    tau^2, the between-year variance beyond sampling, is the DerSimonian-Laird moment estimate of
+    meta-regression. Weights are relative (a year of average precision weighs 1) and the residual
+    variance is estimated from the data, so counts decide how much each year counts, not how wide the
+    interval is. Without counts this is ordinary least squares.
+    """
+    used = np.arange(z.shape[1])[None, :] < n[:, None]
+    has_v = (used & (v > 0)).any(1)
+    w = used.astype(float)
+    with np.errstate(all="ignore"):
+        if has_v.any():
+            w0 = np.where(used & has_v[:, None] & (v > 0), 1 / v, 0.0)
+            _, _, tbar0, sxx0, s0, r0 = _line(z, t, w0)
+            q = (w0 * r0 ** 2).sum(1)  # Cochran's Q around the inverse-variance line
+            dt = np.where(w0 > 0, t - tbar0[:, None], 0.0)
+            # tr((X'WX)^-1 X'W^2 X) with the year centred at the weighted mean: sum w^2 / sum w + sum w^2 dt^2 / Sxx
+            trace = (w0 ** 2).sum(1) / s0 + (w0 ** 2 * dt ** 2).sum(1) / sxx0
+            tau2 = np.maximum(0.0, (q - (n - 2)) / (s0 - trace))
+            vbar = np.where(used, v, 0.0).sum(1) / n
+            rel = (tau2 + vbar)[:, None] / (tau2[:, None] + v)
+            w = np.where(used & has_v[:, None], np.nan_to_num(rel), w)
+        level, slope, tbar, sxx, sw, r = _line(z, t, w)
+        s2 = (w * r ** 2).sum(1) / (n - 2)
+    return level, slope, tbar, sxx, sw, s2
+
+
+def _method_scale(method: str, p: _Panel, working: _Scale) -> tuple[_Scale, np.ndarray]:
+    """The scale a method works on, and the rows where CAGR is undefined (a value <= 0)."""
+    if method == "linear":
+        return _Scale(np.full_like(working.kind, _IDENTITY), np.zeros_like(working.eps), working.lower, working.upper), None
+    if method == "cagr":
+        used = np.arange(p.y.shape[1])[None, :] < p.n[:, None]
+        undefined = (used & ~(p.y > 0)).any(1)
+        return _Scale(np.where(undefined, working.kind, _LOG_RAW), np.where(undefined, working.eps, 0.0),
+                      working.lower, working.upper), undefined
+    return working, None
+
+
+def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale) -> _Forecast:
+    """One method for every row of ``p``, at the years ``t_out`` (R, H; NaN = no year)."""
+    phi = metadata()["methods"]["damped"]["phi"]
+    scale, undefined = _method_scale(method, p, working)
+    z = scale.forward(p.y)
+    floor2 = scale.noise_floor() ** 2
+    h = t_out - _last(p.t, p.n)[:, None]
+    n = p.n
+    with np.errstate(all="ignore"):
+        if method in ("linear", "logit_linear"):
+            level, slope, tbar, sxx, sw, s2 = _trend_fit(z, p.t, n, _sampling_variance(p, scale))
+            x0 = t_out - tbar[:, None]
+            center = level[:, None] + slope[:, None] * x0
+            sd = np.sqrt(np.maximum(s2, floor2)[:, None] * (1 + 1 / sw[:, None] + x0 ** 2 / sxx[:, None]))
+            df, finite = n - 2.0, np.isfinite(level + slope)
+        else:
+            wk = _walk(z, p.t, n)
+            naive_sd = np.sqrt(np.maximum(wk["s2_naive"], floor2)[:, None] * h)
+            if method == "last_value":
+                center, sd, df = np.repeat(wk["zlast"][:, None], h.shape[1], 1), naive_sd, wk["m"].astype(float)
+            else:  # damped (phi < 1) or CAGR (undamped drift on the log scale)
+                steps = phi * (1 - phi ** h) / (1 - phi) if method == "damped" else h
+                center = wk["zlast"][:, None] + wk["drift"][:, None] * steps
+                sd = np.sqrt(np.maximum(wk["s2_drift"], floor2)[:, None] * (h + steps ** 2 / wk["span"][:, None]))
+                df = wk["m"] - 1.0
+                if undefined is not None:  # CAGR undefined: carry the last value forward
+                    center = np.where(undefined[:, None], wk["zlast"][:, None], center)
+                    sd = np.where(undefined[:, None], naive_sd, sd)
+                    df = np.where(undefined, wk["m"], df)
+            finite = np.isfinite(wk["zlast"]) & (np.isfinite(wk["drift"]) | (method == "last_value"))
+    ok = (n >= metadata()["methods"][method]["min_points"]) & finite & (df >= 1)
+    note = np.where(undefined, "CAGR undefined (a value <= 0): last value carried forward", "") \
+        if undefined is not None else np.full(len(n), "")
+    return _Forecast(center=center, sd=sd, df=np.clip(np.nan_to_num(df, nan=1.0), 1, _MAX_DF), scale=scale,
+                     ok=ok, note=note.astype(object))
+
+
+def _quantiles_z(fc: _Forecast, levels: np.ndarray, extra_df: float = 0.0) -> np.ndarray:
+    """(R, H, K) quantiles on the method's scale at ``levels`` (Student t; table over the distinct df)."""
+    uniq, inv = np.unique(fc.df + extra_df, return_inverse=True)
+    tq = special.stdtrit(uniq[:, None], levels[None, :])[inv]
+    with np.errstate(all="ignore"):  # rows the method cannot handle carry NaN/inf; they are dropped later
+        return fc.center[:, :, None] + fc.sd[:, :, None] * tq[:, None, :]
+
+
+# ---------------------------------------------------------------------------------------------------
+# rolling-origin backtest: method weights and interval calibration
+
+
+def _origins(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Backtest origins as (series row, number of training points): the latest ``max_origins`` per series."""
+    sel = metadata()["selection"]
+    start = np.maximum(sel["min_train"], n - sel["max_origins"])
+    count = np.maximum(n - start, 0)
+    rows = np.repeat(np.arange(len(n)), count)
+    offset = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
+    return rows, start[rows] + offset
+
+
+@dataclass
+class _Backtest:
+    rows: np.ndarray              # (B,) series row of each origin
+    train: np.ndarray             # (B,) training points of each origin
+    err2: dict[str, np.ndarray]   # method -> (B, H) squared error of the median on the value scale
+    pit: dict[str, np.ndarray]    # method -> (B, H) probability integral transform of the outcome
+
+
+def _backtest(p: _Panel, methods: list[str], with_pit: bool) -> _Backtest:
+    """Every origin of every series at once: train on the first k points, forecast the next few."""
+    horizon = metadata()["selection"]["horizon_obs"]
+    pseudo_df = metadata()["calibration"]["pseudo_df"]
+    rows, k = _origins(p.n)
+    B = len(rows)
+    err2 = {m: np.full((B, horizon), np.nan) for m in methods}
+    pit = {m: np.full((B, horizon), np.nan) for m in methods}
+    for lo in range(0, B, 2 * _CHUNK):
+        r, kk = rows[lo:lo + 2 * _CHUNK], k[lo:lo + 2 * _CHUNK]
+        train = p.take(r, kk)
+        idx = kk[:, None] + np.arange(horizon)[None, :]
+        inside = idx < p.n[r][:, None]
+        idx = np.minimum(idx, p.t.shape[1] - 1)
+        t_out = np.where(inside, np.take_along_axis(p.t[r], idx, 1), np.nan)
+        y_out = np.where(inside, np.take_along_axis(p.y[r], idx, 1), np.nan)
+        working = _working_scale(train)
+        for m in methods:
+            fc = _forecast(m, train, t_out, working)
+            e2 = np.where(inside & fc.ok[:, None], (fc.scale.inverse(fc.center) - y_out) ** 2, np.nan)
+            err2[m][lo:lo + len(r)] = e2
+            if with_pit:
+                with np.errstate(all="ignore"):
+                    gap = fc.scale.forward(y_out) - fc.center
+                    u = np.where(fc.sd > 0, special.stdtr(fc.df[:, None] + pseudo_df, gap / fc.sd),
+                                 np.where(gap > 0, 1.0, np.where(gap < 0, 0.0, 0.5)))
+                pit[m][lo:lo + len(r)] = np.where(np.isnan(e2), np.nan, u)
+    return _Backtest(rows=rows, train=k, err2=err2, pit=pit)
+
+
+def _empirical_levels(bt: _Backtest | None, method: str, lower: np.ndarray, n_series: int) -> tuple[np.ndarray, int]:
+    """Calibrated lower-tail levels measured on a backtest, and the number of series behind them.
+
+    PITs are folded (v = min(u, 1 - u)) and pooled with equal weight per series; the calibrated level
+    for nominal l < 0.5 is the 2l-quantile of v (the l-quantile of the symmetrised PITs). The PITs are
+    those of the t with ``calibration.pseudo_df`` extra degrees of freedom (see the YAML).
+    """
+    cal = metadata()["calibration"]
+    if bt is None or not bt.rows.size:
+        return np.full_like(lower, np.nan), 0
+    u = np.where((bt.train >= cal["min_train"])[:, None], bt.pit[method], np.nan)
+    good = np.isfinite(u)
+    if not good.any():
+        return np.full_like(lower, np.nan), 0
+    series = np.broadcast_to(bt.rows[:, None], u.shape)[good]
+    v = np.minimum(u[good], 1 - u[good])
+    per_series = np.bincount(series, minlength=n_series)
+    weight = 1.0 / per_series[series]
+    if v.size > cal["max_pit_per_method"]:  # deterministic thinning: every k-th error
+        step = int(np.ceil(v.size / cal["max_pit_per_method"]))
+        v, weight = v[::step], weight[::step]
+    levels = np.quantile(v, np.clip(2 * lower, 0, 1), weights=weight, method="inverted_cdf")
+    return levels, int((per_series > 0).sum())
+
+
+def _calibrated_levels(bt: _Backtest | None, method: str, levels: np.ndarray, n_series: int) -> tuple[np.ndarray, int]:
+    """Levels to ask the model for so that its intervals cover as often as the backtest says they should.
+
+    The run's own measurement is blended with the YAML prior (measured the same way on the UIS series)
+    in proportion to the number of series behind it.
+    """
+    cal = metadata()["calibration"]
+    prior_map = cal["prior"][method]
+    knots = sorted(prior_map)
+    lower = np.minimum(levels, 1 - levels)
+    prior = np.interp(lower, [0.0, *knots, 0.5], [0.0, *[prior_map[k] for k in knots], 0.5])
+    measured, n_eff = _empirical_levels(bt, method, lower, n_series)
+    k0 = cal["prior_strength_series"]
+    blended = prior if n_eff == 0 else (n_eff * measured + k0 * prior) / (n_eff + k0)
+    blended = np.where(levels < 0.5, blended, np.where(levels > 0.5, 1 - blended, 0.5))
+    return np.clip(blended, *cal["level_clip"]), n_eff
+
+
+def calibration_table(frame: pd.DataFrame, methods: tuple[str, ...] = METHODS) -> pd.DataFrame:
+    """Interval calibration measured on ``frame`` alone: nominal lower level -> level that covers as often.
+
+    A diagnostic (how far the model intervals are from honest) and the source of the YAML prior.
+    """
+    rows, ids, _, _ = _prepare(frame)
+    bt = _backtest(_pack(rows, ids), list(methods), with_pit=True)
+    knots = np.array(sorted(metadata()["calibration"]["prior"]["last_value"]))
+    out = []
+    for m in methods:
+        measured, n_eff = _empirical_levels(bt, m, knots, len(ids))
+        out += [{"method": m, "nominal": k, "calibrated": c, "series": n_eff} for k, c in zip(knots, measured)]
+    return pd.DataFrame(out)
+
+
+def _auto_weights(bt: _Backtest, n_series: int, components: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(S, M) combination weights: inverse backtest MSE (Bates-Granger), shrunk to the default weights."""
+    sel = metadata()["selection"]
+    default = np.array([sel["default_weights"][m] for m in components], float)
+    default /= default.sum()
+    if bt is None or not bt.rows.size:
+        return np.tile(default, (n_series, 1)), np.zeros(n_series, int)
+    sse = np.stack([np.bincount(bt.rows, weights=np.nansum(bt.err2[m], 1), minlength=n_series) for m in components], 1)
+    count = np.bincount(bt.rows, weights=np.isfinite(bt.err2[components[0]]).sum(1), minlength=n_series)
+    with np.errstate(all="ignore"):
+        mse = sse / count[:, None]
+        inv = 1.0 / np.maximum(mse, 1e-12 * np.nan_to_num(mse).max(1, keepdims=True) + 1e-300)
+        w_bt = inv / inv.sum(1, keepdims=True)
+    w_bt = np.where(np.isfinite(w_bt).all(1, keepdims=True) & (count[:, None] > 0), w_bt, default)
+    k0 = sel["shrinkage_errors"]
+    return (count[:, None] * w_bt + k0 * default) / (count[:, None] + k0), count.astype(int)
+
+
+# ---------------------------------------------------------------------------------------------------
+# project
+
+
+def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *,
+            calibrate: bool | None = None) -> pd.DataFrame:
+    """Project every series of a long frame to ``until``; never fails for one series.
+
+    Input columns: ``series_id, year, value``; optional ``lower, upper`` (bounds of the scale, NaN = none),
+    ``numerator, denominator`` (counts behind a bounded value: their sampling precision weights the
+    trend fits), ``series_break`` (True in the first year of a new territory) or ``segment`` (a label that
+    changes at a break): only the data from the last break on are used.
+
+    Output: one row per series and year from its last observed year + 1 to ``until``: ``series_id, year,
+    value`` (the median), ``lo80, hi80, lo95, hi95, method``, then ``method_reason, n_points`` (used),
+    ``first_year, last_year, last_value, horizon, scale`` (working scale), ``w_*`` (weights of ``auto``)
+    and the quantiles ``q01 ... q99``. A series that cannot be projected gets its rows with method
+    ``insufficient_data`` and empty numbers (one row with an empty year if it has no value at all).
+
+    ``method``: 'auto' (the YAML's default: backtest-weighted combination) or one of METHODS. ``calibrate``
+    (default: the YAML) recalibrates the intervals on the run's rolling-origin backtest; False gives the
+    plain model intervals (what statsmodels would give).
+    """
+    meta = metadata()
+    method = meta["default_method"] if method is None else method
+    if method != AUTO and method not in METHODS:
+        raise AnalysisError(f"Phương pháp không hợp lệ: {method}",
+                            f"Unknown method: {method} (choose {AUTO} or one of {', '.join(METHODS)})")
+    calibrate = meta["calibration"]["enabled"] if calibrate is None else calibrate
+    rows, ids, breaks, problems = _prepare(frame)
+    panel = _pack(rows, ids)
+    S = len(ids)
+    components = list(meta["selection"]["components"]) if method == AUTO else [method]
+
+    bt = _backtest(panel, components, with_pit=calibrate) if S and (method == AUTO or calibrate) else None
+    weights, n_err = _auto_weights(bt, S, components) if method == AUTO else (np.ones((S, 1)), np.zeros(S, int))
+    levels = np.array(LEVELS)
+    calibrated = {m: _calibrated_levels(bt, m, levels, S) if calibrate else (levels, 0) for m in components}
+    pseudo_df = meta["calibration"]["pseudo_df"] if calibrate else 0.0
+
+    last_year = _last(panel.t, panel.n)
+    H = max(int(np.nanmax(until - last_year)), 0) if np.isfinite(last_year).any() else 0
+    t_out = last_year[:, None] + 1 + np.arange(H)[None, :]
+    t_out = np.where(t_out <= until, t_out, np.nan)
+    values = np.full((S, H, len(levels)), np.nan)
+    ok = np.ones(S, bool)
+    note = np.full(S, "", dtype=object)
+    kind = np.zeros(S, int)
+    for start in range(0, S, _CHUNK):  # chunks of series bound the memory; each chunk is vectorised
+        chunk = np.arange(start, min(start + _CHUNK, S))
+        part = panel.take(chunk)
+        working = _working_scale(part)
+        quantiles = 0.0  # auto: quantile averaging (Vincentization) on the shared working scale
+        for j, m in enumerate(components):
+            fc = _forecast(m, part, t_out[chunk], working)
+            levels_m = calibrated[m][0]
+            quantiles = quantiles + weights[chunk, j, None, None] * _quantiles_z(fc, levels_m, pseudo_df)
+            ok[chunk] &= fc.ok
+            note[chunk] = np.where(fc.note != "", fc.note, note[chunk])
+        kind[chunk] = fc.scale.kind
+        flat = fc.scale.inverse(quantiles.reshape(len(chunk), -1))
+        values[chunk] = np.sort(flat.reshape(len(chunk), H, len(levels)), axis=2)  # guard rounding at bounds
+
+    skipped = problems.loc[problems["action"] == "series_skipped", "series_id"]
+    ok &= ~pd.Index(ids).isin(skipped) & (panel.n >= meta["methods"][method]["min_points"])
+    reason = _reasons(panel, ids, ok, method, n_err, breaks, problems, note,
+                      max(n for _, n in calibrated.values()) if calibrate else None)
+    return _assemble(panel, t_out, values, ok, method, reason, kind, weights if method == AUTO else None, components)
+
+
+def _reasons(panel, ids, ok, method, n_err, breaks, problems, note, n_calibration) -> np.ndarray:
+    """Per series: which method was used and why (vectorised string building)."""
+    need = metadata()["methods"][method]["min_points"]
+    brk = pd.Series(ids).map(breaks).to_numpy(float) if len(breaks) else np.full(len(ids), np.nan)
+    n = panel.n.astype(str).astype(object)
+    since = np.where(np.isfinite(brk), " since the break", "")
+    if method == AUTO:
+        used = np.where(n_err > 0, "auto: weights from a rolling-origin backtest of the series (errors: " +
+                        n_err.astype(str).astype(object) + "), shrunk towards equal weights",
+                        "auto: too short for a backtest, equal weights")
+    else:
+        used = np.full(len(ids), f"{method} requested", dtype=object)
+    text = np.where(ok, used, n + " point(s)" + since + f"; {method} needs {need}")
+    brk_text = np.where(np.isfinite(brk), "; series break in " + pd.Series(brk).fillna(0).astype(int).astype(str)
+                        .to_numpy(object) + ": only data from that year on are used", "")
+    notes = problems["message_en"].str.rstrip(".").groupby(problems["series_id"], sort=False).agg("; ".join)
+    skipped = problems.loc[problems["action"] == "series_skipped", "series_id"]
+    text = np.where(pd.Index(ids).isin(skipped), "", text + brk_text)
+    extra = pd.Series(ids).map(notes).to_numpy(object)
+    extra = np.where(pd.isna(extra), "", extra)
+    text = text + np.where(note != "", "; " + note, "") + np.where(extra != "", "; " + extra, "")
+    if n_calibration is not None:
+        source = f"the backtests of {n_calibration} series and the default" if n_calibration else "the default"
+        text = text + np.where(ok, f"; intervals calibrated on {source}", "")
+    return np.char.lstrip(text.astype(str), "; ").astype(object)
+
+
+def _assemble(panel, t_out, values, ok, method, reason, kind, weights, components) -> pd.DataFrame:
+    """Long output: one row per series and projected year (one blank-year row for series without data)."""
+    S, H = t_out.shape
+    no_data = panel.n == 0
+    s_idx, h_idx = np.nonzero(np.isfinite(t_out) & ~no_data[:, None])
+    empty = np.flatnonzero(no_data)
+    s_all = np.r_[s_idx, empty]
+    good = ok[s_all]
+    out = {"series_id": panel.ids[s_all], "year": pd.array(np.r_[t_out[s_idx, h_idx], np.full(empty.size, np.nan)])
+           .astype("Float64").astype("Int64")}
+    for k, col in enumerate(LEVEL_COLUMNS):
+        out[col] = np.where(good, np.r_[values[s_idx, h_idx, k], np.full(empty.size, np.nan)], np.nan)
+    out["method"] = np.where(good, method, INSUFFICIENT)
+    out["method_reason"] = reason[s_all]
+    out["n_points"] = panel.n[s_all]
+    last = _last(panel.t, panel.n)[s_all]
+    for col, val in (("first_year", panel.t[s_all, 0]), ("last_year", last),
+                     ("horizon", np.r_[h_idx + 1.0, np.full(empty.size, np.nan)])):
+        out[col] = pd.array(np.where(no_data[s_all], np.nan, val)).astype("Float64").astype("Int64")
+    out["last_value"] = np.where(no_data[s_all], np.nan, _last(panel.y, panel.n)[s_all])
+    out["scale"] = np.where(no_data[s_all], None, _SCALE_NAMES[kind[s_all]])
+    for m in ("last_value", "logit_linear", "damped"):
+        has = weights is not None and m in components
+        out[f"w_{m}"] = np.where(good, weights[s_all, components.index(m)], np.nan) if has else np.nan
+    return pd.DataFrame(out).reindex(columns=OUTPUT_COLUMNS + EXTRA_COLUMNS + QUANTILE_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------------
+# verdict
+
+
+def _cdf(q: np.ndarray, levels: np.ndarray, x: np.ndarray, strict: bool) -> np.ndarray:
+    """P(Y < x) (strict) or P(Y <= x) from quantiles q (R, K) at ``levels``.
+
+    Piecewise linear in normal scores between the quantiles, extended linearly beyond the outer ones;
+    tied quantiles are a point mass (a series projected to stay on 100%).
+    """
+    score = special.ndtri(levels)
+    below = (q < x[:, None]) if strict else (q <= x[:, None])
+    count = below.sum(1)
+    i0 = np.clip(count - 1, 0, q.shape[1] - 2)
+    rows = np.arange(len(q))
+    q0, q1 = q[rows, i0], q[rows, i0 + 1]
+    with np.errstate(all="ignore"):
+        frac = np.where(q1 > q0, (x - q0) / (q1 - q0), np.where(count == 0, -np.inf, np.inf))
+        return special.ndtr(score[i0] + frac * (score[i0 + 1] - score[i0]))
+
+
+def probability_of(projected: pd.DataFrame, target, comparator) -> np.ndarray:
+    """Probability that the projected value meets ``comparator target`` (>=, >, <=, <), row by row.
+
+    Reads the quantile columns present (at least the contract's five), so it also works on a projection
+    read back from the command's CSV.
+    """
+    cols = [(lv, c) for lv, c in zip(LEVELS, LEVEL_COLUMNS) if c in projected.columns]
+    q = np.sort(projected[[c for _, c in cols]].to_numpy(float), axis=1)
+    levels = np.array([lv for lv, _ in cols])
+    target = np.asarray(target, float)
+    comparator = np.asarray(comparator, dtype=object)
+    strict, weak = _cdf(q, levels, target, True), _cdf(q, levels, target, False)
+    prob = np.select([comparator == ">=", comparator == ">", comparator == "<=", comparator == "<"],
+                     [1 - strict, 1 - weak, weak, strict], np.nan)
+    return np.where(np.isnan(q).any(1) | np.isnan(target), np.nan, prob)
+
+
+def _meets(value, target, comparator) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.select([comparator == ">=", comparator == ">", comparator == "<=", comparator == "<"],
+                         [value >= target, value > target, value <= target, value < target], False)
+
+
+def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
+    """Targets with an explicit ``comparator`` (from the column, else from ``direction``).
+
+    ``direction``: increase -> '>=' (reach at least), decrease -> '<=' (come down to at most). A plan's
+    strict "below 0.05%" needs comparator '<', which wins over direction. A blank target_value means no
+    target was set for that year.
+    """
+    meta = metadata()["verdict"]
+    have_rule = bool({"direction", "comparator"} & set(targets.columns))
+    need = [c for c in ("series_id", "target_year", "target_value") if c not in targets.columns]
+    if need or not have_rule:
+        cols = ", ".join(need + ([] if have_rule else ["direction"]))
+        raise AnalysisError(f"Tệp chỉ tiêu thiếu cột: {cols}", f"Targets file is missing column(s): {cols}")
+    tg = targets.copy()
+    where = ("series_id", "target_year")
+    year = _numeric(tg, "target_year", where)
+    if year.isna().any() or (year != np.round(year)).any():
+        raise AnalysisError("target_year phải là năm (số nguyên).", "target_year must be a whole year.")
+    tg["target_year"] = year.astype("int64")
+    tg["target_value"] = _numeric(tg, "target_value", where)
+    comparator = pd.Series(pd.NA, index=tg.index, dtype="string")
+    if "direction" in tg.columns:
+        direction = tg["direction"].astype("string").str.strip().str.lower()
+        bad = direction.notna() & ~direction.isin(list(meta["direction_comparator"]))
+        if bad.any():
+            shown = ", ".join(direction[bad].unique()[:5])
+            raise AnalysisError(f"direction phải là increase hoặc decrease: {shown}",
+                                f"direction must be increase or decrease: {shown}")
+        comparator = direction.map(meta["direction_comparator"]).astype("string")
+    if "comparator" in tg.columns:
+        given = tg["comparator"].astype("string").str.strip().replace({"≥": ">=", "≤": "<=", "": pd.NA})
+        bad = given.notna() & ~given.isin(meta["comparators"])
+        if bad.any():
+            shown = ", ".join(given[bad].unique()[:5])
+            raise AnalysisError(f"comparator không hợp lệ: {shown} (dùng >=, >, <=, <)",
+                                f"Invalid comparator: {shown} (use >=, >, <=, <)")
+        comparator = given.fillna(comparator)
+    if comparator.isna().any():
+        raise AnalysisError("Mỗi chỉ tiêu cần direction hoặc comparator.", "Every target needs a direction or comparator.")
+    tg["comparator"] = comparator.astype(object)
+    dup = tg.duplicated(["series_id", "target_year"])
+    if dup.any():
+        shown = "; ".join(f"{s} {y}" for s, y in tg.loc[dup, ["series_id", "target_year"]].head(5).itertuples(index=False))
+        raise AnalysisError(f"Chỉ tiêu bị trùng: {shown}", f"Duplicate target: {shown}")
+    return tg[["series_id", "target_year", "target_value", "comparator"]]
+
+
+def _trend_stats(rows: pd.DataFrame, ids: np.ndarray) -> pd.DataFrame:
+    """Per series (rows from the last break on): points, latest year and value, bounds, slope and its se."""
+    p = _pack(rows, ids)
+    eps = _working_scale(p).eps
+    identity = _Scale(np.full(len(ids), _IDENTITY), eps, p.lower, p.upper)
+    _, slope, _, sxx, _, s2 = _trend_fit(p.y, p.t, p.n, _sampling_variance(p, identity))
+    enough = p.n >= 3
+    with np.errstate(all="ignore"):
+        se = np.sqrt(s2 / sxx)
+    return pd.DataFrame({"series_id": ids, "n_points": p.n, "latest_year": np.where(p.n > 0, _last(p.t, p.n), np.nan),
+                         "latest_value": np.where(p.n > 0, _last(p.y, p.n), np.nan), "lower": p.lower,
+                         "upper": p.upper, "eps": eps, "slope": np.where(enough, slope, np.nan),
+                         "slope_se": np.where(enough, se, np.nan), "slope_df": np.where(enough, p.n - 2.0, np.nan)})
+
+
+def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFrame, *,
+           as_of: int | None = None, lang: str = "vi") -> pd.DataFrame:
+    """The verdict for every target (series x target year): DESIGN §6 STATUS plus the evidence behind it.
+
+    ``history``: the input of ``project``; ``projections``: its output (or the command's CSV);
+    ``targets``: series_id, target_year, target_value and ``comparator`` (>=, >, <=, <) or ``direction``
+    (increase/decrease, see ``normalise_targets``); a blank target_value means no target was set.
+    ``as_of``: the reporting year; a target year up to it without an observation is not projected.
+
+    Rules (thresholds in projection.yaml, ``verdict``):
+
+    * the series has an observation in the target year -> basis 'observed', ``met`` from that value:
+      achieved, or (missed) regressing / needs_acceleration from the trend;
+    * the target year is after the latest observation (and after ``as_of``) -> basis 'projected':
+      on_track when the probability of meeting the target is at least ``on_track_probability``, else
+      regressing when the observed trend points away from the target with ``regressing_confidence``,
+      else needs_acceleration;
+    * insufficient_data: no target set, fewer than ``min_points`` points after the last break, the
+      target year passed without an observation, or the series could not be projected.
+
+    A target equal to a bound of the scale ("maintain 100%") is met within half a unit of the bound: half
+    a reporting unit (``bound_tolerance_fraction``), or with counts half a count (the continuity
+    correction), since a continuous projection cannot land exactly on the bound. Extra columns: see STATUS_EXTRA_COLUMNS; ``label`` is the report
+    label in ``lang`` ('Không đạt' for a target year reached and missed).
+    """
+    meta = metadata()["verdict"]
+    tg = normalise_targets(targets)
+    checked, _ = check_input(history)
+    ids = np.asarray(pd.unique(pd.concat([checked["series_id"], tg["series_id"]]).astype(object)), dtype=object)
+    out = tg.merge(_trend_stats(_after_breaks(checked)[0], ids), on="series_id", how="left")
+    observed = checked.loc[checked["value"].notna(), ["series_id", "year", "value"]]  # before a break too
+    out = out.merge(observed.rename(columns={"year": "target_year", "value": "observed"}),
+                    on=["series_id", "target_year"], how="left")
+    keep = [c for c in (*LEVEL_COLUMNS, "method", "method_reason") if c in projections.columns]
+    proj = projections.dropna(subset=["year"]).astype({"year": "int64"})[["series_id", "year", *keep]]
+    out = out.merge(proj.rename(columns={"year": "target_year"}), on=["series_id", "target_year"], how="left")
+
+    target, comp = out["target_value"].to_numpy(float), out["comparator"].to_numpy(object)
+    lower, upper = out["lower"].to_numpy(float), out["upper"].to_numpy(float)
+    tol = np.fmax(out["eps"].to_numpy(float), meta["bound_tolerance_fraction"]) * (upper - lower)
+    at_upper = np.isin(comp, [">=", ">"]) & np.isclose(target, upper)
+    at_lower = np.isin(comp, ["<=", "<"]) & np.isclose(target, lower)
+    effective = np.where(at_upper, target - tol, np.where(at_lower, target + tol, target))
+    effective_comp = np.where(at_upper, ">=", np.where(at_lower, "<=", comp))
+
+    observed = out["observed"].to_numpy(float)
+    has_obs = ~np.isnan(observed)
+    met = _meets(observed, effective, effective_comp)
+    prob = probability_of(out, effective, effective_comp)
+    slope, se, dfs = (out[c].to_numpy(float) for c in ("slope", "slope_se", "slope_df"))
+    toward = np.where(np.isin(comp, [">=", ">"]), 1.0, -1.0) * slope  # yearly change towards the target
+    with np.errstate(all="ignore"):
+        away = np.where(se > 0, special.stdtr(np.nan_to_num(dfs, nan=1.0), -toward / se), (toward < 0) * 1.0)
+        away = np.where(np.isnan(slope), np.nan, away)
+        latest_year = out["latest_year"].to_numpy(float)
+        years_left = out["target_year"].to_numpy(float) - latest_year
+        needed = np.where(years_left > 0, (target - out["latest_value"].to_numpy(float)) / years_left, np.nan)
+        ratio = np.where(needed != 0, slope / needed, np.nan)
+    reached = out["target_year"].to_numpy(float) <= (latest_year if as_of is None else np.fmax(latest_year, as_of))
+
+    missed = np.where(away >= meta["regressing_confidence"], "regressing", "needs_acceleration")
+    n_points = out["n_points"].fillna(0).to_numpy(int)
+    no_target, short = np.isnan(target), n_points < meta["min_points"]
+    projectable = ~np.isnan(prob) & ~short
+    status = np.select([no_target, has_obs & met, has_obs, reached | ~projectable,
+                        prob >= meta["on_track_probability"]],
+                       [INSUFFICIENT, "achieved", missed, INSUFFICIENT, "on_track"], missed)
+    why_not = out["method_reason"].fillna("not projected").astype(str).to_numpy(object) \
+        if "method_reason" in out.columns else np.full(len(out), "not projected", dtype=object)
+    reason = np.select(
+        [no_target, has_obs, np.isnan(latest_year), reached, short, ~projectable],
+        ["no target set for this year", "observed in the target year", "no data",
+         "target year passed without an observation",
+         n_points.astype(str).astype(object) + f" point(s) since the last break; a verdict needs {meta['min_points']}",
+         why_not], "projected: probability of meeting the target")
+    basis = np.where(no_target | (~has_obs & (status == INSUFFICIENT)), "",
+                     np.where(has_obs, "observed", "projected"))
+    shown = basis == "projected"
+    result = pd.DataFrame({
+        "series_id": out["series_id"], "target_year": out["target_year"], "target_value": target,
+        "projected": np.where(shown, out.get("value", np.nan), np.nan),
+        "probability": np.where(shown, prob, np.nan), "status": status,
+        "comparator": comp, "basis": basis,
+        "met": pd.array(np.where(basis == "observed", met, None), dtype="boolean"),
+        "observed": observed,
+        "lo80": np.where(shown, out.get("lo80", np.nan), np.nan),
+        "hi80": np.where(shown, out.get("hi80", np.nan), np.nan),
+        "latest_year": pd.array(latest_year).astype("Float64").astype("Int64"),
+        "latest_value": out["latest_value"].to_numpy(float),
+        "observed_change_per_year": slope, "needed_change_per_year": needed, "progress_ratio": ratio,
+        "trend_away_confidence": away, "n_points": n_points,
+        "method": np.where(shown, out["method"] if "method" in out.columns else None, None),
+        "reason": reason,
+    })
+    labels = {s: status_label(s, lang) for s in STATUSES}
+    result["label"] = np.where((basis == "observed") & ~met, status_label("not_met", lang),
+                               pd.Series(status).map(labels).to_numpy(object))
+    return result.reindex(columns=STATUS_COLUMNS + STATUS_EXTRA_COLUMNS)

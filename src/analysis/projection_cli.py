@@ -1,0 +1,105 @@
+"""``python -m analysis project INPUT.csv -o OUTPUT.csv [--until 2030] [--targets T.csv --status S.csv]``
+
+The DESIGN §6 command: project any long yearly series file with the engine of ``analysis.projection``
+and, given targets, write the verdict. Load -> process -> save: this module reads and writes, the engine
+only computes.
+
+Bad input never ends in a traceback: a file that cannot be used (missing, empty, not CSV, a required
+column missing, text where a number belongs, a year twice in a series) stops with a bilingual message
+and exit code 2; a single value outside the stated bounds is left out with a warning naming the series
+and year (the rest of the run is still useful), and a series too short to project gets an
+``insufficient_data`` row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import projection
+from analysis.errors import AnalysisError
+from analysis.io import write_atomic
+
+MAX_WARNINGS = 20
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="INPUT",
+                        help="CSV: series_id, year, value [, lower, upper, numerator, denominator, series_break]")
+    parser.add_argument("-o", "--output", required=True, help="projections CSV (UTF-8)")
+    parser.add_argument("--until", type=int, default=2030, help="last year to project (default 2030)")
+    parser.add_argument("--targets", help="CSV: series_id, target_year, target_value, direction (or comparator)")
+    parser.add_argument("--status", help="verdict CSV to write (needs --targets)")
+    parser.add_argument("--method", choices=[projection.AUTO, *projection.METHODS],
+                        help="projection method (default: auto, the backtest-weighted combination)")
+    parser.add_argument("--quantiles", action="store_true", help="also write the quantile columns q01 ... q99")
+    parser.add_argument("--lang", default="vi", choices=["vi", "en"], help="language of the status labels")
+
+
+def read_csv(path: str, what_vi: str, what_en: str) -> pd.DataFrame:
+    """A CSV as text columns (numbers are checked by the engine, which names the bad rows)."""
+    file = Path(path)
+    if not file.is_file():
+        raise AnalysisError(f"Không tìm thấy {what_vi}: {path}", f"{what_en} not found: {path}")
+    try:
+        with warnings.catch_warnings():  # more fields than the header: pandas would drop or shift data
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(file, dtype=str, encoding="utf-8-sig", skipinitialspace=True, index_col=False)
+    except pd.errors.ParserWarning:
+        raise AnalysisError(
+            f"{what_vi.capitalize()} {path}: có dòng nhiều ô hơn dòng tiêu đề (dấu phẩy thập phân? dùng dấu chấm).",
+            f"{what_en} {path}: a row has more fields than the header (decimal comma? use '.').") from None
+    except pd.errors.EmptyDataError:
+        raise AnalysisError(f"{what_vi.capitalize()} rỗng: {path}", f"{what_en} is empty: {path}") from None
+    except UnicodeDecodeError:
+        raise AnalysisError(f"{what_vi.capitalize()} không phải UTF-8: {path}", f"{what_en} is not UTF-8 text: {path}") from None
+    except (pd.errors.ParserError, OSError, ValueError) as exc:
+        raise AnalysisError(f"Không đọc được {what_vi} {path}: {exc}", f"Cannot read {what_en} {path}: {exc}") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise AnalysisError(f"{what_vi.capitalize()} không có dòng dữ liệu: {path}", f"{what_en} has no data rows: {path}")
+    return frame
+
+
+def write_csv(frame: pd.DataFrame, path: str) -> None:
+    """Plain UTF-8 (no BOM: this output is for programs), written atomically."""
+    try:
+        write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n",
+                                                    float_format="%.10g"))
+    except OSError as exc:
+        raise AnalysisError(f"Không ghi được {path}: {exc.strerror}", f"Cannot write {path}: {exc.strerror}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    if bool(args.targets) != bool(args.status):
+        raise AnalysisError("--targets và --status phải đi cùng nhau.", "--targets and --status go together.")
+    history = read_csv(args.input, "tệp đầu vào", "input file")
+    _, problems = projection.check_input(history)  # structural faults raise here, before any work
+    for message in problems["message_vi"].str.cat(problems["message_en"], sep=" / ").head(MAX_WARNINGS):
+        print(f"CẢNH BÁO / WARNING: {message}", file=sys.stderr)
+    if len(problems) > MAX_WARNINGS:
+        print(f"CẢNH BÁO / WARNING: ... +{len(problems) - MAX_WARNINGS}", file=sys.stderr)
+
+    targets = None
+    until = args.until
+    if args.targets:
+        targets = projection.normalise_targets(read_csv(args.targets, "tệp chỉ tiêu", "targets file"))
+        until = max(until, int(targets["target_year"].max()))
+    projected = projection.project(history, until=until, method=args.method)
+
+    columns = projection.OUTPUT_COLUMNS + projection.EXTRA_COLUMNS
+    if args.quantiles:
+        columns += projection.QUANTILE_COLUMNS
+    shown = projected[projected["year"].isna() | (projected["year"] <= args.until)]
+    write_csv(shown[columns], args.output)
+    if targets is not None:
+        verdict = projection.assess(history, projected, targets, lang=args.lang)
+        write_csv(verdict, args.status)
+    n_series = projected["series_id"].nunique()
+    n_short = projected.loc[projected["method"] == projection.INSUFFICIENT, "series_id"].nunique()
+    print(f"{n_series} chuỗi / series, {n_short} thiếu dữ liệu / insufficient_data -> {args.output}", file=sys.stderr)
+    return 0

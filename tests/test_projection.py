@@ -1,0 +1,394 @@
+"""Projection engine: known answers worked out by hand, properties, and the verdict cases of the plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from scipy.special import expit
+
+from analysis import projection
+from analysis.errors import AnalysisError
+from analysis.projection import assess, check_input, probability_of, project
+
+
+def series(values, start=2020, years=None, sid="s", lower=None, upper=None, **extra):
+    years = list(range(start, start + len(values))) if years is None else years
+    frame = pd.DataFrame({"series_id": sid, "year": years, "value": values, **extra})
+    if lower is not None or upper is not None:
+        frame["lower"], frame["upper"] = lower, upper
+    return frame
+
+
+def row(out, year, sid="s"):
+    return out[(out["series_id"] == sid) & (out["year"] == year)].iloc[0]
+
+
+def t(level, df):
+    return stats.t.ppf(level, df)
+
+
+# ---------------------------------------------------------------------------------------------------
+# known answers (calibrate=False: the model intervals, whose arithmetic can be done by hand)
+
+
+def test_last_value_by_hand():
+    # 10, 12, 11, 13: changes +2, -1, +2 -> sigma^2 = (4 + 1 + 4) / 3 = 3, df = 3 changes
+    out = project(series([10, 12, 11, 13]), until=2025, method="last_value", calibrate=False)
+    r1, r2 = row(out, 2024), row(out, 2025)
+    assert r1["value"] == pytest.approx(13) and r2["value"] == pytest.approx(13)
+    assert r1["lo80"] == pytest.approx(13 - t(0.9, 3) * np.sqrt(3))       # h = 1: variance 3
+    assert r2["hi95"] == pytest.approx(13 + t(0.975, 3) * np.sqrt(6))     # h = 2: variance 6
+    assert r1["method"] == "last_value" and r1["n_points"] == 4
+
+
+def test_last_value_counts_a_gap_as_several_steps():
+    # 10 (2020), 14 (2022), 15 (2023): a change of 4 over 2 years is two steps of variance 16/2 = 8
+    # each; with the +1 of 2023: sigma^2 = (8 + 1) / 2 = 4.5, df = 2
+    out = project(series([10, 14, 15], years=[2020, 2022, 2023]), until=2024, method="last_value", calibrate=False)
+    assert row(out, 2024)["lo80"] == pytest.approx(15 - t(0.9, 2) * np.sqrt(4.5))
+
+
+def test_linear_by_hand():
+    # y = 1, 3, 2, 4 at t = 0..3: tbar 1.5, ybar 2.5, Sxx 5, Sxy 4 -> slope 0.8; fitted 1.3 2.1 2.9 3.7,
+    # residuals -.3 .9 -.9 .3, RSS 1.8, s^2 = 0.9 (2 df). t = 4: 2.5 + 0.8 * 2.5 = 4.5,
+    # var = 0.9 (1 + 1/4 + 2.5^2 / 5) = 2.25 -> sd 1.5
+    out = project(series([1, 3, 2, 4]), until=2024, method="linear", calibrate=False)
+    r = row(out, 2024)
+    assert r["value"] == pytest.approx(4.5)
+    assert r["lo95"] == pytest.approx(4.5 - t(0.975, 2) * 1.5)
+    assert r["hi80"] == pytest.approx(4.5 + t(0.9, 2) * 1.5)
+
+
+def test_logit_linear_by_hand():
+    # values 100 expit(z) with z = -1, 0.2, 0.8, 2 at t = 0..3 (none on a bound: no correction)
+    # line on z: zbar 0.5, Sxy 4.8, slope 0.96, residuals -.06 .18 -.18 .06, RSS .072, s^2 = .036;
+    # t = 4: z = 0.5 + 0.96 * 2.5 = 2.9, var = .036 * 2.5 = .09 -> sd 0.3
+    values = 100 * expit(np.array([-1, 0.2, 0.8, 2]))
+    out = project(series(values, lower=0, upper=100), until=2024, method="logit_linear", calibrate=False)
+    r = row(out, 2024)
+    assert r["value"] == pytest.approx(100 * expit(2.9))
+    assert r["lo95"] == pytest.approx(100 * expit(2.9 - t(0.975, 2) * 0.3))
+    assert r["scale"] == "logit"
+
+
+def test_damped_by_hand():
+    # 10, 12, 13, 16: drift (16 - 10) / 3 = 2; phi = 0.8 -> 16 + 2 * 0.8 = 17.6, then 16 + 2 * 1.44 = 18.88
+    # changes 2, 1, 3 around the drift: (0 + 1 + 1) / (3 - 1) = 1; var(h=1) = 1 * (1 + 0.8^2 / 3)
+    out = project(series([10, 12, 13, 16]), until=2025, method="damped", calibrate=False)
+    assert row(out, 2024)["value"] == pytest.approx(17.6)
+    assert row(out, 2025)["value"] == pytest.approx(18.88)
+    assert row(out, 2024)["hi80"] == pytest.approx(17.6 + t(0.9, 2) * np.sqrt(1 + 0.64 / 3))
+
+
+def test_cagr_by_hand():
+    # 8 -> 12.5 in two years: growth (12.5 / 8) ** 0.5 - 1 = 25% a year -> 15.625, 19.53125
+    out = project(series([8, 10, 12.5]), until=2024, method="cagr", calibrate=False)
+    assert row(out, 2023)["value"] == pytest.approx(15.625)
+    assert row(out, 2024)["value"] == pytest.approx(19.53125)
+
+
+def test_cagr_is_undefined_at_zero_and_says_so():
+    out = project(series([0.0, 0.5, 0.4, 0.3], lower=0, upper=100), until=2024, method="cagr")
+    r = row(out, 2024)
+    assert r["value"] == pytest.approx(0.3)
+    assert "CAGR undefined" in r["method_reason"]
+
+
+def test_auto_on_a_short_series_is_the_equal_weight_combination():
+    # 1, 2, 4: too short for a backtest, equal weights of the three centers:
+    # last 4; line: ybar 7/3, slope 1.5 -> 7/3 + 1.5 * 2 = 16/3; damped: drift 1.5 -> 4 + 1.2 = 5.2
+    for calibrate in (False, True):  # the median does not move with calibration
+        out = project(series([1, 2, 4]), until=2023, calibrate=calibrate)
+        r = row(out, 2023)
+        assert r["value"] == pytest.approx((4 + 16 / 3 + 5.2) / 3)
+        assert r["w_last_value"] == pytest.approx(1 / 3)
+        assert "equal weights" in r["method_reason"]
+
+
+def test_auto_weights_follow_the_backtest():
+    # a clean straight line: the backtest finds the trend far better than the last value
+    out = project(series(np.arange(12) * 2.0 + 10), until=2033)
+    r = row(out, 2032)
+    assert r["w_logit_linear"] > 0.6 > r["w_last_value"]
+    assert "rolling-origin backtest" in r["method_reason"]
+
+
+def test_counts_weight_the_years():
+    # 90% from 3,000 children a year, except one year of 3 children at 33%: with counts that year
+    # hardly counts; without them it drags the trend down
+    values = [90, 90, 33.3, 90, 90, 90]
+    big = dict(lower=0, upper=100)
+    plain = project(series(values, **big), until=2026, method="logit_linear", calibrate=False)
+    counts = project(series(values, numerator=[2700, 2700, 1, 2700, 2700, 2700],
+                            denominator=[3000, 3000, 3, 3000, 3000, 3000], **big),
+                     until=2026, method="logit_linear", calibrate=False)
+    assert abs(row(counts, 2026)["value"] - 90) < abs(row(plain, 2026)["value"] - 90)
+    assert abs(row(counts, 2026)["value"] - 90) < 1
+
+
+def test_sampling_weights_match_the_matrix_formula():
+    # DerSimonian-Laird tau^2 of a meta-regression, then weighted least squares with 1 / (tau^2 + v),
+    # written with matrices as in the textbooks; the engine does it row-wise without matrices
+    years = np.array([2015.0, 2016, 2018, 2019, 2020, 2023])
+    z, v = np.array([1.0, 1.3, 1.1, 1.9, 2.2, 2.0]), np.array([0.02, 0.05, 0.01, 0.03, 0.02, 0.04])
+    X, W = np.c_[np.ones(6), years], np.diag(1 / v)
+    resid = z - X @ np.linalg.solve(X.T @ W @ X, X.T @ W @ z)
+    trace = np.trace(W) - np.trace(np.linalg.solve(X.T @ W @ X, X.T @ W @ W @ X))
+    tau2 = max(0.0, (resid @ W @ resid - 4) / trace)
+    Ws = np.diag(1 / (tau2 + v))
+    slope = np.linalg.solve(X.T @ Ws @ X, X.T @ Ws @ z)[1]
+    _, engine_slope, *_ = projection._trend_fit(z[None], years[None], np.array([6]), v[None])
+    assert tau2 > 0 and engine_slope[0] == pytest.approx(slope, rel=1e-9)
+
+
+def test_calibration_widens_the_model_intervals_and_says_so():
+    frame = series([50, 53, 52, 56, 58, 57, 61, 60], lower=0, upper=100)
+    plain = row(project(frame, until=2030, calibrate=False), 2030)
+    calibrated = row(project(frame, until=2030), 2030)
+    assert calibrated["value"] == pytest.approx(plain["value"])
+    assert calibrated["hi95"] - calibrated["lo95"] > plain["hi95"] - plain["lo95"]
+    assert "calibrated on the backtests of 1 series and the default" in calibrated["method_reason"]
+    short = row(project(series([50, 53, 52, 56]), until=2030), 2030)  # no origin of 5 points: the YAML prior
+    assert "calibrated on the default" in short["method_reason"]
+
+
+def test_one_sided_bound_uses_the_log_scale():
+    out = project(series([5, 4, 2, 1.5, 1.0], lower=0), until=2035, method="logit_linear")
+    assert (out["scale"] == "log").all() and (out["lo95"] >= 0).all()
+    assert (project(series([5, 4, 2]), until=2030)["scale"] == "identity").all()
+
+
+def test_series_at_100_projects_100_with_an_interval():
+    for extra in ({}, {"numerator": 50, "denominator": 50}):
+        out = project(series([100.0] * 6, start=2021, lower=0, upper=100, **extra), until=2030)
+        assert (out["value"] == 100).all() and (out["hi95"] == 100).all()
+        assert out["lo95"].notna().all() and (out["lo95"] < 100).all() and (out["lo95"] > 99).all()
+
+
+def test_dropout_near_zero_stays_positive():
+    out = project(series([0.2, 0.18, 0.15, 0.16, 0.12, 0.1], lower=0, upper=100), until=2030)
+    assert (out["lo95"] > 0).all() and (out["value"] < 0.1).all()
+
+
+def test_series_break_keeps_only_the_new_territory():
+    frame = series([50, 52, 54, 80, 81, 82], start=2021, series_break=[False] * 3 + [True] + [False] * 2)
+    out = project(frame, until=2027)
+    r = row(out, 2027)
+    assert r["n_points"] == 3 and r["first_year"] == 2024
+    assert "series break in 2024" in r["method_reason"]
+    short = project(series([1, 2, 3, 4, 5], segment=["old"] * 4 + ["new"]), until=2026)
+    assert (short["method"] == projection.INSUFFICIENT).all()
+    assert "since the break" in short["method_reason"].iloc[0]
+
+
+def test_short_and_empty_series_get_insufficient_rows():
+    frame = pd.concat([series([5], sid="one"), series([5, 6], sid="two"),
+                       series([np.nan, np.nan], sid="none"), series([1, 2, 3], sid="ok")])
+    out = project(frame, until=2025)
+    by = out.groupby("series_id")["method"].first()
+    assert by["one"] == by["two"] == by["none"] == projection.INSUFFICIENT and by["ok"] == "auto"
+    assert out.loc[out["series_id"] == "one", ["value", "lo80", "hi95"]].isna().all().all()
+    assert out.loc[out["series_id"] == "none", "year"].isna().all()
+    assert (out.loc[out["series_id"] == "one", "year"] == list(range(2021, 2026))).all()
+
+
+def test_output_contract_columns_first():
+    out = project(series([1, 2, 3]), until=2024)
+    assert list(out.columns[:8]) == projection.OUTPUT_COLUMNS
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(AnalysisError):
+        project(series([1, 2, 3]), method="prophet")
+
+
+# ---------------------------------------------------------------------------------------------------
+# input checks
+
+
+def test_check_input_drops_values_outside_bounds():
+    rows, problems = check_input(series([50, 120, 60], lower=0, upper=100))
+    assert list(rows["value"]) == [50, 60]
+    assert problems.loc[0, "code"] == "out_of_bounds" and problems.loc[0, "year"] == 2021
+    assert "s" in problems.loc[0, "message_en"] and "2021" in problems.loc[0, "message_vi"]
+
+
+@pytest.mark.parametrize("frame, needle", [
+    (pd.DataFrame({"series_id": ["a"], "value": [1.0]}), "year"),
+    (pd.DataFrame({"series_id": ["a", "a"], "year": [2020, 2021], "value": ["1", "abc"]}), "abc"),
+    (pd.DataFrame({"series_id": ["a", "a"], "year": [2020, 2020], "value": [1.0, 2.0]}), "Duplicate"),
+    (pd.DataFrame({"series_id": ["a"], "year": ["2020-2021"], "value": [1.0]}), "whole number"),
+])
+def test_check_input_structural_errors(frame, needle):
+    with pytest.raises(AnalysisError) as err:
+        check_input(frame)
+    assert needle in str(err.value)
+
+
+def test_inconsistent_bounds_skip_the_series():
+    frame = pd.concat([series([1, 2, 3], lower=[0, 0, 10], upper=100, sid="bad"), series([1, 2, 3], sid="ok")])
+    out = project(frame, until=2024)
+    assert (out.loc[out["series_id"] == "bad", "method"] == projection.INSUFFICIENT).all()
+    assert "bounds" in out.loc[out["series_id"] == "bad", "method_reason"].iloc[0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# properties
+
+
+values_01 = st.lists(st.floats(0, 100, allow_nan=False), min_size=3, max_size=12)
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(values=values_01, method=st.sampled_from([projection.AUTO, *projection.METHODS]))
+def test_bounded_projections_stay_in_bounds_and_nest(values, method):
+    out = project(series(values, lower=0, upper=100), until=2040, method=method)
+    q = out[["lo95", "lo80", "value", "hi80", "hi95"]].to_numpy()
+    assert np.isfinite(q).all()
+    assert (q >= 0).all() and (q <= 100).all()
+    assert (np.diff(q, axis=1) >= -1e-9).all()
+    full = out[list(projection.LEVEL_COLUMNS)].to_numpy()
+    assert (np.diff(full, axis=1) >= -1e-9).all()
+
+
+@FAST
+@given(level=st.floats(-1e4, 1e4), n=st.integers(3, 12), bounded=st.booleans(),
+       method=st.sampled_from([projection.AUTO, *projection.METHODS]))
+def test_flat_series_projects_flat(level, n, bounded, method):
+    if bounded:
+        level = abs(level) % 100
+    if method == "cagr" and level <= 0:
+        level = 1.0  # the rule needs positive values
+    frame = series([level] * n, **({"lower": 0, "upper": 100} if bounded else {}))
+    out = project(frame, until=2040, method=method)
+    assert np.allclose(out["value"], level, rtol=1e-9, atol=1e-9)
+
+
+@FAST
+@given(steps=st.lists(st.floats(0.01, 5), min_size=3, max_size=11), start=st.floats(1, 40),
+       method=st.sampled_from([projection.AUTO, "linear", "logit_linear", "damped", "cagr"]))
+def test_increasing_series_projects_upwards(steps, start, method):
+    values = start + np.cumsum([0.0, *steps])
+    values = values[values < 99.9]
+    if len(values) < 3:
+        return
+    out = project(series(values, lower=0, upper=100), until=2040, method=method).sort_values("year")
+    assert (np.diff(out["value"].to_numpy()) >= -1e-9).all()
+    if method in ("damped", "cagr"):
+        assert out["value"].iloc[0] >= values[-1] - 1e-9
+
+
+@FAST
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(2000, 2030), st.floats(-5, 105) | st.none()),
+                min_size=1, max_size=40, unique_by=lambda r: (r[0], r[1])))
+def test_any_valid_file_projects_without_error(records):
+    frame = pd.DataFrame(records, columns=["series_id", "year", "value"]).assign(lower=0.0, upper=100.0)
+    out = project(frame, until=2032)
+    assert set(out["series_id"]) <= set(frame["series_id"])
+    ok = out["method"] != projection.INSUFFICIENT
+    assert out.loc[ok, "value"].between(0, 100).all()
+
+
+# ---------------------------------------------------------------------------------------------------
+# probability and verdict
+
+
+def test_probability_reads_the_quantiles():
+    levels = np.array(projection.LEVELS)
+    q = pd.DataFrame([50 + 10 * stats.norm.ppf(levels)], columns=list(projection.LEVEL_COLUMNS))
+    assert probability_of(q, [50], [">="])[0] == pytest.approx(0.5)
+    assert probability_of(q, [50 + 10 * stats.norm.ppf(0.2)], [">="])[0] == pytest.approx(0.8)
+    assert probability_of(q, [60], ["<"])[0] == pytest.approx(stats.norm.cdf(1), abs=1e-3)
+    only_five = q[["value", "lo80", "hi80", "lo95", "hi95"]]  # a CSV without the extra quantiles
+    assert probability_of(only_five, [60], ["<"])[0] == pytest.approx(stats.norm.cdf(1), abs=1e-3)
+
+
+def verdict(frame, targets, until=2030, **kw):
+    size = max(len(v) if isinstance(v, list) else 1 for v in targets.values())
+    targets = pd.DataFrame(targets, index=range(size))
+    return assess(frame, project(frame, until=until), targets, **kw).set_index("target_year")
+
+
+def test_maintain_100_percent():
+    frame = series([100.0] * 6, start=2021, lower=0, upper=100)
+    v = verdict(frame, {"series_id": "s", "target_year": [2025, 2030], "target_value": 100, "comparator": ">="})
+    assert v.loc[2025, "status"] == "achieved" and v.loc[2025, "basis"] == "observed" and v.loc[2025, "met"]
+    assert v.loc[2030, "status"] == "on_track" and v.loc[2030, "probability"] > 0.95
+    assert v.loc[2030, "label"] == "Đúng tiến độ"
+
+
+def test_dropout_must_fall_strictly_below_a_small_bound():
+    frame = series([0.2, 0.18, 0.15, 0.14, 0.12, 0.11], start=2021, lower=0, upper=100)
+    targets = {"series_id": "s", "target_year": [2025, 2030], "target_value": [0.12, 0.05], "comparator": "<"}
+    v = verdict(frame, targets)
+    assert v.loc[2025, "basis"] == "observed" and not v.loc[2025, "met"]  # 0.12 is not below 0.12
+    assert v.loc[2025, "status"] == "needs_acceleration" and v.loc[2025, "label"] == "Không đạt"
+    assert v.loc[2030, "basis"] == "projected" and 0 <= v.loc[2030, "probability"] < 0.8
+    assert v.loc[2030, "needed_change_per_year"] == pytest.approx((0.05 - 0.11) / 4)
+    assert v.loc[2030, "observed_change_per_year"] < 0
+
+
+def test_target_not_set_and_too_few_points():
+    frame = pd.concat([series([80, 85, 90], start=2024, sid="s"), series([80, 85], start=2025, sid="two")])
+    targets = {"series_id": ["s", "two"], "target_year": 2030, "target_value": [np.nan, 95], "direction": "increase"}
+    v = assess(frame, project(frame, until=2030), pd.DataFrame(targets)).set_index("series_id")
+    assert v.loc["s", "status"] == "insufficient_data" and "no target" in v.loc["s", "reason"]
+    assert v.loc["two", "status"] == "insufficient_data" and v.loc["two", "label"] == "Thiếu dữ liệu"
+
+
+def test_regressing_and_on_track():
+    targets = {"series_id": "s", "target_year": 2030, "target_value": 90, "direction": "increase"}
+    down = verdict(series([95, 93, 90, 88, 85, 83], start=2021, lower=0, upper=100), targets)
+    assert down.loc[2030, "status"] == "regressing" and down.loc[2030, "label"] == "Đi ngược"
+    up = verdict(series([95, 96, 96.5, 97, 97.4, 97.9], start=2021, lower=0, upper=100), targets)
+    assert up.loc[2030, "status"] == "on_track"
+
+
+def test_target_year_missed_while_rising_needs_acceleration():
+    frame = series([80, 82, 84, 86, 88, 90], start=2021, lower=0, upper=100)
+    v = verdict(frame, {"series_id": "s", "target_year": 2025, "target_value": 95, "direction": "increase"})
+    assert v.loc[2025, "status"] == "needs_acceleration" and v.loc[2025, "met"] == False  # noqa: E712
+
+
+def test_target_year_passed_without_observation():
+    frame = series([80, 82, 84, 88], years=[2021, 2022, 2023, 2026])
+    v = verdict(frame, {"series_id": "s", "target_year": 2025, "target_value": 85, "direction": "increase"})
+    assert v.loc[2025, "status"] == "insufficient_data" and "without an observation" in v.loc[2025, "reason"]
+
+
+def test_late_data_is_not_projected_into_a_reported_year():
+    frame = series([80, 82, 84], start=2022)  # 2025 should have been reported (as_of 2026) but is missing
+    targets = {"series_id": "s", "target_year": 2025, "target_value": 85, "direction": "increase"}
+    assert verdict(frame, targets).loc[2025, "basis"] == "projected"
+    late = verdict(frame, targets, as_of=2026)
+    assert late.loc[2025, "status"] == "insufficient_data" and "without an observation" in late.loc[2025, "reason"]
+
+
+def test_break_before_the_target_year():
+    frame = series([90, 91, 92, 93, 70, 71], start=2021, series_break=[False] * 4 + [True, False])
+    targets = {"series_id": "s", "target_year": [2024, 2030], "target_value": 92, "direction": "increase"}
+    v = verdict(frame, targets)
+    assert v.loc[2024, "status"] == "achieved"  # observed on the old territory
+    assert v.loc[2030, "status"] == "insufficient_data"  # 2 points on the new one
+
+
+def test_direction_and_comparator():
+    targets = pd.DataFrame({"series_id": "s", "target_year": [2025, 2030], "target_value": [1, 2],
+                            "direction": ["increase", "decrease"], "comparator": [None, "<"]})
+    assert list(projection.normalise_targets(targets)["comparator"]) == [">=", "<"]
+    with pytest.raises(AnalysisError):
+        projection.normalise_targets(targets.assign(direction="up", comparator=None))
+
+
+def test_status_codes_and_labels_come_from_the_metadata():
+    meta = projection.metadata()
+    assert tuple(meta["statuses"]) == projection.STATUSES
+    assert [projection.status_label(s) for s in projection.STATUSES] == [
+        "Đã đạt", "Đúng tiến độ", "Cần đẩy nhanh", "Đi ngược", "Thiếu dữ liệu"]
+    assert set(meta["methods"]) == {*projection.METHODS, projection.AUTO}
+    assert projection.method_label("damped", "en") == "Damped trend"
