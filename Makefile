@@ -9,7 +9,6 @@ YEARS  ?=
 JOBS   ?= 2
 LANG_REPORT ?= vi
 
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .DEFAULT_GOAL := help

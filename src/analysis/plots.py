@@ -28,6 +28,12 @@ def setup() -> None:
     })
 
 
+def _layout(fig) -> None:
+    """Leave room for labels without a separate tight-layout pass: the notebook's inline backend already
+    crops to the drawn content (bbox_inches='tight'), and each extra layout pass re-measures every text."""
+    fig.subplots_adjust(left=0.12, right=0.95, top=0.9, bottom=0.14)
+
+
 def percent_axis(ax, lang: str, axis: str = "y") -> None:
     def fmt(v, _pos):
         return fmt_num(v, lang, 2 if abs(v) < 1 and v != 0 else (1 if v % 1 else 0)) + "%"
@@ -89,7 +95,7 @@ def trend_chart(ind: pd.DataFrame, iid: str, targets: pd.DataFrame | None = None
                     textcoords="offset points", xytext=(6, -12), fontsize=9, color=COLOURS["total"])
     if targets is not None and (targets["indicator_id"] == iid).any():
         ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
+    _layout(fig)
     return fig
 
 
@@ -109,7 +115,7 @@ def sex_chart(ind: pd.DataFrame, iid: str, lang: str = "vi", until: int | None =
     percent_axis(ax, lang)
     year_axis(ax)
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    _layout(fig)
     return fig
 
 
@@ -147,7 +153,7 @@ def ward_chart(ind: pd.DataFrame, iid: str, year: int, targets: pd.DataFrame | N
     percent_axis(ax, lang, axis="x")
     ax.grid(axis="y", visible=False)
     ax.set_title(f"{iid} · {spec.text('short', lang)} — {t('wards', lang).lower()}, {year}")
-    fig.tight_layout()
+    _layout(fig)
     return fig
 
 
@@ -178,6 +184,6 @@ def fan_chart(history: pd.DataFrame, projection: pd.DataFrame, iid: str, targets
     percent_axis(ax, lang)
     year_axis(ax)
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
+    _layout(fig)
     return fig
 

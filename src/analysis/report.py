@@ -429,7 +429,7 @@ def furthest_table(far: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
             t("indicator_name", lang): spec.text("short", lang),
             t("ward", lang): r.geo_name,
             t("value", lang): t("suppressed", lang) if suppress else fmt_pct(r.value, lang, spec.decimals),
-            t("target_marker", lang): _target_text(r.target, spec, lang),
+            t("target_level", lang): _target_text(r.target, spec, lang),
             t("shortfall", lang): t("suppressed", lang) if suppress else fmt_num(r.shortfall, lang, spec.decimals),
         })
     return pd.DataFrame(rows)
@@ -450,4 +450,142 @@ def indicator_meta_table(lang: str = "vi", cross_checks: bool = True) -> pd.Data
             ("Nguồn" if lang == "vi" else "Source"): spec.text("source", lang),
             ("Lưu ý" if lang == "vi" else "Caveats"): spec.text("caveats", lang),
         })
+    return pd.DataFrame(rows)
+
+
+# --- verdicts (notebooks 03 and 04, the index, the Excel export) -------------------------------------------------
+
+STATUS_COLOURS = {"achieved": "#c8e6c9", "on_track": "#dcedc8", "needs_acceleration": "#ffe0b2",
+                  "regressing": "#ffcdd2", "insufficient_data": "#eeeeee", "not_met": "#ffcdd2"}
+BADGE_COLOURS = {"achieved": "#2e7d32", "on_track": "#558b2f", "needs_acceleration": "#ef6c00",
+                 "regressing": "#c62828", "insufficient_data": "#757575", "not_met": "#c62828"}
+
+
+def verdict_key(row) -> str:
+    """Status for colouring: a target year reached and missed is 'not_met'."""
+    if row.get("basis") == "observed" and row.get("met") is False:
+        return "not_met"
+    return row["status"]
+
+
+def series_broke(ind: pd.DataFrame, iid: str, year: int) -> bool:
+    """Has the indicator's whole-territory series changed territory by ``year``?"""
+    d = district_rows(ind)
+    return bool(d[(d["indicator_id"] == iid) & (d["year"] <= year)]["series_break"].any())
+
+
+def verdict_text(row, spec: Indicator, lang: str = "vi", broke: bool = False) -> str:
+    """'Cần đẩy nhanh: khả năng đạt 12%; dự báo 98,9% (80%: 98,5–99,2%)' or 'Đã đạt (99,3%)'."""
+    label = row["label"] if lang == "vi" else row.get("label_en", row["label"])
+    if _missing(row.get("target_value")):
+        return t("no_target_set", lang)
+    if row.get("basis") == "observed":
+        return t("verdict_observed", lang, label=label, value=fmt_pct(row["observed"], lang, spec.decimals))
+    if row.get("basis") == "projected":
+        return t("verdict_projected", lang, label=label, prob=fmt_pct(100 * row["probability"], lang, 0),
+                 value=fmt_pct(row["projected"], lang, spec.decimals),
+                 low=fmt_pct(row["lo80"], lang, spec.decimals), high=fmt_pct(row["hi80"], lang, spec.decimals))
+    if broke and int(row.get("n_points") or 0) < 3:
+        return t("insufficient_break", lang, label=label, n=int(row.get("n_points") or 0))
+    return t("verdict_insufficient", lang, label=label)
+
+
+def district_verdicts(verdicts: pd.DataFrame, year: int) -> pd.DataFrame:
+    v = verdicts[(verdicts["as_of"] == year) & (verdicts["sex"] == "total")]
+    levels = [lv for lv in ("country", "province", "district") if lv in set(v["geo_level"])]
+    return v[v["geo_level"] == (levels[0] if levels else "district")]
+
+
+def summary_table(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, lang: str = "vi",
+                  baseline: int = 2021) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The one-screen summary: baseline, latest value, targets and verdicts. Returns the table and, for
+    colouring, the status of each verdict cell."""
+    d = district_rows(ind)
+    v = district_verdicts(verdicts, year)
+    rows, keys = [], []
+    for iid, spec in main_indicators().items():
+        series = d[d["indicator_id"] == iid].set_index("year")
+        base = series["value"].get(baseline, np.nan)
+        cur = series["value"].get(year, np.nan)
+        row = {t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
+               t("baseline", lang): fmt_pct(base, lang, spec.decimals),
+               t("latest", lang, year=year): fmt_pct(cur, lang, spec.decimals)}
+        key = {}
+        for ty in (2025, 2030):
+            vr = v[(v["indicator_id"] == iid) & (v["target_year"] == ty)]
+            target = vr["target_value"].iloc[0] if len(vr) else np.nan
+            row[t("target", lang, year=ty)] = (t("no_target", lang) if _missing(target)
+                                               else _target_text(target, spec, lang))
+            if len(vr):
+                r = vr.iloc[0].to_dict()
+                row[t("verdict", lang, year=ty)] = verdict_text(r, spec, lang, series_broke(ind, iid, year))
+                key[t("verdict", lang, year=ty)] = verdict_key(r)
+            else:
+                row[t("verdict", lang, year=ty)] = t("not_available", lang)
+                key[t("verdict", lang, year=ty)] = "insufficient_data"
+        rows.append(row)
+        keys.append(key)
+    return pd.DataFrame(rows), pd.DataFrame(keys)
+
+
+def show_summary(table: pd.DataFrame, keys: pd.DataFrame, name: str, lang: str = "vi"):
+    """The summary with each verdict cell coloured by its status."""
+    shown = show(table, name, left=(t("indicator_name", lang), *keys.columns), lang=lang)
+    if not isinstance(shown, Table):
+        return shown  # an empty table is a sentence
+    colours = keys.map(lambda k: f"background-color: {STATUS_COLOURS.get(k, '')}")
+    colours = colours.reindex(columns=table.columns).fillna("")
+    colours.index = table.index
+    shown.styler = shown.styler.apply(lambda _df: colours, axis=None)
+    return shown
+
+
+def headline_verdicts(year: int, lang: str = "vi", processed_dir=None) -> str:
+    """HTML badges: how many indicators have each status for 2025 and 2030 (for reports/index.html)."""
+    import html as _html
+
+    from analysis.pipeline_projection import load_projections
+
+    try:
+        _, verdicts = load_projections(processed_dir)
+    except Exception:
+        return ""
+    v = district_verdicts(verdicts, year)
+    v = v[v["indicator_id"].isin(list(main_indicators()))]
+    parts = []
+    for ty in (2025, 2030):
+        sub = v[(v["target_year"] == ty) & v["target_value"].notna()]
+        counts = sub.apply(lambda r: verdict_key(r.to_dict()), axis=1).value_counts() if len(sub) else {}
+        badges = []
+        for key in ("achieved", "on_track", "needs_acceleration", "regressing", "not_met", "insufficient_data"):
+            n = int(counts.get(key, 0)) if len(sub) else 0
+            if n:
+                label = _labels()["status_" + key][lang] if "status_" + key in _labels() else key
+                badges.append(f'<span class="badge" style="background:{BADGE_COLOURS[key]}">'
+                              f'{n} {_html.escape(label)}</span>')
+        if badges:
+            parts.append(f"<b>{ty}:</b> " + " ".join(badges))
+    return "<br>".join(parts)
+
+
+def method_table(projections: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
+    """Which method each whole-territory series got and with which weights (the 'why' of the verdicts)."""
+    from analysis.projection import method_label
+
+    p = projections[projections["sex"] == "total"]
+    levels = [lv for lv in ("country", "province", "district") if lv in set(p["geo_level"])]
+    p = p[p["geo_level"] == (levels[0] if levels else "district")].drop_duplicates("series_id")
+    order = {k: i for i, k in enumerate(registry())}
+    p = p.assign(_o=p["indicator_id"].map(order)).sort_values("_o")
+    names = {"w_last_value": "last_value", "w_logit_linear": "logit_linear", "w_damped": "damped"}
+    rows = []
+    for r in p.to_dict("records"):
+        weights = " · ".join(f"{method_label(m, lang)} {fmt_pct(100 * r[c], lang, 0)}"
+                             for c, m in names.items() if c in r and not _missing(r[c]))
+        row = {t("indicator", lang): r["indicator_id"], t("method", lang): method_label(r["method"], lang),
+               t("years_used", lang): str(int(r["n_points"])) if not _missing(r.get("n_points")) else "",
+               t("weights", lang): weights}
+        if lang == "en":
+            row["reason"] = r.get("method_reason", "")
+        rows.append(row)
     return pd.DataFrame(rows)

@@ -1,0 +1,346 @@
+"""The yearly batch: run the notebooks for each reporting year with papermill, render them to offline HTML
+for readers, export the tables officials use to Excel, and write ``reports/index.html``.
+
+Years run in parallel worker processes (papermill's Python API, one kernel per notebook). Each year is
+built in a staging folder and swapped into ``reports/<year>/`` only when complete, so a run that fails or
+is killed leaves every year as it was before or fully updated. A year that fails does not stop the
+others: its executed notebook is kept with the error, and the run exits non-zero naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analysis import config
+from analysis.errors import AnalysisError
+
+NOTEBOOKS = ("01_clean", "02_indicators", "03_projections", "04_report")
+REPORT_NOTEBOOK = "04_report"
+TEMPLATE_DIR = Path(__file__).with_name("templates")
+STAGING_PREFIX = ".staging-"
+OLD_PREFIX = ".old-"
+
+
+# --- names: derived from the parameters in this one place ---------------------------------------------------
+
+def output_name(notebook: str, lang: str, suffix: str) -> str:
+    """'04_report' + vi -> '04_report.html'; English copies carry '_en'."""
+    return f"{notebook}{'' if lang == 'vi' else '_' + lang}{suffix}"
+
+
+def excel_name(year: int, lang: str) -> str:
+    return f"bang_tong_hop_{year}{'' if lang == 'vi' else '_' + lang}.xlsx"
+
+
+def year_dir(reports_dir: Path, year: int) -> Path:
+    return reports_dir / str(year)
+
+
+def parse_years(text: str | None, available: list[int]) -> list[int]:
+    """'2021-2026', '2023', '2021,2024' -> years; default: every year with data."""
+    if not text:
+        return available
+    years: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                a, b = (int(x) for x in part.split("-", 1))
+                years.extend(range(a, b + 1))
+            else:
+                years.append(int(part))
+    except ValueError:
+        raise AnalysisError(f"Năm không hợp lệ: '{text}' (ví dụ 2021-2026).",
+                            f"Invalid years: '{text}' (e.g. 2021-2026).") from None
+    missing = [y for y in years if y not in available]
+    if missing:
+        raise AnalysisError(
+            f"Không có số liệu cho năm {', '.join(map(str, missing))} (có: {', '.join(map(str, available))}).",
+            f"No data for year(s) {', '.join(map(str, missing))} (available: {', '.join(map(str, available))}).")
+    return sorted(set(years))
+
+
+# --- one year ----------------------------------------------------------------------------------------------
+
+@dataclass
+class YearResult:
+    year: int
+    ok: bool
+    seconds: float
+    failed_notebook: str = ""
+    error: str = ""
+    files: list[str] = field(default_factory=list)
+
+
+def _parameters(year: int, lang: str, processed_dir: Path | None, raw_dir: Path | None) -> dict:
+    # default folders are left to the notebook (None), so no machine path is written into its outputs
+    params = {"year": year, "lang": lang}
+    if processed_dir:
+        params["processed_dir"] = str(processed_dir)
+    if raw_dir:
+        params["raw_dir"] = str(raw_dir)
+    return params
+
+
+def _scrub(path: Path) -> None:
+    """Drop the absolute paths papermill records in a notebook's metadata, and its random cell id."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:  # papermill gives its injected cell a random id: make reruns reproducible
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell["id"] = "injected-parameters"
+    pm = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if pm.get(key):
+            pm[key] = Path(pm[key]).name
+    nbformat.write(nb, path)
+
+
+def render_html(notebook_path: Path, html_path: Path, lang: str, title: str) -> None:
+    """Executed notebook -> one self-contained HTML file: no code, images inline, nothing from a CDN."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    nb = nbformat.read(notebook_path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+    nb.metadata["title"] = title
+    c = Config()
+    c.HTMLExporter.exclude_input = True
+    c.HTMLExporter.exclude_input_prompt = True
+    c.HTMLExporter.exclude_output_prompt = True
+    c.HTMLExporter.extra_template_basedirs = [str(TEMPLATE_DIR)]
+    c.HTMLExporter.template_name = "report"
+    c.HTMLExporter.language_code = lang
+    body, _ = HTMLExporter(config=c).from_notebook_node(nb)
+    html_path.write_text(body, encoding="utf-8")
+
+
+def run_year(year: int, notebooks: tuple[str, ...], lang: str, reports_dir: Path,
+             processed_dir: Path | None = None, raw_dir: Path | None = None) -> YearResult:
+    """Run and render every notebook of one reporting year into a staging folder, then swap it in."""
+    import papermill as pm
+
+    from analysis.report import t
+    from analysis.template import school_year_label
+
+    start = time.perf_counter()
+    # kernels inherit the environment: charts must come out as inline images even if a headless
+    # MPLBACKEND (Agg) was set for scripts
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{year}-", dir=reports_dir))
+    result = YearResult(year, ok=True, seconds=0.0)
+    try:
+        for nb_name in notebooks:
+            source = config.NOTEBOOKS_DIR / f"{nb_name}.ipynb"
+            executed = staging / output_name(nb_name, lang, ".ipynb")
+            try:
+                pm.execute_notebook(
+                    str(source), str(executed), parameters=_parameters(year, lang, processed_dir, raw_dir),
+                    kernel_name="python3", progress_bar=False, log_output=False, cwd=str(config.NOTEBOOKS_DIR),
+                )
+            except Exception as exc:  # PapermillExecutionError and kernel failures alike
+                result.ok, result.failed_notebook = False, executed.name
+                result.error = _short_error(exc)
+                if executed.exists():
+                    _scrub(executed)
+                break
+            _scrub(executed)
+            title = f"{t('report_heading', lang, school_year=school_year_label(year))} · {nb_name}"
+            render_html(executed, staging / output_name(nb_name, lang, ".html"), lang, title)
+        if result.ok:
+            from analysis.exports import export_year
+
+            export_year(year, staging / excel_name(year, lang), lang, processed_dir, raw_dir)
+        result.files = sorted(p.name for p in staging.iterdir())
+        swap_in(staging, year_dir(reports_dir, year))
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, Exception):
+            return YearResult(year, False, time.perf_counter() - start, "", _short_error(exc))
+        raise
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _short_error(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    last = [line for line in text if line.strip()][-3:] if text else [type(exc).__name__]
+    return " ".join(last)[:400]
+
+
+def swap_in(staging: Path, final: Path) -> None:
+    """Replace ``final`` by ``staging`` with two renames; ``recover`` finishes an interrupted swap."""
+    old = final.with_name(f"{OLD_PREFIX}{final.name}")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(reports_dir: Path) -> None:
+    """After a killed run: put back a year whose swap was interrupted, drop abandoned staging folders."""
+    if not reports_dir.exists():
+        return
+    for old in reports_dir.glob(f"{OLD_PREFIX}*"):
+        final = reports_dir / old.name[len(OLD_PREFIX):]
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, final)
+    for staging in reports_dir.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(staging, ignore_errors=True)
+    for tmp in reports_dir.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+# --- many years ---------------------------------------------------------------------------------------------
+
+def available_years(processed_dir: Path | None = None) -> list[int]:
+    from analysis.indicators import load_indicators
+
+    return sorted(int(y) for y in load_indicators(processed_dir)["year"].unique())
+
+
+def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Path | None = None,
+              processed_dir: Path | None = None, raw_dir: Path | None = None,
+              notebooks: tuple[str, ...] = NOTEBOOKS, progress: bool = True) -> list[YearResult]:
+    from tqdm import tqdm
+
+    reports_dir = config.reports_dir(reports_dir)
+    recover(reports_dir)
+    results: list[YearResult] = []
+    bar = tqdm(total=len(years), unit="năm/year", desc="Báo cáo / reports", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(years)))) as pool:
+        pending = {pool.submit(run_year, y, notebooks, lang, reports_dir, processed_dir, raw_dir): y for y in years}
+        running = set(years)
+        while pending:
+            bar.set_postfix_str("đang chạy/running: " + ", ".join(map(str, sorted(running)[:jobs])))
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                year = pending.pop(fut)
+                running.discard(year)
+                try:
+                    res = fut.result()
+                except Exception as exc:  # a worker that died
+                    res = YearResult(year, False, 0.0, "", _short_error(exc))
+                results.append(res)
+                bar.update(1)
+                if not res.ok:
+                    bar.write(f"LỖI / FAILED {year}: {res.failed_notebook} — {res.error}")
+    bar.close()
+    results.sort(key=lambda r: r.year)
+    write_index(reports_dir, lang, processed_dir)
+    return results
+
+
+# --- the index page -----------------------------------------------------------------------------------------
+
+def write_index(reports_dir: Path, lang: str = "vi", processed_dir: Path | None = None) -> Path:
+    """reports/index.html: every year that has a report, with links and its headline verdicts."""
+    from analysis.io import write_text_atomic
+    from analysis.report import headline_verdicts, t
+    from analysis.template import school_year_label
+
+    years = sorted((int(p.name) for p in reports_dir.iterdir() if p.is_dir() and p.name.isdigit()), reverse=True)
+    rows = []
+    for year in years:
+        folder = year_dir(reports_dir, year)
+        links = []
+        for nb_name in NOTEBOOKS:
+            for lg in ("vi", "en"):
+                name = output_name(nb_name, lg, ".html")
+                if (folder / name).exists():
+                    label = f"{nb_name}{'' if lg == 'vi' else ' (EN)'}"
+                    links.append(f'<a href="{year}/{html.escape(name)}">{html.escape(label)}</a>')
+        for lg in ("vi", "en"):
+            xl = excel_name(year, lg)
+            if (folder / xl).exists():
+                links.append(f'<a href="{year}/{html.escape(xl)}">Excel{"" if lg == "vi" else " (EN)"}</a>')
+        failed = [p.name for p in folder.glob("*.ipynb") if not (folder / p.with_suffix(".html").name).exists()]
+        verdicts = headline_verdicts(year, lang, processed_dir)
+        state = (f'<span class="failed">{html.escape(t("batch_failed", lang))}: {html.escape(", ".join(failed))}</span>'
+                 if failed else "")
+        rows.append(f"<tr><td><b>{year}</b><br><small>{html.escape(t('school_year', lang))} "
+                    f"{school_year_label(year)}</small></td><td>{' · '.join(links)} {state}</td><td>{verdicts}</td></tr>")
+    body = f"""<!DOCTYPE html>
+<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(t('index_title', lang))}</title>
+<style>
+body {{ font-family: "DejaVu Sans", Arial, sans-serif; max-width: 1100px; margin: 24px auto; padding: 0 16px; color: #1b1f23; }}
+table {{ border-collapse: collapse; width: 100%; }} td, th {{ border: 1px solid #d0d7de; padding: 6px 10px; vertical-align: top; text-align: left; }}
+th {{ background: #eef3f8; }} .banner {{ background: #fff4e5; border-left: 4px solid #e65100; padding: 8px 12px; }}
+.badge {{ display: inline-block; padding: 1px 6px; border-radius: 8px; margin: 1px; font-size: 12px; color: #fff; }}
+.failed {{ color: #c62828; font-weight: bold; }} small {{ color: #57606a; }}
+</style></head><body>
+<h1>{html.escape(t('index_title', lang))}</h1>
+<p>{html.escape(t('index_intro', lang))}</p>
+{_synthetic_banner(lang, processed_dir)}
+<table><tr><th>{html.escape(t('reporting_year', lang))}</th><th>{html.escape(t('index_files', lang))}</th>
+<th>{html.escape(t('index_verdicts', lang))}</th></tr>
+{''.join(rows)}
+</table></body></html>
+"""
+    return write_text_atomic(reports_dir / "index.html", body)
+
+
+def _synthetic_banner(lang: str, processed_dir: Path | None) -> str:
+    from analysis.report import t
+
+    try:
+        from analysis.clean import load_tables
+
+        files = load_tables(processed_dir)["files"]
+        synthetic = "synthetic" in files and files["synthetic"].fillna(False).any()
+    except Exception:
+        synthetic = False
+    return f'<p class="banner"><b>{html.escape(t("synthetic_banner", lang))}</b></p>' if synthetic else ""
+
+
+# --- command line -------------------------------------------------------------------------------------------
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--years", help="năm báo cáo, ví dụ 2021-2026 hoặc 2023,2025 (mặc định: mọi năm có số liệu)")
+    parser.add_argument("--jobs", type=int, default=2, help="số năm chạy song song (mặc định 2)")
+    parser.add_argument("--lang", default="vi", choices=("vi", "en"), help="ngôn ngữ báo cáo (mặc định vi)")
+    parser.add_argument("--notebooks", help="chỉ chạy các notebook này, ví dụ 04_report (mặc định: cả bốn)")
+    parser.add_argument("--reports-dir", help="thư mục báo cáo (mặc định reports/)")
+    parser.add_argument("--processed-dir", help="thư mục dữ liệu đã xử lý (mặc định data/processed)")
+    parser.add_argument("--raw-dir", help="thư mục số liệu thô (mặc định data/raw)")
+    parser.add_argument("--no-progress", action="store_true", help="không hiện thanh tiến trình")
+
+
+def run(args: argparse.Namespace) -> int:
+    processed = Path(args.processed_dir).resolve() if args.processed_dir else None
+    raw = Path(args.raw_dir).resolve() if args.raw_dir else None
+    notebooks = tuple(args.notebooks.split(",")) if args.notebooks else NOTEBOOKS
+    unknown = [n for n in notebooks if n not in NOTEBOOKS]
+    if unknown:
+        raise AnalysisError(f"Không có notebook: {', '.join(unknown)}.", f"Unknown notebook(s): {', '.join(unknown)}.")
+    years = parse_years(args.years, available_years(processed))
+    reports = config.reports_dir(args.reports_dir)
+    started = time.perf_counter()
+    results = run_batch(years, args.jobs, args.lang, reports, processed, raw, notebooks, progress=not args.no_progress)
+    failed = [r for r in results if not r.ok]
+    print(f"{len(results) - len(failed)}/{len(results)} năm/years ok in {time.perf_counter() - started:.1f} s -> "
+          f"{config.display_path(reports)}/index.html")
+    for r in failed:
+        where = f"{config.display_path(year_dir(reports, r.year))}/{r.failed_notebook}" if r.failed_notebook else str(r.year)
+        print(f"LỖI / FAILED {r.year}: {where}: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
+

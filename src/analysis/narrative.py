@@ -1,0 +1,182 @@
+"""Plain-language sentences and the sections of the report notebooks, assembled from the package's tables
+and charts so that notebooks 03 and 04 only loop and display."""
+
+from __future__ import annotations
+
+import pandas as pd
+from IPython.display import Markdown
+
+from analysis import indicators, plots
+from analysis import report as rp
+from analysis.indicators import Indicator, main_indicators, registry
+from analysis.report import fmt_pct, t
+
+
+def _points(x: float, lang: str, decimals: int) -> str:
+    return rp.fmt_num(abs(x), lang, decimals) + (" điểm %" if lang == "vi" else " pts")
+
+
+def change_sentence(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi") -> str:
+    spec = registry()[iid]
+    d = rp.district_rows(ind)
+    d = d[d["indicator_id"] == iid].set_index("year")
+    if year not in d.index:
+        return t("change_none", lang)
+    cur = d.loc[year]
+    if cur["series_break"]:
+        return t("change_break", lang)
+    if year - 1 not in d.index or pd.isna(d.loc[year - 1, "value"]):
+        return t("change_none", lang)
+    before, after = d.loc[year - 1, "value"], cur["value"]
+    diff = after - before
+    dec = spec.decimals
+    if round(diff, dec) == 0:
+        return t("change_flat", lang, after=fmt_pct(after, lang, dec))
+    return t("change_up" if diff > 0 else "change_down", lang, points=_points(diff, lang, dec),
+             before=fmt_pct(before, lang, dec), after=fmt_pct(after, lang, dec))
+
+
+def verdict_sentence(row: dict, spec: Indicator, lang: str = "vi", broke: bool = False) -> str:
+    """One sentence a head of school can read: what will happen by the target year, and how likely."""
+    ty = int(row["target_year"])
+    dec = spec.decimals
+    label = row["label"] if lang == "vi" else row.get("label_en", row["label"])
+    if pd.isna(row.get("target_value")):
+        return t("reading_insufficient", lang, ty=ty, label=label, why=t("why_no_target", lang))
+    target = rp._target_text(row["target_value"], spec, lang)
+    if row.get("basis") == "observed":
+        key = "reading_observed_met" if row.get("met") else "reading_observed_missed"
+        return t(key, lang, ty=ty, target=target, value=fmt_pct(row["observed"], lang, dec))
+    if row.get("basis") == "projected":
+        latest = row.get("latest_value")
+        if not pd.isna(latest) and bool(indicators.meets(latest, row["target_value"], row["comparator"])):
+            return t("reading_projected_kept", lang, ty=ty, target=target, latest=fmt_pct(latest, lang, dec),
+                     value=fmt_pct(row["projected"], lang, dec), low=fmt_pct(row["lo80"], lang, dec),
+                     high=fmt_pct(row["hi80"], lang, dec), prob=fmt_pct(100 * row["probability"], lang, 0),
+                     label=label)
+        obs, need = row.get("observed_change_per_year"), row.get("needed_change_per_year")
+        pace = t("reading_pace", lang, observed=rp.fmt_points(obs, lang, dec + 1),
+                 needed=rp.fmt_points(need, lang, dec + 1)) if not (pd.isna(obs) or pd.isna(need)) else ""
+        return t("reading_projected", lang, ty=ty, value=fmt_pct(row["projected"], lang, dec),
+                 low=fmt_pct(row["lo80"], lang, dec), high=fmt_pct(row["hi80"], lang, dec), target=target,
+                 prob=fmt_pct(100 * row["probability"], lang, 0), pace=pace, label=label)
+    n = int(row.get("n_points") or 0)
+    why = t("why_break", lang, n=n) if broke else (t("why_short", lang, n=n) if n < 3 else t("why_other", lang))
+    return t("reading_insufficient", lang, ty=ty, label=label, why=why)
+
+
+def verdict_rows(verdicts: pd.DataFrame, year: int, iid: str) -> list[dict]:
+    v = rp.district_verdicts(verdicts, year)
+    return [r for r in v[v["indicator_id"] == iid].sort_values("target_year").to_dict("records")]
+
+
+def readings(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, iid: str, lang: str = "vi") -> Markdown:
+    spec = registry()[iid]
+    broke = rp.series_broke(ind, iid, year)
+    lines = [f"- {verdict_sentence(r, spec, lang, broke)}" for r in verdict_rows(verdicts, year, iid)]
+    return Markdown("\n".join(lines))
+
+
+def district_projection(projections: pd.DataFrame, year: int, iid: str) -> pd.DataFrame:
+    p = projections[(projections["as_of"] == year) & (projections["indicator_id"] == iid)
+                    & (projections["sex"] == "total")]
+    levels = [lv for lv in ("country", "province", "district") if lv in set(p["geo_level"])]
+    return p[p["geo_level"] == (levels[0] if levels else "district")]
+
+
+def fan_chart(ind, projections, targets, year, iid, lang):
+    hist = rp.district_rows(ind)
+    hist = hist[(hist["indicator_id"] == iid) & (hist["year"] <= year)]
+    return plots.fan_chart(hist, district_projection(projections, year, iid), iid, targets, lang)
+
+
+def verdict_table(verdicts: pd.DataFrame, year: int, lang: str = "vi"):
+    """Every verdict of the year with the evidence behind it (notebook 03)."""
+    from analysis.projection import method_label
+
+    v = rp.district_verdicts(verdicts, year)
+    rows, keys = [], []
+    for iid, spec in main_indicators().items():
+        for r in v[v["indicator_id"] == iid].sort_values("target_year").to_dict("records"):
+            dec = spec.decimals
+            shown = r.get("basis") == "projected"
+            rows.append({
+                t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
+                t("target_year", lang): str(int(r["target_year"])),
+                t("target_level", lang): rp._target_text(r["target_value"], spec, lang)
+                if not pd.isna(r["target_value"]) else t("no_target", lang),
+                t("projected_or_actual", lang): (
+                    f"{fmt_pct(r['projected'], lang, dec)} ({fmt_pct(r['lo80'], lang, dec)}–{fmt_pct(r['hi80'], lang, dec)})"
+                    if shown else (fmt_pct(r["observed"], lang, dec) if r.get("basis") == "observed" else "")),
+                t("probability", lang): fmt_pct(100 * r["probability"], lang, 0) if shown else "",
+                t("change_observed_needed", lang): (
+                    f"{rp.fmt_points(r['observed_change_per_year'], lang, dec + 1)} · "
+                    f"{rp.fmt_points(r['needed_change_per_year'], lang, dec + 1)}" if shown else ""),
+                t("status", lang): r["label"] if lang == "vi" else r.get("label_en", r["label"]),
+                t("method", lang): method_label(r["method"], lang) if shown and isinstance(r.get("method"), str) else "",
+            })
+            keys.append({t("status", lang): rp.verdict_key(r)})
+    return pd.DataFrame(rows), pd.DataFrame(keys)
+
+
+def indicator_section(data, projections, verdicts, iid: str, lang: str = "vi") -> list:
+    """Everything the report says about one indicator, in reading order."""
+    spec = registry()[iid]
+    year = data.year
+    ind = data.indicators
+    out: list = [Markdown(f"### {iid} · {spec.text('name', lang)}\n\n"
+                          f"**{t('what_it_measures', lang)}:** {spec.text('definition', lang)} "
+                          f"*{spec.text('coverage', lang)}* {spec.text('caveats', lang)}")]
+    out.append(Markdown(f"**{t('changed_heading', lang)}:** {change_sentence(ind, iid, year, lang)}"))
+    out.append(Markdown(f"**{t('projection_heading', lang)}**"))
+    out.append(fan_chart(ind, projections, data.targets, year, iid, lang))
+    out.append(readings(ind, verdicts, year, iid, lang))
+    wards = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == "ward") & (ind["year"] == year)]
+    if len(wards):
+        out.append(Markdown(f"**{t('by_ward_heading', lang)}**"))
+        out.append(plots.ward_chart(ind, iid, year, data.targets, lang))
+        out.append(rp.show(rp.ward_table(ind, iid, year, lang), f"wards_{iid}", left=(t("ward", lang),), lang=lang))
+    sex = ind[(ind["indicator_id"] == iid) & (ind["sex"] == "female") & (ind["year"] == year)]
+    if len(sex):
+        out.append(Markdown(f"**{t('by_sex_heading', lang)}**"))
+        out.append(plots.sex_chart(ind, iid, lang, until=year))
+    if iid in dict(indicators.ACTION_FLAGS):
+        lacking = indicators.institutions_lacking(data.truong, year, lang)
+        out.append(Markdown(f"**{t('action_heading', lang)}**"))
+        out.append(rp.show(rp.action_table(lacking, iid, lang), f"action_{iid}", left=(t("institution", lang),),
+                           lang=lang))
+    return out
+
+
+def methods_annex(lang: str = "vi") -> list:
+    return [
+        Markdown("\n\n".join(t(k, lang) for k in ("methods_projection", "methods_verdict", "methods_geography",
+                                                   "methods_suppression"))),
+        Markdown(f"### {t('definitions_heading', lang)}"),
+        rp.show(rp.indicator_meta_table(lang), "definitions", left=tuple(rp.indicator_meta_table(lang).columns),
+                lang=lang),
+    ]
+
+
+def quality_section(data, lang: str = "vi") -> list:
+    q = data.quality[data.quality["year"] <= data.year]
+    table = rp.quality_table(q, data.year, lang)
+    return [
+        Markdown(t("quality_intro", lang)),
+        rp.show(table, "quality_year", left=tuple(table.columns), lang=lang, empty="no_problems"),
+        Markdown(f"**{t('not_reported_heading', lang)}**"),
+        rp.show(rp.not_reported_table(q, data.year, lang), "not_reported", left=(t("institution", lang),), lang=lang),
+        Markdown(f"**{t('quality_history', lang)}**"),
+        rp.show(rp.quality_summary(q, lang), "quality_history", lang=lang),
+    ]
+
+
+def close(items: list) -> None:
+    """Close the figures of a section after display (memory in long batch runs)."""
+    for item in items:
+        if isinstance(item, plots.plt.Figure):
+            plots.plt.close(item)
+
+
+__all__ = ["change_sentence", "verdict_sentence", "readings", "verdict_table", "indicator_section",
+           "methods_annex", "quality_section", "fan_chart", "close"]
