@@ -15,8 +15,7 @@ RAW = config.RAW_DIR
 
 def write_workbook(path: Path, sheets: dict[str, list[list]], extra: dict[str, list[list]] | None = None) -> Path:
     """Write ``{sheet name: rows}`` as an .xlsx (rows are lists of cell values, None for blank)."""
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
+    wb = openpyxl.Workbook(write_only=True)  # streaming: large test workbooks are written quickly
     for name, rows in {**sheets, **(extra or {})}.items():
         ws = wb.create_sheet(name)
         for row in rows:

@@ -48,6 +48,7 @@ class RawSheet:
     totals: tuple[int, list] | None = None
     title_text: str = ""
     problems: list[Problem] = field(default_factory=list)
+    formula_cells: set[str] = field(default_factory=set)  # cells holding a formula without a computed value
 
     def header_of(self, column_id: str) -> str:
         return self.columns[column_id][1] if column_id in self.columns else column_id
@@ -295,7 +296,34 @@ def find_table(grid: list[list], spec: Sheet, file: str, sheet_name: str) -> Raw
             message_vi="Cột không thuộc mẫu, được bỏ qua.", message_en="Column not in the template, ignored.",
         ))
     _collect_rows(grid, header_row + 1, table)
+    _report_unnamed_columns(header_cells, table)
+    if not table.rows:
+        table.problems.append(Problem(
+            file=file, sheet=sheet_name, severity="error", code="no_data_rows", row=header_row + 1,
+            message_vi="Sheet chỉ có dòng tiêu đề, không có dòng số liệu nào.",
+            message_en="The sheet has a header row but no data rows.",
+        ))
     return table
+
+
+def _report_unnamed_columns(header_cells: list, table: RawSheet) -> None:
+    """A column with numbers but no header (e.g. the second half of a merged header cell) is not read:
+    say so, instead of dropping it silently."""
+    width = max((len(cells) for _, cells in table.rows), default=0)
+    for j in range(width):
+        if j < len(header_cells) and not _is_blank(header_cells[j]):
+            continue
+        filled = sum(1 for _, cells in table.rows if j < len(cells) and not _is_blank(cells[j]))
+        if filled:
+            table.problems.append(Problem(
+                file=table.file, sheet=table.sheet, severity="warning", code="unnamed_column",
+                row=table.header_row, cell=f"{excel_column_letter(j)}{table.header_row}",
+                column=excel_column_letter(j),
+                message_vi=f"Cột {excel_column_letter(j)} có {filled} ô số liệu nhưng không có tiêu đề (ô gộp?); "
+                           "cột không được đọc.",
+                message_en=f"Column {excel_column_letter(j)} has {filled} filled cells but no header (a merged "
+                           "cell?); the column is not read.",
+            ))
 
 
 def _collect_rows(grid: list[list], start: int, table: RawSheet) -> None:
@@ -348,6 +376,39 @@ def _collect_rows(grid: list[list], start: int, table: RawSheet) -> None:
         table.rows.append((excel_row, cells))
 
 
+def formulas_without_values(path: Path) -> dict[str, set[str]]:
+    """Sheet name -> cells whose formula has no cached value (written by a program, never opened in
+    Excel): calamine reads them as blank, and the person who fills the file needs to know why."""
+    import xml.etree.ElementTree as ET
+
+    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+          "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships"}
+    out: dict[str, set[str]] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            rels = ET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+            targets = {r.get("Id"): r.get("Target", "") for r in rels}
+            book = ET.fromstring(zf.read("xl/workbook.xml"))
+            for sheet in book.iterfind("m:sheets/m:sheet", ns):
+                target = targets.get(sheet.get(f"{{{ns['r']}}}id"), "")
+                name = "xl/" + target.lstrip("/").removeprefix("xl/")
+                if name not in zf.namelist():
+                    continue
+                data = zf.read(name)
+                if b"<f" not in data:
+                    continue
+                cells = set()
+                for cell in ET.fromstring(data).iterfind(".//m:c", ns):
+                    value = cell.find("m:v", ns)
+                    if cell.find("m:f", ns) is not None and (value is None or not (value.text or "").strip()):
+                        cells.add(cell.get("r", ""))
+                if cells:
+                    out[sheet.get("name")] = cells
+    except (KeyError, ET.ParseError, zipfile.BadZipFile, OSError):
+        return {}
+    return out
+
+
 def find_sheet(workbook, spec: Sheet) -> str | None:
     keys = spec.name_keys()
     for name in workbook.sheet_names:
@@ -371,9 +432,11 @@ def read_workbook(path: str | Path, sheets: tuple[Sheet, ...] = SHEETS) -> RawWo
             sheet=missing[0].name, code="missing_sheet",
         )
     tables = {}
+    formulas = formulas_without_values(path)
     for spec in sheets:
         name = find_sheet(wb, spec)
         tables[spec.name] = find_table(read_grid(wb, name, file), spec, file, name)
+        tables[spec.name].formula_cells = formulas.get(name, set())
     note_text = ""
     note = next((n for n in wb.sheet_names if fold(n) == fold(NOTE_SHEET)), None)
     if note is not None:
