@@ -10,7 +10,7 @@ import pandas as pd
 
 from analysis import indicators
 from analysis import report as rp
-from analysis.io import write_atomic
+from analysis.io import neutralise_formula, neutralise_frame, write_atomic
 from analysis.report import t
 
 SHEET_NAMES = {
@@ -55,9 +55,9 @@ def write_workbook(tables: dict[str, pd.DataFrame], path: Path, title: str, synt
     wb = openpyxl.Workbook()
     wb.remove(wb.active)
     for name, frame in tables.items():
-        frame = rp.neutralise_frame(frame)
+        frame = neutralise_frame(frame)
         ws = wb.create_sheet(name[:31])
-        ws.append([rp.neutralise_formula(title)])
+        ws.append([neutralise_formula(title)])
         ws["A1"].font = Font(bold=True, size=13)
         start = 2
         if synthetic:

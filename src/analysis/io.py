@@ -60,13 +60,35 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value):
+    """Text a spreadsheet would run as a formula gets a leading apostrophe (OWASP: CSV injection).
+    Raw files are untrusted; a school name like '=HYPERLINK(…)' must reach Excel as text."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same frame with every text cell (and header) neutralised; numbers untouched."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].map(neutralise_formula).astype(out[col].dtype)
+    out.columns = [neutralise_formula(c) for c in out.columns]
+    return out
+
+
 def parquet_writer(frame: pd.DataFrame) -> Callable[[Path], None]:
     return lambda tmp: frame.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
 
 
 def csv_writer(frame: pd.DataFrame) -> Callable[[Path], None]:
-    # utf-8-sig so that Excel on an office PC opens Vietnamese text correctly
-    return lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\n")
+    # utf-8-sig so that Excel on an office PC opens Vietnamese text correctly; formula-like text neutralised
+    safe = neutralise_frame(frame)
+    return lambda tmp: safe.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\n")
 
 
 class Staging:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from analysis import projection
 from analysis.errors import AnalysisError
-from analysis.io import write_atomic
+from analysis.io import neutralise_frame, write_atomic
 
 MAX_WARNINGS = 20
 
@@ -66,7 +66,9 @@ def read_csv(path: str, what_vi: str, what_en: str) -> pd.DataFrame:
 
 
 def write_csv(frame: pd.DataFrame, path: str) -> None:
-    """Plain UTF-8 (no BOM: this output is for programs), written atomically."""
+    """Plain UTF-8 (no BOM: this output is for programs), written atomically. Text that a spreadsheet would
+    run as a formula (a series_id starting with '=', '+', '-', '@') gets a leading apostrophe."""
+    frame = neutralise_frame(frame)
     try:
         write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n",
                                                     float_format="%.10g"))

@@ -23,7 +23,6 @@ from analysis.template import SHEETS
 LABELS_FILE = Path(__file__).with_name("labels.yaml")
 LANGS = ("vi", "en")
 SMALL_CELL = 5  # counts of children with disabilities below this are shown as "<5"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @cache
@@ -110,23 +109,7 @@ def needs_suppression(ind: Indicator, geo_level: str) -> bool:
     return bool(ind.meta.get("small_counts")) and geo_level not in ("district", "province", "country")
 
 
-# --- safety ------------------------------------------------------------------------------------------------
-
-def neutralise_formula(value):
-    """Text a spreadsheet would run as a formula gets a leading apostrophe-like quote (OWASP CSV injection)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
-def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
-            out[col] = out[col].map(neutralise_formula).astype(out[col].dtype)
-    out.columns = [neutralise_formula(c) for c in out.columns]
-    return out
-
+# --- display ----------------------------------------------------------------------------------------------
 
 class Table:
     """A table for notebooks: HTML from the Styler for readers, plain text of the same values as its
