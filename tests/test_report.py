@@ -70,3 +70,16 @@ def test_labels_exist_in_both_languages():
         assert set(entry) == {"vi", "en"} and entry["vi"] and entry["en"], key
     with pytest.raises(ValueError):
         rp.t("value", "fr")
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_table_headers_never_collide(lang):
+    """Two labels with the same text would silently overwrite a column (the id vanished once)."""
+    groups = [("indicator", "indicator_name", "baseline", "value", "numerator", "denominator", "interval95",
+               "change_since_last", "target_level", "target_year", "projected_or_actual", "probability",
+               "change_observed_needed", "status", "method", "ward", "institution", "school_type", "ownership",
+               "shortfall", "code", "severity", "sheet", "row", "cell", "column", "message", "female", "male", "gpi",
+               "years_used", "weights", "not_reported_what", "kept", "rows_read", "error", "warning", "info")]
+    for keys in groups:
+        texts = [rp.t(k, lang) for k in keys]
+        assert len(texts) == len(set(texts)), sorted(x for x in texts if texts.count(x) > 1)

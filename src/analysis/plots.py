@@ -146,7 +146,8 @@ def ward_chart(ind: pd.DataFrame, iid: str, year: int, targets: pd.DataFrame | N
         if len(tv):
             ax.axvline(tv["target_value"].iloc[0], color=COLOURS["target"], linestyle="--",
                        label=f"{t('target', lang, year=target_year)}: {fmt_pct(tv['target_value'].iloc[0], lang)}")
-            ax.legend(fontsize=8, loc="lower right")
+            # below the axes: inside, the legend would cover the longest bars
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=1)
     values = w["ci_low"].dropna()
     if len(values) and spec.direction == "increase" and values.min() > 50:
         ax.set_xlim(max(0, values.min() - 5), 100.5)
