@@ -14,7 +14,9 @@ import hashlib
 import re
 import sys
 import unicodedata
+from collections import namedtuple
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
@@ -91,6 +93,9 @@ def _clean_text_one(v) -> tuple[str | None, bool]:
     if isinstance(v, float) and v.is_integer():
         v = int(v)
     s = unicodedata.normalize("NFC", str(v))
+    if s.isprintable() and "  " not in s:
+        # nothing invisible, no whitespace but single spaces: only the ends can change (the usual cell)
+        return (s.strip(" ") or None), False
     invisible = bool(_INVISIBLE.search(s))
     text = re.sub(r"\s+", " ", _INVISIBLE.sub("", s)).strip()
     return (text or None), invisible
@@ -102,7 +107,7 @@ def _clean_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     One pass, each distinct value cleaned once (names, types and wards repeat down a column)."""
     seen: dict = {}
     texts, invisible = [], []
-    for v in values.array:
+    for v in values.tolist():
         try:
             key = (v.__class__, v)
             hit = seen.get(key)
@@ -197,7 +202,7 @@ def parse_yesno(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     distinct cell value is read once: a column holds a handful of spellings)."""
     seen: dict = {}
     out, reason = [], []
-    for v in values.array:
+    for v in values.tolist():
         try:
             key = (v.__class__, v)
             hit = seen.get(key)
@@ -258,9 +263,8 @@ class SheetCleaner:
         ))
 
     def _report(self, col: Column, reasons: pd.Series, originals: pd.Series) -> None:
-        for i, why in reasons.items():
-            if not why:
-                continue
+        for i in reasons.index[reasons.to_numpy() != ""]:  # only the cells with a problem
+            why = reasons[i]
             if why == "blank" and not col.required:
                 continue  # an optional girls' cell left blank just means no breakdown by sex for that row
             severity, vi, en = _REASONS[why]
@@ -424,14 +428,14 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
     truong = _resolve_wards(result.tables["Truong"], cleaners["Truong"], crosswalk, year, per_row_required=False)
     truong = _dedupe(truong, ["ma_truong"], cleaners["Truong"], "Mã trường", "institution code")
     result.tables["Truong"] = truong
-    known = set(truong["ma_truong"].dropna())
-    types = dict(zip(truong["ma_truong"], truong["loai_truong"]))
+    known = set(truong["ma_truong"].dropna().tolist())  # tolist: iterating an Arrow column is slow
+    types = dict(zip(truong["ma_truong"].tolist(), truong["loai_truong"].tolist()))
 
     for name, key in (("MamNon", ["ma_truong"]), ("PhoThong", ["ma_truong", "cap_hoc"])):
         frame, cleaner = result.tables[name], cleaners[name]
         frame = _dedupe(frame, key, cleaner, "Mã trường" if name == "MamNon" else "Mã trường/cấp học",
                         "institution code" if name == "MamNon" else "institution code and level")
-        orphan = ~frame["ma_truong"].isin(known)
+        orphan = ~_isin(frame["ma_truong"], known)
         for i in np.flatnonzero(orphan.to_numpy()):
             cleaner.problem(int(i), "ma_truong", "error", "unknown_school",
                             "Mã trường không có trong sheet Truong; dòng bị loại.",
@@ -440,7 +444,7 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
         frame = frame[~orphan].reset_index(drop=True)
         if name == "PhoThong":
             mismatch = [
-                i for i, (code, level) in enumerate(zip(frame["ma_truong"], frame["cap_hoc"]))
+                i for i, (code, level) in enumerate(zip(frame["ma_truong"].tolist(), frame["cap_hoc"].tolist()))
                 if pd.notna(level) and pd.notna(types.get(code))
                 and not _level_fits(types[code], level)
             ]
@@ -460,7 +464,7 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
     # inline sanity checks on the contract the rest of the pipeline relies on
     assert truong["ma_truong"].is_unique
     for name in ("MamNon", "PhoThong"):
-        assert result.tables[name]["ma_truong"].isin(known).all()
+        assert _isin(result.tables[name]["ma_truong"], known).all()
     return result
 
 
@@ -539,14 +543,22 @@ def _resolve_wards(frame: pd.DataFrame, cleaner: SheetCleaner, crosswalk: Crossw
     return frame
 
 
+def _isin(values: pd.Series, known: set) -> pd.Series:
+    """``values.isin(known)`` for a large set (the Arrow string ``isin`` converts the set value by value)."""
+    hits = np.fromiter((v is not pd.NA and v in known for v in values.tolist()), dtype=bool, count=len(values))
+    return pd.Series(hits, index=values.index)
+
+
 def _report_non_reporting(result: CleanYear, cleaners: dict[str, SheetCleaner]) -> None:
     """Institutions listed in Truong but missing from the sheet that should carry their counts."""
     truong = result.tables["Truong"]
-    mam = set(result.tables["MamNon"]["ma_truong"])
-    levels = set(zip(result.tables["PhoThong"]["ma_truong"], result.tables["PhoThong"]["cap_hoc"]))
+    mam = set(result.tables["MamNon"]["ma_truong"].tolist())
+    levels = set(zip(result.tables["PhoThong"]["ma_truong"].tolist(), result.tables["PhoThong"]["cap_hoc"].tolist()))
     from analysis.template import LOWER_SECONDARY_TYPES, PRIMARY_TYPES
 
-    for row in truong.itertuples(index=False):
+    columns = ["ma_truong", "loai_truong", "ten_truong"]
+    Row = namedtuple("Row", columns)
+    for row in map(Row._make, zip(*(truong[c].tolist() for c in columns))):
         expected = []
         if row.loai_truong in PRESCHOOL_TYPES and row.ma_truong not in mam:
             expected.append(("MamNon", "mầm non", "preschool"))
@@ -571,16 +583,48 @@ class CleanRun:
     failures: list[DataFileError]
 
 
-def clean_all(raw_dir: Path, years: list[int] | None = None) -> CleanRun:
-    """Clean every school-year workbook; a file that fails is reported, the others still cleaned."""
+def clean_all(raw_dir: Path, years: list[int] | None = None, jobs: int = 1) -> CleanRun:
+    """Clean every school-year workbook; a file that fails is reported, the others still cleaned.
+
+    ``jobs`` > 1 cleans that many workbooks at once in separate processes (the workbooks are independent;
+    the result is the same, in year order). Worth it for many large workbooks (a country), not for a district."""
     crosswalk = Crosswalk.load(raw_dir)
     done, failures = {}, []
-    for year, path in discover(raw_dir, years).items():
-        try:
-            done[year] = clean_workbook(path, crosswalk)
-        except DataFileError as exc:
-            failures.append(exc)
+    paths = discover(raw_dir, years)
+    if jobs > 1 and len(paths) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), initializer=_worker_init,
+                                 initargs=(crosswalk,)) as pool:
+            outcomes = list(pool.map(_clean_in_worker, paths.values()))
+    else:
+        outcomes = [_clean_or_error(path, crosswalk) for path in paths.values()]
+    for year, outcome in zip(paths, outcomes):
+        if isinstance(outcome, CleanYear):
+            done[year] = outcome
+        else:
+            failures.append(DataFileError(**outcome))
     return CleanRun(done, failures)
+
+
+def _clean_or_error(path: Path, crosswalk: Crosswalk) -> CleanYear | dict:
+    """The cleaned year, or the fields of its DataFileError (a dict crosses process boundaries)."""
+    try:
+        return clean_workbook(path, crosswalk)
+    except DataFileError as exc:
+        return {f.name: getattr(exc, f.name) for f in dataclass_fields(exc)}
+
+
+_WORKER_CROSSWALK: Crosswalk | None = None
+
+
+def _worker_init(crosswalk: Crosswalk) -> None:
+    global _WORKER_CROSSWALK
+    _WORKER_CROSSWALK = crosswalk
+
+
+def _clean_in_worker(path: Path) -> CleanYear | dict:
+    return _clean_or_error(path, _WORKER_CROSSWALK)
 
 
 def quality_frame(problems: list[Problem]) -> pd.DataFrame:
@@ -686,6 +730,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processed-dir", help="thư mục kết quả (mặc định data/processed)")
     parser.add_argument("--keep-going", action="store_true",
                         help="vẫn ghi kết quả của các tệp đọc được khi có tệp lỗi (mã thoát vẫn khác 0)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="số tệp làm sạch song song (mặc định 1; nhiều tệp lớn: số nhân CPU)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -702,7 +748,7 @@ def run(args: argparse.Namespace) -> int:
         wanted = f" cho năm {args.year}" if args.year else ""
         raise AnalysisError(f"Không có tệp năm học (YYYY-YYYY.xlsx){wanted} trong {config.display_path(raw_dir)}.",
                             f"No school-year workbook (YYYY-YYYY.xlsx) found in {config.display_path(raw_dir)}.")
-    result = clean_all(raw_dir, args.year)
+    result = clean_all(raw_dir, args.year, jobs=getattr(args, "jobs", 1))
     for exc in result.failures:
         print(f"LỖI / ERROR: {exc}", file=sys.stderr)
     if result.failures and not args.keep_going:

@@ -16,6 +16,7 @@ from datetime import date
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis import config
@@ -102,9 +103,12 @@ class Crosswalk:
 
     def wards_of_year(self, year: int) -> pd.DataFrame:
         """Wards valid at the start of the school year, and those created during it (named either way)."""
-        start = self.valid_at(school_year_start(year), "ward")
-        end = self.valid_at(school_year_end(year), "ward")
-        return pd.concat([start, end[~end["unit_code"].isin(start["unit_code"])]], ignore_index=True)
+        cache = self.__dict__.setdefault("_wards_of_year", {})
+        if year not in cache:
+            start = self.valid_at(school_year_start(year), "ward")
+            end = self.valid_at(school_year_end(year), "ward")
+            cache[year] = pd.concat([start, end[_not_in(end["unit_code"], start["unit_code"])]], ignore_index=True)
+        return cache[year]
 
     def match_ward(self, text: object, year: int, *, by_code: bool = False) -> WardMatch:
         """Which ward a name (or code) written in that school year's workbook means."""
@@ -132,24 +136,24 @@ class Crosswalk:
         return cache[year]
 
     @cached_property
-    def _names_by_code(self) -> dict[str, list[tuple]]:
-        out: dict[str, list[tuple]] = {}
-        for code, name, start, end in self.versions[["unit_code", "unit_name", "valid_from", "valid_to"]].itertuples(
-                index=False):
-            out.setdefault(code, []).append((start, end, name))
-        return out
+    def _latest_names(self) -> dict[str, str]:
+        """code -> the name of its last version (in file order)."""
+        last = self.versions.drop_duplicates("unit_code", keep="last")
+        return dict(zip(last["unit_code"].tolist(), last["unit_name"].tolist()))
+
+    def names_at(self, year: int) -> dict[str, str]:
+        """code -> ``name_of(code, year)`` for every unit: the first version (in file order) valid at the start
+        of the school year, else the latest name. One vectorised pass per year, then dictionary lookups."""
+        cache = self.__dict__.setdefault("_names_at", {})
+        if year not in cache:
+            valid = self.valid_at(school_year_start(year)).drop_duplicates("unit_code", keep="first")
+            cache[year] = {**self._latest_names, **dict(zip(valid["unit_code"].tolist(), valid["unit_name"].tolist()))}
+        return cache[year]
 
     def name_of(self, code: str, year: int | None = None) -> str:
         """The unit's name in that school year (its latest name when no year is given)."""
-        versions = self._names_by_code.get(code)
-        if not versions:
-            return code
-        if year is not None:
-            day = pd.Timestamp(school_year_start(year))
-            for start, end, name in versions:
-                if (pd.isna(start) or start <= day) and (pd.isna(end) or end >= day):
-                    return name
-        return versions[-1][2]
+        names = self._latest_names if year is None else self.names_at(year)
+        return names.get(code, code)
 
     # --- hierarchy ------------------------------------------------------------------------------------------
     @cached_property
@@ -158,11 +162,14 @@ class Crosswalk:
 
     def parents_at(self, year: int) -> dict[str, str]:
         """unit -> parent for the units of a school year (valid at its start, or created during it)."""
-        start = self.valid_at(school_year_start(year))
-        end = self.valid_at(school_year_end(year))
-        both = pd.concat([start, end[~end["unit_code"].isin(start["unit_code"])]])
-        both = both[both["parent_code"].notna()]
-        return dict(zip(both["unit_code"], both["parent_code"]))
+        cache = self.__dict__.setdefault("_parents_at", {})
+        if year not in cache:
+            start = self.valid_at(school_year_start(year))
+            end = self.valid_at(school_year_end(year))
+            both = pd.concat([start, end[_not_in(end["unit_code"], start["unit_code"])]])
+            both = both[both["parent_code"].notna()]
+            cache[year] = dict(zip(both["unit_code"].tolist(), both["parent_code"].tolist()))
+        return dict(cache[year])
 
     def ancestors_from(self, code: str, parents: dict[str, str]) -> dict[str, str]:
         """level -> code of every unit above ``code`` (levels above ward only)."""
@@ -186,9 +193,28 @@ class Crosswalk:
 
     def wards_under(self, code: str, year: int) -> frozenset[str]:
         """Every ward of that school year whose chain of parents reaches ``code``."""
-        parents = self.parents_at(year)
-        wards = self.wards_of_year(year)["unit_code"]
-        return frozenset(w for w in wards if code in self.ancestors_from(w, parents).values())
+        return self.wards_under_all(year).get(code, frozenset())
+
+    def wards_under_all(self, year: int) -> dict[str, frozenset[str]]:
+        """unit -> ``wards_under(unit, year)`` for every unit above a ward that school year (one pass)."""
+        cache = self.__dict__.setdefault("_wards_under", {})
+        if year not in cache:
+            parents = self.parents_at(year)
+            by_parent: dict[str | None, list[str]] = {}  # wards grouped by the unit right above them
+            for w in dict.fromkeys(self.wards_of_year(year)["unit_code"].tolist()):
+                by_parent.setdefault(parents.get(w), []).append(w)
+            under: dict[str, set[str]] = {}
+            for parent, wards in by_parent.items():
+                chain = set(self.ancestors_from(wards[0], parents).values())
+                if any(w in chain for w in wards):  # a cycle through a ward: walk each one
+                    for w in wards:
+                        for unit in set(self.ancestors_from(w, parents).values()):
+                            under.setdefault(unit, set()).add(w)
+                    continue
+                for unit in chain:  # the same chain above every ward of this parent
+                    under.setdefault(unit, set()).update(wards)
+            cache[year] = {unit: frozenset(ws) for unit, ws in under.items()}
+        return cache[year]
 
     # --- across years ---------------------------------------------------------------------------------
     @cached_property
@@ -252,6 +278,12 @@ class Crosswalk:
             else:
                 out.add(code)
         return frozenset(out)
+
+
+def _not_in(values: pd.Series, others: pd.Series) -> np.ndarray:
+    """``~values.isin(others)`` through a Python set (Arrow's ``isin`` converts ``others`` one by one)."""
+    seen = set(others.dropna().tolist())
+    return np.fromiter((v is pd.NA or v not in seen for v in values.tolist()), dtype=bool, count=len(values))
 
 
 def _validate(frame: pd.DataFrame, source: str) -> pd.DataFrame:

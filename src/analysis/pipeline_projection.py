@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import config, projection
+from analysis import config
 from analysis.errors import AnalysisError
 from analysis.indicators import load_indicators, load_targets, registry
 from analysis.io import staged
@@ -25,13 +25,23 @@ SEP = "|"
 
 
 def series_id(frame: pd.DataFrame) -> pd.Series:
-    return frame[KEY].astype(str).agg(SEP.join, axis=1)
+    """'CT16|ward|MY_PHUOC|female': the key columns joined column-wise (a row-wise join took minutes on a
+    country's millions of rows)."""
+    out = frame[KEY[0]].astype(str)
+    for col in KEY[1:]:
+        out = out + SEP + frame[col].astype(str)
+    return out
 
 
 def split_series_id(ids: pd.Series) -> pd.DataFrame:
-    parts = ids.str.split(SEP, expand=True, regex=False)
-    parts.columns = KEY
-    return parts
+    """The key columns back from series ids (Arrow's split: millions of ids at country scale)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = ids.astype(str)
+    lists = pc.split_pattern(pa.array(text.array), SEP)
+    return pd.DataFrame({key: pd.array(pc.list_element(lists, i), dtype=text.dtype) for i, key in enumerate(KEY)},
+                        index=ids.index)
 
 
 def history(ind: pd.DataFrame) -> pd.DataFrame:
@@ -40,7 +50,7 @@ def history(ind: pd.DataFrame) -> pd.DataFrame:
     reg = registry()
     h = ind[ind["value"].notna()].copy()
     h["series_id"] = series_id(h)
-    bounded = h["indicator_id"].map(lambda i: reg[i].compute["method"] != "cohort")
+    bounded = h["indicator_id"].map({i: spec.compute["method"] != "cohort" for i, spec in reg.items()})
     h["lower"] = 0.0
     h["upper"] = np.where(bounded, 100.0, np.nan)
     cols = ["series_id", "year", "value", "lower", "upper", "numerator", "denominator", "series_break"]
@@ -60,7 +70,7 @@ def series_targets(hist_ids: pd.Series, targets: pd.DataFrame) -> pd.DataFrame:
     years = sorted(targets["target_year"].unique())
     full = frame.assign(_k=1).merge(pd.DataFrame({"target_year": years, "_k": 1}), on="_k").drop(columns="_k")
     out = full.merge(out, on=["series_id", "indicator_id", "target_year"], how="left")
-    comp = out["indicator_id"].map(lambda i: ">=" if registry()[i].direction == "increase" else "<")
+    comp = out["indicator_id"].map({i: ">=" if spec.direction == "increase" else "<" for i, spec in registry().items()})
     out["comparator"] = out["comparator"].fillna(comp)
     return out[["series_id", "target_year", "target_value", "comparator"]]
 
@@ -68,7 +78,14 @@ def series_targets(hist_ids: pd.Series, targets: pd.DataFrame) -> pd.DataFrame:
 def process(ind: pd.DataFrame, targets: pd.DataFrame, vintages: list[int] | None = None,
             until: int = config.PROJECTION_UNTIL) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Projections and verdicts for every vintage (pure function of the indicator table and targets)."""
+    # imported here, not at the top: the report notebooks only read the results (load_projections) and
+    # should not pay for the engine's scipy import
+    from analysis import projection
+
     hist_all = history(ind)
+    # series ids as Python strings (object), not Arrow strings: the engine factorizes, merges and looks them
+    # up many times, and each of those converts an Arrow column to Python objects first
+    hist_all["series_id"] = hist_all["series_id"].astype(object)
     vintages = vintages or sorted(int(y) for y in hist_all["year"].unique())
     proj_parts, verdict_parts = [], []
     for as_of in vintages:
@@ -78,7 +95,7 @@ def process(ind: pd.DataFrame, targets: pd.DataFrame, vintages: list[int] | None
         proj = projection.project(hist, until=until)
         tg = series_targets(hist["series_id"], targets)
         verdict = projection.assess(hist, proj, tg, as_of=as_of, lang="vi")
-        verdict["label_en"] = projection.assess(hist, proj, tg, as_of=as_of, lang="en")["label"]
+        verdict["label_en"] = _label(verdict, "en")
         proj_parts.append(proj.assign(as_of=as_of))
         verdict_parts.append(verdict.assign(as_of=as_of))
     projections = _with_keys(pd.concat(proj_parts, ignore_index=True))
@@ -88,6 +105,16 @@ def process(ind: pd.DataFrame, targets: pd.DataFrame, vintages: list[int] | None
     assert (p["lo95"] <= p["lo80"] + 1e-9).all() and (p["hi80"] <= p["hi95"] + 1e-9).all()
     assert (p["lo95"] >= -1e-9).all()
     return projections, verdicts
+
+
+def _label(verdict: pd.DataFrame, lang: str) -> np.ndarray:
+    """The verdicts' report label in another language: the same rule as ``projection.assess`` ('not met' for
+    a target year observed and missed, else the status), without assessing every series a second time."""
+    from analysis import projection
+
+    missed = (verdict["basis"] == "observed").to_numpy() & ~verdict["met"].to_numpy(dtype=bool, na_value=True)
+    labels = {s: projection.status_label(s, lang) for s in projection.STATUSES}
+    return np.where(missed, projection.status_label("not_met", lang), verdict["status"].map(labels).to_numpy(object))
 
 
 def _with_keys(frame: pd.DataFrame) -> pd.DataFrame:

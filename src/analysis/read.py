@@ -65,10 +65,6 @@ class RawWorkbook:
     note_text: str = ""
 
 
-def _nfc(value):
-    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
-
-
 def _is_blank(value) -> bool:
     return value is None or (isinstance(value, str) and not value.strip()) or (
         isinstance(value, float) and value != value
@@ -137,7 +133,8 @@ def read_grid(workbook, sheet_name: str, file: str) -> list[list]:
             f"The sheet has {len(rows):,} rows, above the limit of {MAX_ROWS:,}.", sheet=sheet_name,
             code="sheet_too_large",
         )
-    return [[_nfc(v) for v in row] for row in rows]
+    normalize = unicodedata.normalize  # bound once: this runs for every cell of the sheet
+    return [[normalize("NFC", v) if isinstance(v, str) else v for v in row] for row in rows]
 
 
 def _header_lookup(spec: Sheet) -> dict[str, Column]:
@@ -211,28 +208,24 @@ def _numeric_cells(cells: list, indexes: list[int]) -> int:
     return n
 
 
-def _text_key(cells: list) -> str:
-    """Folded text of the first non-blank text cells, to recognise totals and footer rows."""
-    texts = [str(c) for c in cells if isinstance(c, str) and c.strip()][:3]
-    return fold(" ".join(texts))
-
-
-def _is_totals(cells: list, key_value) -> bool:
-    for value in (key_value, *[c for c in cells if isinstance(c, str)][:2]):
-        if isinstance(value, str) and value.strip():
-            k = fold(value)
-            if k in _TOTAL_EXACT or k.startswith(_TOTAL_KEYS):
-                return True
-    return False
-
-
-def _is_footer(cells: list, key_value) -> bool:
+def _row_markers(cells: list, key_value) -> tuple[bool, bool]:
+    """(is this the totals row, is this the start of the notes/signature block), with one pass over the
+    row and the key folded once (this runs for every data row)."""
+    strs = [c for c in cells if isinstance(c, str)]
     k = fold(key_value) if isinstance(key_value, str) else ""
-    text = _text_key(cells)
-    return bool(
-        (k and (k.startswith(_FOOTER_PREFIXES) or _DATE_LINE.search(k)))
-        or (not k and text and (text.startswith(_FOOTER_PREFIXES) or _DATE_LINE.search(text)))
-    )
+    totals = False
+    for value in (key_value, *strs[:2]):
+        if isinstance(value, str) and value.strip():
+            folded = k if value is key_value else fold(value)
+            if folded in _TOTAL_EXACT or folded.startswith(_TOTAL_KEYS):
+                totals = True
+                break
+    if k:
+        footer = k.startswith(_FOOTER_PREFIXES) or _DATE_LINE.search(k) is not None
+    else:
+        text = fold(" ".join([c for c in strs if c.strip()][:3]))
+        footer = bool(text) and (text.startswith(_FOOTER_PREFIXES) or _DATE_LINE.search(text) is not None)
+    return totals, footer
 
 
 def find_table(grid: list[list], spec: Sheet, file: str, sheet_name: str) -> RawSheet:
@@ -354,11 +347,12 @@ def _collect_rows(grid: list[list], start: int, table: RawSheet) -> None:
                     message_en=f"A row with data lies after the totals/signature row (row {ended_at}); not read.",
                 ))
             continue
-        if _is_totals(cells, key_value):
+        is_totals, is_footer = _row_markers(cells, key_value)
+        if is_totals:
             table.totals = (excel_row, cells)
             ended_at = excel_row
             continue
-        if _is_footer(cells, key_value) and (
+        if is_footer and (
             _is_blank(key_value) or not has_values or fold(key_value).startswith(_FOOTER_PREFIXES)
         ):
             # a signature or notes line; a row with a real key and numbers stays data

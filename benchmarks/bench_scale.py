@@ -1,0 +1,193 @@
+"""National scale: the whole pipeline on a country-sized synthetic dataset, stage by stage.
+
+The dataset (``python -m analysis.sample --country``: 63 provinces, ~700 districts, ~10,600 wards,
+~45,000 institutions, 11 school years, in the same raw template as Bến Cát) is generated once into
+``benchmarks/_data/country`` (outside git) and reused. Each stage then runs in a fresh Python process, so
+that its peak memory is its own (``ru_maxrss`` of that process: the high-water mark of its resident set,
+input loading included):
+
+1. clean        read and clean every workbook (``clean.clean_all`` + ``combine``), then write the Parquet tables
+2. parquet      read the cleaned tables back from Parquet (``clean.load_tables``): the floor to compare with
+3. indicators   every indicator for every geography and sex (``indicators.process``: compute + targets)
+4. projections  every series projected to 2030 with its verdicts (``pipeline_projection.process``)
+
+The script prints a table (seconds, peak memory, what was processed), the ratio of indicator computation
+to the Parquet read, and the total against the goals (2 cores: < 3 minutes and < 8 GiB; indicators
+within 5x the Parquet read). The projections stage projects the latest vintage (``as_of``); the pipeline
+projects every one, which ``--vintages all`` measures (see benchmarks/README.md for why the default differs).
+
+    python benchmarks/bench_scale.py                   # generate once, then measure (several minutes)
+    python benchmarks/bench_scale.py --regenerate      # regenerate the dataset first
+    python benchmarks/bench_scale.py --small           # a smoke run on a tiny country (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+STAGES = ("clean", "parquet", "indicators", "projections")
+GOAL_SECONDS = 180
+GOAL_GIB = 8
+GOAL_RATIO = 5
+SMALL = {"provinces": 3, "districts": 6, "wards": 24, "institutions": 120, "years": 2}
+
+
+def _peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: kilobytes
+
+
+def run_stage(stage: str, raw: Path, work: Path, vintages: str, jobs: int) -> dict:
+    """One stage, in this process; returns its figures (seconds of the timed part, peak RSS, counts)."""
+    import pandas as pd
+
+    from analysis import clean, indicators, pipeline_projection
+    from analysis.geography import Crosswalk
+
+    out: dict = {"stage": stage}
+    if stage == "clean":
+        started = time.perf_counter()
+        run = clean.clean_all(raw, jobs=jobs)
+        tables = clean.combine(run)
+        out["seconds"] = time.perf_counter() - started
+        if run.failures:
+            raise SystemExit(f"{len(run.failures)} workbook(s) failed: {run.failures[0]}")
+        started = time.perf_counter()
+        clean.save(tables, work)
+        out["write_seconds"] = time.perf_counter() - started
+        out["rows"] = int(sum(len(tables[t]) for t in clean.TABLES.values()))
+        out["what"] = (f"{len(run.years)} workbooks -> {out['rows']:,} rows "
+                       f"({', '.join(f'{t} {len(tables[t]):,}' for t in clean.TABLES.values())})")
+    elif stage == "parquet":
+        started = time.perf_counter()
+        tables = clean.load_tables(work)
+        out["seconds"] = time.perf_counter() - started
+        out["rows"] = int(sum(len(tables[t]) for t in clean.TABLES.values()))
+        out["what"] = f"{out['rows']:,} rows of the 4 cleaned tables (+ quality, files)"
+    elif stage == "indicators":
+        tables = clean.load_tables(work)
+        crosswalk, targets = Crosswalk.load(raw), indicators.load_targets(raw)
+        started = time.perf_counter()
+        frame = indicators.process(tables, crosswalk, targets)
+        out["seconds"] = time.perf_counter() - started
+        started = time.perf_counter()
+        frame.to_parquet(work / "indicators.parquet")
+        out["write_seconds"] = time.perf_counter() - started
+        out["rows"] = len(frame)
+        levels = frame["geo_level"].value_counts()
+        out["what"] = (f"{len(frame):,} rows: {frame['indicator_id'].nunique()} indicators x "
+                       + ", ".join(f"{n:,} {lv}" for lv, n in levels.items()) + " rows")
+    elif stage == "projections":
+        ind = pd.read_parquet(work / "indicators.parquet")
+        targets = indicators.load_targets(raw)
+        years = sorted(int(y) for y in ind["year"].unique())
+        chosen = years if vintages == "all" else years[-1:]
+        started = time.perf_counter()
+        projections, verdicts = pipeline_projection.process(ind, targets, vintages=chosen)
+        out["seconds"] = time.perf_counter() - started
+        series = projections.groupby("as_of")["series_id"].nunique()
+        out["rows"] = len(projections)
+        out["what"] = (f"{int(series.sum()):,} series x vintage ({len(chosen)} vintage(s), {int(series.iloc[-1]):,} "
+                       f"series as of {chosen[-1]}) -> {len(projections):,} projected rows, {len(verdicts):,} verdicts")
+    out["peak_gib"] = _peak_gib()
+    if stage == "clean" and jobs > 1:  # workers run side by side: count each at the largest one's peak
+        out["peak_gib"] += jobs * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    return out
+
+
+def measure(stage: str, raw: Path, work: Path, vintages: str, jobs: int) -> dict:
+    """Run one stage in a fresh process (its own peak memory) and read its figures back."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", stage, "--data", str(raw), "--work", str(work),
+           "--vintages", vintages, "--jobs", str(jobs)]
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(f"stage {stage} failed (exit {result.returncode})")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def ensure_data(raw: Path, regenerate: bool, small: bool, seed: int) -> float | None:
+    """Generate the dataset unless it is already there; returns the seconds it took (None: reused)."""
+    from analysis import sample
+    from analysis.template import workbook_name
+
+    size = sample.CountrySize(**SMALL) if small else sample.CountrySize()
+    expected = [raw / workbook_name(y) for y in size.year_list] + [raw / "don_vi_hanh_chinh.csv"]
+    if not regenerate and all(p.exists() for p in expected):
+        return None
+    print(f"generating the synthetic country into {raw} (once) ...", flush=True)
+    started = time.perf_counter()
+    sample.generate_country(raw, size, seed, progress=not small)
+    return time.perf_counter() - started
+
+
+def _fmt_row(name: str, seconds: str, peak: str, what: str) -> str:
+    return f"{name:<34} {seconds:>9} {peak:>10}  {what}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="raw folder of the synthetic country (default benchmarks/_data/country, "
+                                       "or a temporary folder with --small)")
+    parser.add_argument("--regenerate", action="store_true", help="generate the dataset again")
+    parser.add_argument("--small", action="store_true", help="tiny sizes: a smoke run of the script")
+    parser.add_argument("--seed", type=int, default=226)
+    parser.add_argument("--vintages", choices=("all", "latest"), default="latest",
+                        help="projections stage: the latest reporting year (default), or every one as the pipeline "
+                             "does (about 11 times longer at country scale: see benchmarks/README.md)")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    parser.add_argument("--jobs", type=int, default=cores, help=f"workbooks cleaned at once (default: cores, {cores})")
+    parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.stage:  # child process: one stage, figures as a JSON line
+        print(json.dumps(run_stage(args.stage, Path(args.data), Path(args.work), args.vintages, args.jobs)))
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
+        raw = Path(args.data) if args.data else (Path(tmp) / "raw" if args.small else HERE / "_data" / "country")
+        generated = ensure_data(raw, args.regenerate, args.small, args.seed)
+        work = Path(tmp) / "processed"
+        work.mkdir()
+        print(f"\nbench_scale: {raw} ({'small' if args.small else 'country'}), {cores} core(s), clean with "
+              f"{args.jobs} process(es); each stage in its own process, peak = its ru_maxrss (clean: + each worker's)\n")
+        results = {stage: measure(stage, raw, work, args.vintages, args.jobs) for stage in STAGES}
+
+    print(_fmt_row("stage", "seconds", "peak", "processed"))
+    print(_fmt_row("-" * 34, "-" * 9, "-" * 10, "-" * 40))
+    if generated is not None:
+        print(_fmt_row("generate dataset (once, untimed)", f"{generated:.1f}", "", "python -m analysis.sample --country"))
+    labels = {"clean": f"clean: read + clean ({args.jobs} jobs)", "parquet": "parquet read-back (floor)",
+              "indicators": "indicators (compute + targets)",
+              "projections": f"projections ({args.vintages} vintages)"}
+    for stage in STAGES:
+        r = results[stage]
+        print(_fmt_row(labels[stage], f"{r['seconds']:.1f}", f"{r['peak_gib']:.2f} GiB", r["what"]))
+    for stage in ("clean", "indicators"):
+        print(_fmt_row(f"  (write {'cleaned tables' if stage == 'clean' else 'indicators'} Parquet)",
+                       f"{results[stage]['write_seconds']:.1f}", "", "not in the total"))
+    total = sum(results[s]["seconds"] for s in ("clean", "indicators", "projections"))
+    peak = max(r["peak_gib"] for r in results.values())
+    ratio = results["indicators"]["seconds"] / max(results["parquet"]["seconds"], 1e-9)
+    print()
+    print(f"pipeline (clean + indicators + projections): {total:.1f} s, goal < {GOAL_SECONDS} s: "
+          f"{'met' if total < GOAL_SECONDS else 'NOT met'}; peak {peak:.2f} GiB, goal < {GOAL_GIB} GiB: "
+          f"{'met' if peak < GOAL_GIB else 'NOT met'}")
+    print(f"indicators / parquet read: {results['indicators']['seconds']:.2f} s / {results['parquet']['seconds']:.2f} s "
+          f"= {ratio:.1f}x, goal <= {GOAL_RATIO}x: {'met' if ratio <= GOAL_RATIO else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

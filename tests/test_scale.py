@@ -1,0 +1,160 @@
+"""National scale: the country generator, geography as a hierarchy (country, province, district, ward) and
+a smoke run of benchmarks/bench_scale.py. Sizes are tiny; speed is measured by the benchmark, not here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from analysis import clean, config, indicators, sample
+from analysis import template as T
+from analysis.geography import Crosswalk
+
+TINY = sample.CountrySize(provinces=3, districts=7, wards=30, institutions=150, years=3)
+LEVELS = ["country", "province", "district", "ward"]
+
+
+@pytest.fixture(scope="module")
+def country(tmp_path_factory) -> Path:
+    raw = tmp_path_factory.mktemp("country")
+    sample.generate_country(raw, TINY, seed=7)
+    return raw
+
+
+@pytest.fixture(scope="module")
+def cleaned(country):
+    run = clean.clean_all(country)
+    assert not run.failures
+    return clean.combine(run)
+
+
+@pytest.fixture(scope="module")
+def ind(country, cleaned):
+    return indicators.compute(cleaned, Crosswalk.load(country))
+
+
+# --- generator ------------------------------------------------------------------------------------------
+
+def test_country_crosswalk_is_a_hierarchy(country):
+    cw = pd.read_csv(country / config.CROSSWALK_FILE, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    units = cw.drop_duplicates("unit_code").set_index("unit_code")
+    counts = units["level"].value_counts()
+    assert counts["country"] == 1 and counts["province"] == TINY.provinces and counts["district"] == TINY.districts
+    merged = cw[cw["successor_code"] != ""]
+    assert len(merged) >= 2 and (merged["mapping"] == "whole").all()  # at least one pair merged
+    assert counts["ward"] == TINY.wards + merged["successor_code"].nunique()
+    parent_level = units["parent_code"].map(units["level"])
+    expected = {"ward": "district", "district": "province", "province": "country"}
+    for level, above in expected.items():
+        assert (parent_level[units["level"] == level] == above).all()
+    assert "giả lập" in units.loc[sample.COUNTRY_CODE, "unit_name"]  # clearly synthetic
+    Crosswalk.load(country)  # valid for the project's reader
+
+
+def test_country_workbooks_follow_the_template(country):
+    for year in TINY.year_list:
+        path = country / T.workbook_name(year)
+        wb = openpyxl.load_workbook(path, read_only=True)  # a valid .xlsx for other readers too
+        assert set(wb.sheetnames) == {*(s.name for s in T.SHEETS), T.NOTE_SHEET}
+        for spec in T.SHEETS:
+            rows = list(wb[spec.name].iter_rows(max_row=3, values_only=True))
+            assert T.school_year_label(year) in rows[0][0] and "GIẢ LẬP" in rows[0][0]
+            header = [h for h in rows[2] if h is not None]
+            assert header == [c.vi for c in spec.columns]  # every column, girls' and ward code included
+            if spec.name in ("Truong", "XaPhuong"):
+                assert T.WARD_CODE.vi in header  # names repeat across provinces: the code decides
+        wb.close()
+
+
+def test_country_generation_is_reproducible(country, tmp_path):
+    again = tmp_path / "again"
+    sample.generate_country(again, TINY, seed=7)
+    for path in sorted(country.iterdir()):
+        assert (again / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_country_data_clean_without_problems(cleaned):
+    q = cleaned["quality"]
+    assert not (q["severity"].isin(["error", "warning"])).any(), q.head()
+    assert len(cleaned["truong"]) and len(cleaned["xa_phuong"]) and cleaned["xa_phuong"]["ma_xa_phuong"].notna().all()
+    # every ward of a year is in the survey once, by code, even where names repeat
+    for _, g in cleaned["xa_phuong"].groupby("year"):
+        assert g["ma_xa_phuong"].is_unique
+
+
+def test_small_size_validation():
+    with pytest.raises(ValueError):
+        sample.CountrySize(provinces=5, districts=3, wards=10)
+
+
+# --- geography at every level ----------------------------------------------------------------------------
+
+def test_every_level_is_reported(ind):
+    assert set(LEVELS) <= set(ind["geo_level"])
+    country = ind[ind["geo_level"] == "country"]
+    assert set(country["geo_code"]) == {sample.COUNTRY_CODE}
+    assert ind.loc[ind["geo_level"] == "province", "geo_code"].nunique() == TINY.provinces
+    assert ind.loc[ind["geo_level"] == "district", "geo_code"].nunique() == TINY.districts
+
+
+@pytest.mark.parametrize("iid", ["CT07", "CT15", "CT16", "CT17B", "CT20B"])
+def test_sums_agree_across_levels(ind, iid):
+    """Country = sum of provinces = sum of districts = sum of wards, every year and sex (every unit of the
+    synthetic country has a ward, so nothing is left out of the ward breakdown)."""
+    rows = ind[(ind["indicator_id"] == iid) & ind["geo_level"].isin(LEVELS)]
+    sums = rows.groupby(["year", "sex", "geo_level"])[["numerator", "denominator", "n_units"]].sum().unstack()
+    for field in ("numerator", "denominator", "n_units"):
+        per_level = sums[field][LEVELS]
+        assert per_level.notna().all().all()
+        assert (per_level.eq(per_level["country"], axis=0)).all().all(), (iid, field, per_level)
+
+
+def test_province_is_the_sum_of_its_districts(ind, country):
+    cw = Crosswalk.load(country)
+    d = ind[(ind["indicator_id"] == "CT16") & (ind["geo_level"] == "district") & (ind["sex"] == "total")].copy()
+    d["province"] = d["geo_code"].map(cw.parents_at(int(d["year"].max())))
+    p = ind[(ind["indicator_id"] == "CT16") & (ind["geo_level"] == "province") & (ind["sex"] == "total")]
+    got = d.groupby(["year", "province"])["numerator"].sum()
+    want = p.set_index(["year", "geo_code"])["numerator"]
+    assert got.sort_index().to_numpy().tolist() == want.sort_index().to_numpy().tolist()
+
+
+def test_whole_merger_keeps_the_series_and_maps_to_todays_ward(ind, country):
+    cw = pd.read_csv(country / config.CROSSWALK_FILE, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    merged = cw[cw["successor_code"] != ""]
+    old, new = merged["unit_code"].iloc[0], merged["successor_code"].iloc[0]
+    current = ind[(ind["geo_level"] == "ward_current") & (ind["indicator_id"] == "CT16") & (ind["sex"] == "total")]
+    before = current[current["year"] < TINY.merge_year]
+    assert new in set(before["geo_code"])  # history restated in today's ward
+    assert old not in set(current["geo_code"])
+    above = ind[ind["geo_level"].isin(["country", "province", "district"]) & ind["population_based"]]
+    assert not above["series_break"].any()  # whole mergers inside a district: same territory
+
+
+def test_wards_under_matches_its_definition(country):
+    cw = Crosswalk.load(country)
+    year = TINY.year_list[-1]
+    parents = cw.parents_at(year)
+    wards = cw.wards_of_year(year)["unit_code"].tolist()
+    for code in [sample.COUNTRY_CODE, "P01", "P01D001", "P02D001"]:
+        brute = frozenset(w for w in wards if code in cw.ancestors_from(w, parents).values())
+        assert cw.wards_under(code, year) == brute and brute
+
+
+# --- the benchmark script ---------------------------------------------------------------------------------
+
+def test_bench_scale_smoke_run():
+    script = config.PROJECT_ROOT / "benchmarks" / "bench_scale.py"
+    result = subprocess.run([sys.executable, str(script), "--small", "--vintages", "all"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for label in ("clean: read + clean", "parquet read-back (floor)", "indicators (compute + targets)",
+                  "projections (all vintages)", "pipeline (clean + indicators + projections)",
+                  "indicators / parquet read"):
+        assert label in out, out
