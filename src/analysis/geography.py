@@ -231,6 +231,10 @@ class Crosswalk:
             succs.setdefault(unit, []).append((succ, mapping))
         return succs
 
+    def has_history(self, code: str) -> bool:
+        """Was this unit formed from others (it has predecessors in the crosswalk)?"""
+        return code in self._predecessors
+
     def current_ward_map(self, codes: set[str] | list[str]) -> dict[str, str]:
         """Historical ward -> today's ward, only where today's ward is exactly a union of whole wards in
         ``codes`` (the wards the data covers). Units split, or merged with territory we have no data for,

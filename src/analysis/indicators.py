@@ -115,22 +115,21 @@ def _validate_entry(iid: str, meta: dict, raw: dict) -> None:
 # --- proportions -------------------------------------------------------------------------------------------
 
 def wilson_interval(numerator, denominator, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval in percent; right at 0 and 100% and for small counts (NaN when n = 0)."""
+    """Wilson score interval in percent; right at 0 and 100% and for small counts (NaN when n = 0, or when
+    the ratio is not a proportion, e.g. a cohort proxy above 100%)."""
     x = np.asarray(numerator, dtype=float)
     n = np.asarray(denominator, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = x / n
-        denom = 1 + z**2 / n
-        centre = (p + z**2 / (2 * n)) / denom
-        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-        low, high = np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
-    bad = ~(n > 0) | (p > 1)
-    low[bad], high[bad] = np.nan, np.nan
-    # exact ends: the interval always contains the estimate
-    low = np.where(x == 0, 0.0, low)
-    high = np.where((x == n) & (n > 0), 1.0, high)
-    low[~(n > 0)], high[~(n > 0)] = np.nan, np.nan
-    return low * 100, high * 100
+    low, high = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
+    ok = (n > 0) & (x <= n)
+    xs, ns = x[ok], n[ok]
+    p, z2 = xs / ns, z * z
+    denom = 1 + z2 / ns
+    centre = (p + z2 / (2 * ns)) / denom
+    half = z * np.sqrt(p * (1 - p) / ns + z2 / (4 * ns * ns)) / denom
+    lo, hi = np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    lo[xs == 0], hi[xs == ns] = 0.0, 1.0  # exact ends: the interval always contains the estimate
+    low[ok], high[ok] = lo * 100, hi * 100
+    return low, high
 
 
 # --- geography of the data --------------------------------------------------------------------------------
@@ -190,7 +189,10 @@ def build_geography(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk) -> Ge
         levels = []
     else:
         levels = levels_above[: levels_above.index(territory) + 1][::-1]  # territory first, then downwards
-    current = crosswalk.current_ward_map(set(wards["ma_xa_phuong"].tolist()))
+    # today's wards only where history changed (a merger, a new code): an unchanged ward's series is its
+    # `ward` series already, and repeating it would double the output at country scale
+    current = {old: new for old, new in crosswalk.current_ward_map(set(wards["ma_xa_phuong"].tolist())).items()
+               if crosswalk.has_history(new)}
     return Geography(crosswalk, hierarchy, territory, levels, current)
 
 
@@ -516,13 +518,13 @@ def _blocks(ind: Indicator, keys: _Keys) -> list[tuple[str, dict[str, np.ndarray
 
 # --- the long table ------------------------------------------------------------------------------------------
 
-def _strings(codes: np.ndarray, vocabulary) -> pd.api.extensions.ExtensionArray:
-    """A pandas string array from integer codes into a vocabulary (one Arrow ``take``: the column is built
-    in C from the few distinct strings instead of from millions of Python objects)."""
-    import pyarrow as pa
-
-    words = pa.array(list(vocabulary), type=pa.large_string())
-    return pd.arrays.ArrowStringArray(pa.chunked_array([words.take(pa.array(np.asarray(codes, dtype=np.int64)))]))
+def _strings(codes: np.ndarray, vocabulary) -> pd.Categorical:
+    """A text column from integer codes into a vocabulary, as a pandas categorical: the column holds the few
+    distinct strings once and an integer per row (as Parquet stores it anyway), instead of millions of strings.
+    A vocabulary may repeat a word (the same code at two levels): the codes are remapped to unique words."""
+    words = np.asarray(list(vocabulary), dtype=object)
+    unique, inverse = np.unique(words.astype(str), return_inverse=True)
+    return pd.Categorical.from_codes(inverse.ravel()[np.asarray(codes, dtype=np.int64)], categories=unique)
 
 
 class _Names:
@@ -683,10 +685,16 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     return out
 
 
+TEXT_COLUMNS = ("indicator_id", "geo_level", "geo_code", "geo_name", "sex", "flags", "territory_id",
+                "cross_check_of", "direction")
+
+
 def _typed(out: pd.DataFrame) -> pd.DataFrame:
-    for col in ("indicator_id", "geo_level", "geo_code", "geo_name", "sex", "flags", "territory_id",
-                "cross_check_of", "direction"):
-        out[col] = out[col].astype("string")
+    """Column types of the indicator table: text as categoricals (few distinct values, millions of rows at
+    country scale), counts as int64, flags as bool."""
+    for col in TEXT_COLUMNS:
+        if not isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype("string").astype("category")
     for col in ("numerator", "denominator", "n_units", "n_reporting", "n_excluded"):
         out[col] = out[col].astype("int64")
     out["year"] = out["year"].astype("int64")
