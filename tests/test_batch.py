@@ -80,6 +80,17 @@ def test_failed_year_keeps_its_notebook_with_the_error_and_no_html(run):
     assert (folder / "03_projections.html").exists()  # notebooks before the failing one still rendered
 
 
+def test_failed_year_still_runs_its_other_notebooks_but_gets_no_excel(run):
+    """The notebooks of a year are independent: one failing does not stop the others, but a year with a
+    failed notebook is not complete, so it gets no Excel export."""
+    _, reports, _ = run
+    folder = reports / "2025"
+    assert [n for n in batch.NOTEBOOKS if not (folder / f"{n}.ipynb").exists()] == []
+    assert [n for n in batch.NOTEBOOKS if (folder / f"{n}.html").exists()] == ["01_clean", "02_indicators",
+                                                                                "03_projections"]
+    assert not (folder / batch.excel_name(2025, "vi")).exists()
+
+
 def test_html_is_for_readers(run):
     _, reports, _ = run
     page = (reports / "2026" / "04_report.html").read_text(encoding="utf-8")

@@ -1,10 +1,15 @@
 """The yearly batch: run the notebooks for each reporting year with papermill, render them to offline HTML
 for readers, export the tables officials use to Excel, and write ``reports/index.html``.
 
-Years run in parallel worker processes (papermill's Python API, one kernel per notebook). Each year is
-built in a staging folder and swapped into ``reports/<year>/`` only when complete, so a run that fails or
-is killed leaves every year as it was before or fully updated. A year that fails does not stop the
-others: its executed notebook is kept with the error, and the run exits non-zero naming it.
+Work is scheduled one notebook at a time (and one Excel export per year) on ``--jobs`` worker processes
+(papermill's Python API, a new kernel per notebook), years in order and each year's longest notebooks first,
+so the cores stay busy to the end of the run. Kernels are forked from a warm kernel server in each worker
+(``analysis.kernels``: a new process per notebook, without paying the imports again). Each year is built in
+a staging folder and swapped into ``reports/<year>/`` only when all its notebooks and its export are done,
+so a run that fails or is killed leaves every year as it was before or fully updated. A notebook that fails
+does not stop the others (the notebooks of a year do not depend on each other): its executed notebook is
+kept with the error and without HTML, the year gets no Excel export, and the run exits non-zero naming the
+year and the file.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from analysis.errors import AnalysisError
 
 NOTEBOOKS = ("01_clean", "02_indicators", "03_projections", "04_report")
 REPORT_NOTEBOOK = "04_report"
+EXPORT_TASK = "excel"
+# relative cost of each task (measured with benchmarks/bench_batch.py): a year's longest tasks start first
+TASK_COST = {"04_report": 10, "02_indicators": 8, "03_projections": 5, EXPORT_TASK: 2, "01_clean": 1}
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 STAGING_PREFIX = ".staging-"
 OLD_PREFIX = ".old-"
@@ -68,16 +76,30 @@ def parse_years(text: str | None, available: list[int]) -> list[int]:
     return sorted(set(years))
 
 
-# --- one year ----------------------------------------------------------------------------------------------
+# --- one notebook, in a worker process ---------------------------------------------------------------------
 
 @dataclass
 class YearResult:
     year: int
     ok: bool
-    seconds: float
-    failed_notebook: str = ""
+    seconds: float  # spent on the year's notebooks and export (they may run beside other years' tasks)
+    failed_notebook: str = ""  # the first file that failed ("" when the year failed as a whole)
     error: str = ""
     files: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # every (file, error) of the year
+
+
+@dataclass
+class TaskResult:
+    """One notebook (or the Excel export) of one year. ``fatal``: the year's folder cannot be trusted (an
+    error outside the notebook's own cells), so it is not swapped in."""
+    year: int
+    task: str
+    ok: bool
+    seconds: float
+    file: str = ""
+    error: str = ""
+    fatal: bool = False
 
 
 def _parameters(year: int, lang: str, processed_dir: Path | None, raw_dir: Path | None) -> dict:
@@ -90,8 +112,9 @@ def _parameters(year: int, lang: str, processed_dir: Path | None, raw_dir: Path 
     return params
 
 
-def _scrub(path: Path) -> None:
-    """Drop the absolute paths papermill records in a notebook's metadata, and its random cell id."""
+def _scrub(path: Path):
+    """Drop the absolute paths papermill records in a notebook's metadata, and its random cell id.
+    Returns the notebook, for rendering."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -103,75 +126,141 @@ def _scrub(path: Path) -> None:
         if pm.get(key):
             pm[key] = Path(pm[key]).name
     nbformat.write(nb, path)
+    return nb
 
 
-def render_html(notebook_path: Path, html_path: Path, lang: str, title: str) -> None:
-    """Executed notebook -> one self-contained HTML file: no code, images inline, nothing from a CDN."""
+_EXPORTERS: dict[str, object] = {}
+
+
+def _exporter(lang: str):
+    """One HTML exporter per language and process (its templates are compiled once)."""
+    if lang not in _EXPORTERS:
+        from nbconvert import HTMLExporter
+        from traitlets.config import Config
+
+        c = Config()
+        c.HTMLExporter.exclude_input = True
+        c.HTMLExporter.exclude_input_prompt = True
+        c.HTMLExporter.exclude_output_prompt = True
+        c.HTMLExporter.extra_template_basedirs = [str(TEMPLATE_DIR)]
+        c.HTMLExporter.template_name = "report"
+        c.HTMLExporter.language_code = lang
+        _EXPORTERS[lang] = HTMLExporter(config=c)
+    return _EXPORTERS[lang]
+
+
+def render_html(notebook, html_path: Path, lang: str, title: str) -> None:
+    """Executed notebook (a path or a notebook node) -> one self-contained HTML file: no code, images
+    inline, nothing from a CDN."""
+    import copy
+
     import nbformat
-    from nbconvert import HTMLExporter
-    from traitlets.config import Config
 
-    nb = nbformat.read(notebook_path, as_version=4)
+    nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, (str, Path)) else copy.deepcopy(notebook)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
     nb.metadata["title"] = title
-    c = Config()
-    c.HTMLExporter.exclude_input = True
-    c.HTMLExporter.exclude_input_prompt = True
-    c.HTMLExporter.exclude_output_prompt = True
-    c.HTMLExporter.extra_template_basedirs = [str(TEMPLATE_DIR)]
-    c.HTMLExporter.template_name = "report"
-    c.HTMLExporter.language_code = lang
-    body, _ = HTMLExporter(config=c).from_notebook_node(nb)
+    body, _ = _exporter(lang).from_notebook_node(nb)
     html_path.write_text(body, encoding="utf-8")
 
 
-def run_year(year: int, notebooks: tuple[str, ...], lang: str, reports_dir: Path,
-             processed_dir: Path | None = None, raw_dir: Path | None = None) -> YearResult:
-    """Run and render every notebook of one reporting year into a staging folder, then swap it in."""
-    import papermill as pm
+def _charts_as_text(nb) -> bool:
+    """A kernel whose matplotlib is not hooked to IPython's inline backend stores a figure's text form only."""
+    return any(out.get("output_type") in ("display_data", "execute_result")
+               and "image/png" not in out.get("data", {})
+               and str(out.get("data", {}).get("text/plain", "")).startswith("<Figure size")
+               for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", []))
 
-    from analysis.report import t
-    from analysis.template import school_year_label
 
-    start = time.perf_counter()
+def _worker_setup() -> None:
     # kernels inherit the environment: charts must come out as inline images even if a headless
     # MPLBACKEND (Agg) was set for scripts
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{year}-", dir=reports_dir))
-    result = YearResult(year, ok=True, seconds=0.0)
-    try:
-        for nb_name in notebooks:
-            source = config.NOTEBOOKS_DIR / f"{nb_name}.ipynb"
-            executed = staging / output_name(nb_name, lang, ".ipynb")
-            try:
-                pm.execute_notebook(
-                    str(source), str(executed), parameters=_parameters(year, lang, processed_dir, raw_dir),
-                    kernel_name="python3", progress_bar=False, log_output=False, cwd=str(config.NOTEBOOKS_DIR),
-                )
-            except Exception as exc:  # PapermillExecutionError and kernel failures alike
-                result.ok, result.failed_notebook = False, executed.name
-                result.error = _short_error(exc)
-                if executed.exists():
-                    _scrub(executed)
-                break
-            _scrub(executed)
-            title = f"{t('report_heading', lang, school_year=school_year_label(year))} · {nb_name}"
-            render_html(executed, staging / output_name(nb_name, lang, ".html"), lang, title)
-        if result.ok:
-            from analysis.exports import export_year
 
-            export_year(year, staging / excel_name(year, lang), lang, processed_dir, raw_dir)
+
+def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_dir: Path | None = None,
+                 raw_dir: Path | None = None) -> TaskResult:
+    """Run one notebook of one year into the year's staging folder and render it."""
+    start = time.perf_counter()
+    executed = staging / output_name(nb_name, lang, ".ipynb")
+    try:
+        import papermill as pm
+
+        from analysis import kernels
+        from analysis.report import t
+        from analysis.template import school_year_label
+
+        _worker_setup()
+        extra = {"kernel_manager_class": kernels.kernel_manager_class()} if kernels.enabled() else {}
+        try:
+            pm.execute_notebook(
+                str(config.NOTEBOOKS_DIR / f"{nb_name}.ipynb"), str(executed),
+                parameters=_parameters(year, lang, processed_dir, raw_dir), kernel_name="python3",
+                progress_bar=False, log_output=False, cwd=str(config.NOTEBOOKS_DIR),
+                request_save_on_cell_execute=False,  # one write at the end, not two per cell
+                **extra,
+            )
+        except Exception as exc:  # PapermillExecutionError and kernel failures alike
+            if executed.exists():
+                _scrub(executed)
+            return TaskResult(year, nb_name, False, time.perf_counter() - start, executed.name, _short_error(exc))
+        nb = _scrub(executed)
+        if _charts_as_text(nb):
+            return TaskResult(year, nb_name, False, time.perf_counter() - start, executed.name,
+                              "charts came out as '<Figure size ...>' text instead of images (matplotlib backend)")
+        title = f"{t('report_heading', lang, school_year=school_year_label(year))} · {nb_name}"
+        render_html(nb, staging / output_name(nb_name, lang, ".html"), lang, title)
+    except Exception as exc:
+        return TaskResult(year, nb_name, False, time.perf_counter() - start, executed.name, _short_error(exc),
+                          fatal=True)
+    return TaskResult(year, nb_name, True, time.perf_counter() - start, executed.name)
+
+
+def run_export(year: int, lang: str, staging: Path, processed_dir: Path | None = None,
+               raw_dir: Path | None = None) -> TaskResult:
+    start = time.perf_counter()
+    try:
+        from analysis.exports import export_year
+
+        export_year(year, staging / excel_name(year, lang), lang, processed_dir, raw_dir)
+    except Exception as exc:
+        return TaskResult(year, EXPORT_TASK, False, time.perf_counter() - start, "", _short_error(exc), fatal=True)
+    return TaskResult(year, EXPORT_TASK, True, time.perf_counter() - start, excel_name(year, lang))
+
+
+def _run_task(year: int, task: str, lang: str, staging: Path, processed_dir: Path | None,
+              raw_dir: Path | None) -> TaskResult:
+    if task == EXPORT_TASK:
+        return run_export(year, lang, staging, processed_dir, raw_dir)
+    return run_notebook(year, task, lang, staging, processed_dir, raw_dir)
+
+
+def finish_year(year: int, results: list[TaskResult], staging: Path, reports_dir: Path,
+                seconds: float) -> YearResult:
+    """Swap a year's staging folder in once all its tasks are done; a failed notebook is kept with its
+    error, but the year then gets no Excel export; an error outside the notebooks leaves the year as it was."""
+    order = {name: i for i, name in enumerate((*NOTEBOOKS, EXPORT_TASK))}
+    failed = sorted((r for r in results if not r.ok), key=lambda r: order.get(r.task, 99))
+    result = YearResult(year, not failed, seconds, failures=[(r.file, r.error) for r in failed])
+    if failed:
+        result.failed_notebook, result.error = failed[0].file, failed[0].error
+    try:
+        if any(r.fatal for r in failed):  # the year as a whole failed: nothing of it is swapped in
+            shutil.rmtree(staging, ignore_errors=True)
+            first = next(r for r in failed if r.fatal)
+            result.failed_notebook, result.error = "", f"{first.task}: {first.error}"
+            result.failures = [("", result.error)]
+            return result
+        if failed:  # the export only goes with a complete year
+            for r in results:
+                if r.task == EXPORT_TASK and r.ok:
+                    (staging / r.file).unlink(missing_ok=True)
         result.files = sorted(p.name for p in staging.iterdir())
         swap_in(staging, year_dir(reports_dir, year))
-    except BaseException as exc:
+    except Exception as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, Exception):
-            return YearResult(year, False, time.perf_counter() - start, "", _short_error(exc))
-        raise
-    result.seconds = time.perf_counter() - start
+        return YearResult(year, False, seconds, "", _short_error(exc))
     return result
 
 
@@ -216,6 +305,11 @@ def available_years(processed_dir: Path | None = None) -> list[int]:
     return sorted(int(y) for y in load_indicators(processed_dir)["year"].unique())
 
 
+def _tasks(notebooks: tuple[str, ...]) -> list[str]:
+    """A year's tasks, longest first."""
+    return sorted((*notebooks, EXPORT_TASK), key=lambda name: -TASK_COST.get(name, 5))
+
+
 def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Path | None = None,
               processed_dir: Path | None = None, raw_dir: Path | None = None,
               notebooks: tuple[str, ...] = NOTEBOOKS, progress: bool = True) -> list[YearResult]:
@@ -223,27 +317,48 @@ def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Pa
 
     reports_dir = config.reports_dir(reports_dir)
     recover(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    tasks = [(year, task) for year in years for task in _tasks(notebooks)]
+    done: dict[int, list[TaskResult]] = {year: [] for year in years}
+    staging: dict[int, Path] = {}
     results: list[YearResult] = []
     bar = tqdm(total=len(years), unit="năm/year", desc="Báo cáo / reports", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
-    with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(years)))) as pool:
-        pending = {pool.submit(run_year, y, notebooks, lang, reports_dir, processed_dir, raw_dir): y for y in years}
-        running = set(years)
+    pool = ProcessPoolExecutor(max_workers=max(1, min(jobs, len(tasks))), initializer=_worker_setup)
+    try:
+        pending = {}
+        for year, task in tasks:
+            if year not in staging:
+                staging[year] = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{year}-", dir=reports_dir))
+            fut = pool.submit(_run_task, year, task, lang, staging[year], processed_dir, raw_dir)
+            pending[fut] = (year, task)
         while pending:
-            bar.set_postfix_str("đang chạy/running: " + ", ".join(map(str, sorted(running)[:jobs])))
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                year = pending.pop(fut)
-                running.discard(year)
+            running = sorted({year for year, _ in pending.values()})[:jobs]
+            bar.set_postfix_str("đang chạy/running: " + ", ".join(map(str, running)))
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                year, task = pending.pop(fut)
                 try:
                     res = fut.result()
                 except Exception as exc:  # a worker that died
-                    res = YearResult(year, False, 0.0, "", _short_error(exc))
-                results.append(res)
+                    res = TaskResult(year, task, False, 0.0, "", _short_error(exc), fatal=True)
+                done[year].append(res)
+                if len(done[year]) < len(_tasks(notebooks)):
+                    continue
+                yres = finish_year(year, done[year], staging.pop(year), reports_dir,
+                                   sum(r.seconds for r in done[year]))
+                results.append(yres)
                 bar.update(1)
-                if not res.ok:
-                    bar.write(f"LỖI / FAILED {year}: {res.failed_notebook} — {res.error}")
-    bar.close()
+                for file, error in yres.failures if yres.failures else ([("", yres.error)] if not yres.ok else []):
+                    bar.write(f"LỖI / FAILED {year}: {file or 'năm/year'} — {error}")
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for folder in staging.values():  # years never finished (interrupted run)
+            shutil.rmtree(folder, ignore_errors=True)
+        bar.close()
     results.sort(key=lambda r: r.year)
     write_index(reports_dir, lang, processed_dir)
     return results
@@ -316,7 +431,8 @@ def _synthetic_banner(lang: str, processed_dir: Path | None) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--years", help="năm báo cáo, ví dụ 2021-2026 hoặc 2023,2025 (mặc định: mọi năm có số liệu)")
-    parser.add_argument("--jobs", type=int, default=2, help="số năm chạy song song (mặc định 2)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="số notebook chạy song song, thường bằng số lõi CPU (mặc định 2)")
     parser.add_argument("--lang", default="vi", choices=("vi", "en"), help="ngôn ngữ báo cáo (mặc định vi)")
     parser.add_argument("--notebooks", help="chỉ chạy các notebook này, ví dụ 04_report (mặc định: cả bốn)")
     parser.add_argument("--reports-dir", help="thư mục báo cáo (mặc định reports/)")
@@ -340,7 +456,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(results) - len(failed)}/{len(results)} năm/years ok in {time.perf_counter() - started:.1f} s -> "
           f"{config.display_path(reports)}/index.html")
     for r in failed:
-        where = f"{config.display_path(year_dir(reports, r.year))}/{r.failed_notebook}" if r.failed_notebook else str(r.year)
-        print(f"LỖI / FAILED {r.year}: {where}: {r.error}", file=sys.stderr)
+        for file, error in r.failures or [("", r.error)]:
+            where = f"{config.display_path(year_dir(reports, r.year))}/{file}" if file else str(r.year)
+            print(f"LỖI / FAILED {r.year}: {where}: {error}", file=sys.stderr)
     return 1 if failed else 0
 

@@ -80,8 +80,7 @@ def readings(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, iid: str, lan
 def district_projection(projections: pd.DataFrame, year: int, iid: str) -> pd.DataFrame:
     p = projections[(projections["as_of"] == year) & (projections["indicator_id"] == iid)
                     & (projections["sex"] == "total")]
-    levels = [lv for lv in ("country", "province", "district") if lv in set(p["geo_level"])]
-    return p[p["geo_level"] == (levels[0] if levels else "district")]
+    return p[p["geo_level"] == rp.top_level(p)]
 
 
 def fan_chart(ind, projections, targets, year, iid, lang):

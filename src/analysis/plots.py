@@ -130,16 +130,21 @@ def ward_chart(ind: pd.DataFrame, iid: str, year: int, targets: pd.DataFrame | N
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(8, 0.45 * max(len(w), 4) + 1.2))
     names = list(w["geo_name"])
     ypos = np.arange(len(w))
+    shown = []  # rows drawn as bars: one barh and one errorbar call for all of them (fewer artists to draw)
     for y, r in zip(ypos, w.itertuples(index=False)):
         if pd.isna(r.value) or (suppress and is_suppressed(r.numerator, r.denominator)):
             ax.annotate(t("suppressed", lang) if suppress else t("not_available", lang), (0, y), va="center",
                         fontsize=9, color=COLOURS["break"])
-            continue
-        ax.barh(y, r.value, color=COLOURS["total"], alpha=0.85)
-        ax.errorbar(r.value, y, xerr=[[r.value - r.ci_low], [r.ci_high - r.value]], fmt="none",
-                    ecolor="#333333", capsize=3, linewidth=1)
-        ax.annotate(fmt_pct(r.value, lang), (r.ci_high, y), xytext=(4, 0), textcoords="offset points",
-                    va="center", fontsize=8)
+        else:
+            shown.append((y, r.value, r.ci_low, r.ci_high))
+    if shown:
+        y, value, low, high = (np.array(c, dtype=float) for c in zip(*shown))
+        ax.barh(y, value, color=COLOURS["total"], alpha=0.85)
+        ax.errorbar(value, y, xerr=[value - low, high - value], fmt="none", ecolor="#333333", capsize=3,
+                    linewidth=1)
+        for yy, v, hi in zip(y, value, high):
+            ax.annotate(fmt_pct(v, lang), (hi, yy), xytext=(4, 0), textcoords="offset points", va="center",
+                        fontsize=8)
     ax.set_yticks(ypos, names)
     if targets is not None:
         tv = targets[(targets["indicator_id"] == iid) & (targets["target_year"] == target_year)]

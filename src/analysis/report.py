@@ -292,11 +292,16 @@ def quality_summary(quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
 
 # --- indicator tables (notebook 02, report) --------------------------------------------------------------------
 
+def top_level(frame: pd.DataFrame, default: str | None = "district") -> str | None:
+    """The whole-territory level present in ``frame`` (country, else province, else district), else ``default``.
+    (``unique()`` runs in Arrow; ``set(column)`` would box every row into a Python string.)"""
+    present = set(frame["geo_level"].unique())
+    return next((lv for lv in ("country", "province", "district") if lv in present), default)
+
+
 def district_rows(ind: pd.DataFrame, sex: str = "total") -> pd.DataFrame:
     """The whole-territory rows (the plan's level) of the indicator table."""
-    top = ind["geo_level"].iloc[0] if len(ind) else "district"
-    levels = [lv for lv in ("country", "province", "district") if lv in set(ind["geo_level"])]
-    top = levels[0] if levels else top
+    top = top_level(ind, None) or (ind["geo_level"].iloc[0] if len(ind) else "district")
     return ind[(ind["geo_level"] == top) & (ind["sex"] == sex)]
 
 
@@ -475,8 +480,7 @@ def verdict_text(row, spec: Indicator, lang: str = "vi", broke: bool = False) ->
 
 def district_verdicts(verdicts: pd.DataFrame, year: int) -> pd.DataFrame:
     v = verdicts[(verdicts["as_of"] == year) & (verdicts["sex"] == "total")]
-    levels = [lv for lv in ("country", "province", "district") if lv in set(v["geo_level"])]
-    return v[v["geo_level"] == (levels[0] if levels else "district")]
+    return v[v["geo_level"] == top_level(v)]
 
 
 def summary_table(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, lang: str = "vi",
@@ -556,8 +560,7 @@ def method_table(projections: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
     from analysis.projection import method_label
 
     p = projections[projections["sex"] == "total"]
-    levels = [lv for lv in ("country", "province", "district") if lv in set(p["geo_level"])]
-    p = p[p["geo_level"] == (levels[0] if levels else "district")].drop_duplicates("series_id")
+    p = p[p["geo_level"] == top_level(p)].drop_duplicates("series_id")
     order = {k: i for i, k in enumerate(registry())}
     p = p.assign(_o=p["indicator_id"].map(order)).sort_values("_o")
     names = {"w_last_value": "last_value", "w_logit_linear": "logit_linear", "w_damped": "damped"}
