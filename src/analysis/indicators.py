@@ -116,20 +116,41 @@ def _validate_entry(iid: str, meta: dict, raw: dict) -> None:
 
 def wilson_interval(numerator, denominator, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval in percent; right at 0 and 100% and for small counts (NaN when n = 0, or when
-    the ratio is not a proportion, e.g. a cohort proxy above 100%)."""
-    x = np.asarray(numerator, dtype=float)
-    n = np.asarray(denominator, dtype=float)
-    low, high = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
+    the ratio is not a proportion, e.g. a cohort proxy above 100%).
+
+    Written in place over a few full-length arrays (no masked copies): at country scale the table has
+    millions of rows and every temporary array is fresh memory to fault in."""
+    shape = np.broadcast_shapes(np.shape(numerator), np.shape(denominator))
+    x = np.broadcast_to(np.asarray(numerator, dtype=float), shape).reshape(-1)
+    n = np.broadcast_to(np.asarray(denominator, dtype=float), shape).reshape(-1)
     ok = (n > 0) & (x <= n)
-    xs, ns = x[ok], n[ok]
-    p, z2 = xs / ns, z * z
-    denom = 1 + z2 / ns
-    centre = (p + z2 / (2 * ns)) / denom
-    half = z * np.sqrt(p * (1 - p) / ns + z2 / (4 * ns * ns)) / denom
-    lo, hi = np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
-    lo[xs == 0], hi[xs == ns] = 0.0, 1.0  # exact ends: the interval always contains the estimate
-    low[ok], high[ok] = lo * 100, hi * 100
-    return low, high
+    z2 = z * z
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv = np.divide(1.0, n, out=np.full(x.shape, np.nan), where=ok)  # 1/n, NaN where not a proportion
+        p = x * inv
+        denom = z2 * inv
+        denom += 1.0
+        centre = (z2 / 2) * inv
+        centre += p
+        centre /= denom
+        half = 1.0 - p
+        half *= p
+        half *= inv
+        inv *= inv
+        inv *= z2 / 4
+        half += inv
+        np.sqrt(half, out=half)
+        half *= z
+        half /= denom
+    low = np.subtract(centre, half, out=p)
+    high = np.add(centre, half, out=centre)
+    np.clip(low, 0.0, 1.0, out=low)
+    np.clip(high, 0.0, 1.0, out=high)
+    low[ok & (x == 0)] = 0.0  # exact ends: the interval always contains the estimate
+    high[ok & (x == n)] = 1.0
+    low *= 100.0
+    high *= 100.0
+    return low.reshape(shape), high.reshape(shape)
 
 
 # --- geography of the data --------------------------------------------------------------------------------
@@ -170,15 +191,36 @@ class Geography:
         return out
 
 
+def _hierarchy(wards: pd.DataFrame, crosswalk: Crosswalk) -> pd.DataFrame:
+    """One row per (year, ward) of the data: ``year, ward_code`` and the code of every unit above the ward.
+
+    The wards under one parent share the chain above it: it is walked once per parent and year (a country
+    has 10,000 wards but 700 districts), and again for a ward only where the chain runs back through it."""
+    years, codes, chains = [], [], []
+    for year, column in wards.groupby("year", sort=True)["ma_xa_phuong"]:
+        parents = crosswalk.parents_at(int(year))
+        by_parent: dict = {}
+        for code in column.tolist():
+            parent = parents.get(code)
+            if parent not in by_parent:
+                chain = crosswalk.ancestors_from(code, parents)
+                by_parent[parent] = (chain, set(chain.values()))
+            chain, units = by_parent[parent]
+            if code in units:  # a cycle through this ward: its own walk
+                chain = crosswalk.ancestors_from(code, parents)
+            years.append(int(year))
+            codes.append(code)
+            chains.append(chain)
+    distinct = {id(chain): chain for chain in chains}.values()
+    levels = list(dict.fromkeys(level for chain in distinct for level in chain))
+    return pd.DataFrame({"year": years, "ward_code": codes,
+                         **{level: [chain.get(level) for chain in chains] for level in levels}})
+
+
 def build_geography(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk) -> Geography:
     frames = [tables[t][["year", "ma_xa_phuong"]] for t in ("truong", "xa_phuong") if t in tables]
     wards = pd.concat(frames).dropna().drop_duplicates()
-    rows = []
-    for year, codes in wards.groupby("year")["ma_xa_phuong"]:
-        parents = crosswalk.parents_at(int(year))
-        for code in codes.tolist():
-            rows.append({"year": int(year), "ward_code": code, **crosswalk.ancestors_from(code, parents)})
-    hierarchy = pd.DataFrame(rows)
+    hierarchy = _hierarchy(wards, crosswalk)
     levels_above = [lv for lv in ("district", "province", "country") if lv in hierarchy]
     territory = "ward"
     for lv in levels_above:
@@ -309,18 +351,22 @@ class _Keys:
 
     def groupings(self, ind: Indicator, units: _Units) -> list[tuple[str, np.ndarray]]:
         """(geo_level, key code per unit row, -1 = left out) for every breakdown the indicator has."""
-        out = []
-        ward = units.ward
-        has_ward = ward >= 0
-        for level in self.geo.levels:
-            lut = self.above[level]
-            out.append((level, np.where(has_ward, lut[units.year, np.where(has_ward, ward, 0)], -1)
-                        if level != self.geo.territory_level else lut[units.year, 0]))
-        out.append(("ward", ward))
-        out.append(("ward_current", np.where(has_ward, self.current[np.where(has_ward, ward, 0)], -1)))
+        out = self.geo_groupings(units.year, units.ward)
         if ind.compute["table"] != "xa_phuong":
             out.append(("school_level", units.school_type))
             out.append(("ownership", units.ownership))
+        return out
+
+    def geo_groupings(self, year: np.ndarray, ward: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """(geo_level, key code per row) for the geographies, from each row's year and ward code."""
+        out = []
+        has_ward = ward >= 0
+        for level in self.geo.levels:
+            lut = self.above[level]
+            out.append((level, np.where(has_ward, lut[year, np.where(has_ward, ward, 0)], -1)
+                        if level != self.geo.territory_level else lut[year, 0]))
+        out.append(("ward", ward))
+        out.append(("ward_current", np.where(has_ward, self.current[np.where(has_ward, ward, 0)], -1)))
         return out
 
 
@@ -444,11 +490,12 @@ def _aggregate(units: pd.DataFrame, key: pd.Series, sex: str | None = None,
 _BLOCK_FIELDS = ("year", "code", "sex", "numerator", "denominator", "n_units", "n_reporting", "n_excluded", "gpi")
 
 
-def _ratio_block(units: _Units, per_unit: dict, key: np.ndarray, n_keys: int, n_years: int,
+def _ratio_block(year: np.ndarray, per_unit: dict, key: np.ndarray, n_keys: int, n_years: int,
                  sexes: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Groups by (year, key), each with its total row and (ratio) its girls' and boys' rows where some unit
-    reported them; the girls-to-boys ratio of the two values (GPI) on every row of the group."""
-    g_year, g_key, s = _group_sums(units.year, n_years, key, n_keys, per_unit)
+    reported them; the girls-to-boys ratio of the two values (GPI) on every row of the group. The rows
+    summed are units, or ward cells that already sum units (``_ward_cells``): sums of sums are the same."""
+    g_year, g_key, s = _group_sums(year, n_years, key, n_keys, per_unit)
     G = len(g_year)
     keep = np.stack([np.ones(G, bool)] + [s[f"n_reporting|{x}"] > 0 for x in sexes[1:]], axis=1)
     flat = keep.ravel()
@@ -495,24 +542,33 @@ def _cohort_block(ind: Indicator, units: _Units, key: np.ndarray, n_keys: int, n
             "gpi": np.full(len(year), np.nan)}
 
 
+def _ward_cells(units: _Units, per_unit: dict[str, np.ndarray], n_years: int,
+                n_wards: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The units summed by (year, ward): (year, ward code or -1, sums). Every geography is a union of wards,
+    so its sums are sums of these cells: a country's half-million units become ~100,000 cells once, instead
+    of being summed again for each level. Units without a ward keep a cell of their own (ward -1)."""
+    ward = np.where(units.ward >= 0, units.ward, n_wards)
+    year, cell, sums = _group_sums(units.year, n_years, ward, n_wards + 1, per_unit)
+    return year, np.where(cell == n_wards, -1, cell), sums
+
+
 def _blocks(ind: Indicator, keys: _Keys) -> list[tuple[str, dict[str, np.ndarray]]]:
     """(geo_level, block) for every breakdown of one indicator, each block sorted by year, code, sex."""
     units = _units(ind, keys)
     if not len(units):
         return []
-    method = ind.compute["method"]
-    per_unit = _sex_columns(units) if method != "cohort" else None
-    out = []
-    for level, key in keys.groupings(ind, units):
-        n_keys = len(keys.vocab[level])
-        if method == "cohort":
-            if level in ("ward", "ward_current"):
-                continue  # cohorts move between schools and wards: district, type and ownership only
-            block = _cohort_block(ind, units, key, n_keys, keys.n_years)
-        else:
-            block = _ratio_block(units, per_unit, key, n_keys, keys.n_years,
-                                 SEXES if method == "ratio" else ("total",))
-        out.append((level, block))
+    if ind.compute["method"] == "cohort":
+        return [(level, _cohort_block(ind, units, key, len(keys.vocab[level]), keys.n_years))
+                for level, key in keys.groupings(ind, units)
+                if level not in ("ward", "ward_current")]  # cohorts move between schools and wards
+    sexes = SEXES if ind.compute["method"] == "ratio" else ("total",)
+    per_unit = _sex_columns(units)
+    cell_year, cell_ward, cell_sums = _ward_cells(units, per_unit, keys.n_years, len(keys.vocab["ward"]))
+    out = [(level, _ratio_block(cell_year, cell_sums, key, len(keys.vocab[level]), keys.n_years, sexes))
+           for level, key in keys.geo_groupings(cell_year, cell_ward)]
+    if ind.compute["table"] != "xa_phuong":
+        for level, key in (("school_level", units.school_type), ("ownership", units.ownership)):
+            out.append((level, _ratio_block(units.year, per_unit, key, len(keys.vocab[level]), keys.n_years, sexes)))
     return out
 
 
@@ -570,12 +626,14 @@ class _Names:
             row = [self._short(cw.name_of(code)) for code in vocab]
             out = np.tile(np.asarray(row, dtype=np.int64), (keys.n_years, 1))
         elif level == "ward":
-            out = np.asarray([[self._short(cw.names_at(y).get(code, code)) for code in vocab]
-                              for y in years], dtype=np.int64).reshape(keys.n_years, len(vocab))
+            out = np.asarray([[short(names.get(code, code)) for code in vocab]
+                              for names, short in ((cw.names_at(y), self._short) for y in years)],
+                             dtype=np.int64).reshape(keys.n_years, len(vocab))
         else:
             unit = self.geo.territory_unit if level == self.geo.territory_level else {}
-            out = np.asarray([[self._id(cw.names_at(y).get(unit.get(y, code), unit.get(y, code))) for code in vocab]
-                              for y in years], dtype=np.int64).reshape(keys.n_years, len(vocab))
+            out = np.asarray([[self._id(names.get(unit.get(y, code), unit.get(y, code))) for code in vocab]
+                              for y, names in ((y, cw.names_at(y)) for y in years)],
+                             dtype=np.int64).reshape(keys.n_years, len(vocab))
         self.tables[level] = out
         return out
 
@@ -747,7 +805,7 @@ def with_targets(ind: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
     for target_year in sorted(targets["target_year"].unique()):
         t = targets[targets["target_year"] == target_year].set_index("indicator_id")
         target = np.append(ids.map(t["target_value"]).astype(float).to_numpy(), np.nan)[codes]
-        comp = np.append(ids.map(t["comparator"]).to_numpy(dtype=object, na_value=None), None)[codes]
+        comp_of_id = ids.map(t["comparator"])  # one comparator per indicator id (a dozen), not per row
         out[f"target_{target_year}"] = pd.Series(target, index=out.index)
         out[f"gap_{target_year}"] = pd.Series(target - value, index=out.index)
         years_left = target_year - out["year"].to_numpy()
@@ -755,8 +813,9 @@ def with_targets(ind: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
             out[f"needed_per_year_{target_year}"] = np.where(years_left > 0, (target - value) / years_left, np.nan)
         met = np.zeros(len(out), bool)
         known = np.zeros(len(out), bool)
-        for c in pd.unique(comp[pd.notna(comp)]):
-            m = (comp == c) & ~np.isnan(value)
+        has_value = ~np.isnan(value)
+        for c in comp_of_id.dropna().unique():
+            m = np.append((comp_of_id == c).to_numpy(dtype=bool, na_value=False), False)[codes] & has_value
             met[m] = meets(value[m], target[m], c)
             known |= m
         out[f"meets_{target_year}"] = pd.Series(pd.arrays.BooleanArray(met, ~known), index=out.index)
