@@ -100,3 +100,35 @@ def test_switched_off_by_the_environment(monkeypatch):
     assert not kernels.enabled()
     json.dumps(kernels.WARM_IMPORTS)  # plain names only
     assert not [m for m in kernels.WARM_IMPORTS if m.startswith("matplotlib_inline")]
+
+
+@pytest.mark.parametrize("forked", [True, False], ids=["forked", "launched"])
+def test_kernels_talk_over_unix_sockets_by_absolute_path(forked, tmp_path):
+    """The batch's kernels run in notebooks/ while the worker runs elsewhere: the sockets must be absolute
+    paths (a relative 'kernel-ipc' would be two different files), private to the kernel, and removed after."""
+    import asyncio
+    import glob
+
+    if not kernels._ipc_possible():
+        pytest.skip("no Unix sockets here, or a runtime folder too long for them")
+
+    async def run():
+        km = kernels.kernel_manager_class(forked=forked)(kernel_name="python3")
+        await km.start_kernel(cwd=str(tmp_path))
+        try:
+            assert km.transport == "ipc" and os.path.isabs(km.ip) and km.kernel_id in km.ip
+            kc = km.client()
+            kc.start_channels()
+            await kc.wait_for_ready(timeout=60)
+            reply = await kc.execute_interactive("import os; print(os.getcwd())", timeout=60,
+                                                 output_hook=lambda msg: seen.append(msg))
+            kc.stop_channels()
+            assert reply["content"]["status"] == "ok"
+        finally:
+            await km.shutdown_kernel(now=True)
+        return km.ip
+
+    seen: list = []
+    ip = asyncio.run(run())
+    assert any(m["content"].get("text", "").strip() == str(tmp_path) for m in seen)  # it ran where it was told
+    assert not glob.glob(ip + "-*")  # the socket files are removed with the kernel

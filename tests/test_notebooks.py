@@ -43,6 +43,21 @@ def test_exactly_one_parameters_cell_with_the_contract(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_papermill_reads_every_parameter(path, caplog):
+    """papermill parses the parameters cell itself (``inspect_notebook``, and to warn about unknown
+    parameters): a line with a second '=' (in a comment) is skipped with 'Unable to parse line', and the
+    batch then logs 'Passed unknown parameter' for every year. All four must be read, without warnings."""
+    import logging
+
+    import papermill
+
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        found = papermill.inspect_notebook(str(path))
+    assert set(found) == PARAMETERS
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_python3_kernel(path):
     assert load(path)["metadata"]["kernelspec"]["name"] == "python3"
 

@@ -192,7 +192,7 @@ def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_di
         from analysis.template import school_year_label
 
         _worker_setup()
-        extra = {"kernel_manager_class": kernels.kernel_manager_class()} if kernels.enabled() else {}
+        extra = {"kernel_manager_class": kernels.kernel_manager_class(forked=kernels.enabled())}
         try:
             pm.execute_notebook(
                 str(config.NOTEBOOKS_DIR / f"{nb_name}.ipynb"), str(executed),

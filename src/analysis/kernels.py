@@ -160,12 +160,27 @@ class KernelServer:
             self.proc.kill()
 
 
+IPC_PATH_LIMIT = 100  # a Unix socket path must fit in 108 bytes (sun_path), with the port appended
+
+
+def _ipc_possible() -> bool:
+    """Kernels can talk over Unix sockets here: POSIX, and a runtime folder short enough for socket paths."""
+    if os.name != "posix":
+        return False
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    return len(os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4()}-ipc-65535")) < IPC_PATH_LIMIT
+
+
 @functools.cache
-def kernel_manager_class():
-    """An ``AsyncKernelManager`` whose kernels come from this worker's kernel server (for nbclient's
-    ``kernel_manager_class``; papermill passes it through)."""
+def kernel_manager_class(forked: bool = True):
+    """An ``AsyncKernelManager`` for the batch's kernels (nbclient's ``kernel_manager_class``; papermill
+    passes it through): kernels talk to the batch over Unix sockets rather than TCP ports on localhost where
+    the system allows it (private to the machine's users by file permissions, and ipykernel no longer warns
+    of unencrypted TCP on every notebook), and, with ``forked``, come from this worker's kernel server."""
     from jupyter_client import AsyncKernelManager
     from jupyter_client.provisioning import LocalProvisioner
+    from traitlets import default
 
     class ForkingProvisioner(LocalProvisioner):
         async def launch_kernel(self, cmd: list[str], **kwargs: Any):
@@ -179,15 +194,25 @@ def kernel_manager_class():
             self.pid, self.pgid, self.cwd = self.process.pid, None, cwd
             return self.connection_info
 
-    class ForkingKernelManager(AsyncKernelManager):
+    class BatchKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc" if _ipc_possible() else "tcp"
+
         async def _async_pre_start_kernel(self, **kw: Any):
             self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
-            if self.provisioner is None:
+            if self.transport == "ipc":  # sockets by absolute path, one set per kernel (the kernel runs
+                from jupyter_core.paths import jupyter_runtime_dir  # in notebooks/, the client elsewhere)
+
+                runtime = jupyter_runtime_dir()
+                os.makedirs(runtime, mode=0o700, exist_ok=True)
+                self.ip = os.path.join(runtime, f"kernel-{self.kernel_id}-ipc")
+            if forked and self.provisioner is None:
                 self.provisioner = ForkingProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec,
                                                       parent=self)
             return await super()._async_pre_start_kernel(**kw)
 
-    return ForkingKernelManager
+    return BatchKernelManager
 
 
 # --- the server's side ---------------------------------------------------------------------------------------
