@@ -36,6 +36,12 @@ def change_sentence(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi") ->
              before=fmt_pct(before, lang, dec), after=fmt_pct(after, lang, dec))
 
 
+def _on_track_probability() -> float:
+    from analysis.projection import metadata
+
+    return float(metadata()["verdict"]["on_track_probability"])
+
+
 def verdict_sentence(row: dict, spec: Indicator, lang: str = "vi", broke: bool = False) -> str:
     """One sentence a head of school can read: what will happen by the target year, and how likely."""
     ty = int(row["target_year"])
@@ -55,8 +61,15 @@ def verdict_sentence(row: dict, spec: Indicator, lang: str = "vi", broke: bool =
                      high=fmt_pct(row["hi80"], lang, dec), prob=fmt_pct(100 * row["probability"], lang, 0),
                      label=label)
         obs, need = row.get("observed_change_per_year"), row.get("needed_change_per_year")
-        pace = t("reading_pace", lang, observed=rp.fmt_points(obs, lang, dec + 1),
-                 needed=rp.fmt_points(need, lang, dec + 1)) if not (pd.isna(obs) or pd.isna(need)) else ""
+        pace = ""
+        if not (pd.isna(obs) or pd.isna(need)):
+            # a trend fast enough on average can still be too uncertain to count as on track: say so, or the
+            # sentence "+0.69 a year against +0.27 needed -> needs acceleration" reads as a contradiction
+            toward = 1.0 if row.get("comparator") in (">=", ">") else -1.0
+            uncertain = row.get("status") == "needs_acceleration" and toward * (obs - need) >= 0
+            pace = t("reading_pace_uncertain" if uncertain else "reading_pace", lang,
+                     observed=rp.fmt_points(obs, lang, dec + 1), needed=rp.fmt_points(need, lang, dec + 1),
+                     threshold=fmt_pct(100 * _on_track_probability(), lang, 0))
         return t("reading_projected", lang, ty=ty, value=fmt_pct(row["projected"], lang, dec),
                  low=fmt_pct(row["lo80"], lang, dec), high=fmt_pct(row["hi80"], lang, dec), target=target,
                  prob=fmt_pct(100 * row["probability"], lang, 0), pace=pace, label=label)
