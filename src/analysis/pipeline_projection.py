@@ -96,9 +96,9 @@ def process(ind: pd.DataFrame, targets: pd.DataFrame, vintages: list[int] | None
         tg = series_targets(hist["series_id"], targets)
         verdict = projection.assess(hist, proj, tg, as_of=as_of, lang="vi")
         verdict["label_en"] = _label(verdict, "en")
-        proj_parts.append(proj.assign(as_of=as_of))
+        proj_parts.append(_compact(proj.assign(as_of=as_of)))
         verdict_parts.append(verdict.assign(as_of=as_of))
-    projections = _with_keys(pd.concat(proj_parts, ignore_index=True))
+    projections = _with_keys(_concat_categorical(proj_parts))
     verdicts = _with_keys(pd.concat(verdict_parts, ignore_index=True))
     # sanity: intervals nest and stay inside the scale of bounded series
     p = projections.dropna(subset=["value"])
@@ -117,11 +117,42 @@ def _label(verdict: pd.DataFrame, lang: str) -> np.ndarray:
     return np.where(missed, projection.status_label("not_met", lang), verdict["status"].map(labels).to_numpy(object))
 
 
+def _compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as categoricals. A projection row repeats its series' id, method and reason for every
+    year up to 2030, and the vintages together make about 24 times the rows of the latest one: as one Python
+    string per row, a country's projections did not fit in 24 GiB."""
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
+            and not isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    return frame.astype({c: "category" for c in text}) if text else frame
+
+
+def _concat_categorical(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate frames whose categorical columns have different categories, without going through
+    strings: every part gets the union of the categories (sorted, so the columns sort as text would)."""
+    if not parts:
+        return pd.DataFrame()
+    for col in [c for c in parts[0].columns if isinstance(parts[0][c].dtype, pd.CategoricalDtype)]:
+        categories = pd.Index(sorted(set().union(*(p[col].cat.categories for p in parts))))
+        for p in parts:
+            p[col] = p[col].cat.set_categories(categories)
+    return pd.concat(parts, ignore_index=True)
+
+
 def _with_keys(frame: pd.DataFrame) -> pd.DataFrame:
-    parts = split_series_id(frame["series_id"].astype(str))
+    ids = frame["series_id"]
+    if isinstance(ids.dtype, pd.CategoricalDtype):  # split each distinct id once, spread by the codes
+        keys = split_series_id(pd.Series(ids.cat.categories.astype(str)))
+        codes = ids.cat.codes.to_numpy()
+        parts = pd.DataFrame(index=frame.index)
+        for col in KEY:
+            key_codes, key_values = pd.factorize(keys[col], sort=True)
+            parts[col] = pd.Categorical.from_codes(key_codes[codes], categories=key_values.astype(str))
+    else:
+        parts = split_series_id(ids.astype(str))
     out = pd.concat([frame[["as_of"]], parts, frame.drop(columns=["as_of"])], axis=1)
     for col in KEY:
-        out[col] = out[col].astype("string")
+        if not isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype("string")
     return out
 
 

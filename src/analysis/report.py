@@ -562,7 +562,8 @@ def method_table(projections: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
     p = projections[projections["sex"] == "total"]
     p = p[p["geo_level"] == top_level(p)].drop_duplicates("series_id")
     order = {k: i for i, k in enumerate(registry())}
-    p = p.assign(_o=p["indicator_id"].map(order)).sort_values("_o")
+    # the order as numbers (mapping a categorical column would give a categorical, sorted by its categories)
+    p = p.assign(_o=p["indicator_id"].astype(str).map(order).astype(float)).sort_values("_o", kind="stable")
     names = {"w_last_value": "last_value", "w_logit_linear": "logit_linear", "w_damped": "damped"}
     rows = []
     for r in p.to_dict("records"):
