@@ -318,7 +318,8 @@ def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Pa
     reports_dir = config.reports_dir(reports_dir)
     recover(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    tasks = [(year, task) for year in years for task in _tasks(notebooks)]
+    per_year = _tasks(notebooks)
+    tasks = [(year, task) for year in years for task in per_year]
     done: dict[int, list[TaskResult]] = {year: [] for year in years}
     staging: dict[int, Path] = {}
     results: list[YearResult] = []
@@ -343,7 +344,7 @@ def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Pa
                 except Exception as exc:  # a worker that died
                     res = TaskResult(year, task, False, 0.0, "", _short_error(exc), fatal=True)
                 done[year].append(res)
-                if len(done[year]) < len(_tasks(notebooks)):
+                if len(done[year]) < len(per_year):
                     continue
                 yres = finish_year(year, done[year], staging.pop(year), reports_dir,
                                    sum(r.seconds for r in done[year]))

@@ -105,10 +105,14 @@ class Crosswalk:
         """Wards valid at the start of the school year, and those created during it (named either way)."""
         cache = self.__dict__.setdefault("_wards_of_year", {})
         if year not in cache:
-            start = self.valid_at(school_year_start(year), "ward")
-            end = self.valid_at(school_year_end(year), "ward")
-            cache[year] = pd.concat([start, end[_not_in(end["unit_code"], start["unit_code"])]], ignore_index=True)
+            cache[year] = self.units_during(year, "ward")
         return cache[year]
+
+    def units_during(self, year: int, level: str | None = None) -> pd.DataFrame:
+        """Units (of one level, or all) valid at the start of the school year, and those created during it."""
+        start = self.valid_at(school_year_start(year), level)
+        end = self.valid_at(school_year_end(year), level)
+        return pd.concat([start, end[_not_in(end["unit_code"], start["unit_code"])]], ignore_index=True)
 
     def match_ward(self, text: object, year: int, *, by_code: bool = False) -> WardMatch:
         """Which ward a name (or code) written in that school year's workbook means."""
@@ -164,22 +168,40 @@ class Crosswalk:
         """unit -> parent for the units of a school year (valid at its start, or created during it)."""
         cache = self.__dict__.setdefault("_parents_at", {})
         if year not in cache:
-            start = self.valid_at(school_year_start(year))
-            end = self.valid_at(school_year_end(year))
-            both = pd.concat([start, end[_not_in(end["unit_code"], start["unit_code"])]])
+            both = self.units_during(year)
             both = both[both["parent_code"].notna()]
             cache[year] = dict(zip(both["unit_code"].tolist(), both["parent_code"].tolist()))
         return dict(cache[year])
 
-    def ancestors_from(self, code: str, parents: dict[str, str]) -> dict[str, str]:
-        """level -> code of every unit above ``code`` (levels above ward only)."""
-        out: dict[str, str] = {}
+    def _above(self, code: str, parents: dict[str, str]) -> list[str]:
+        """Every unit above ``code``, nearest first (a chain that loops back stops where it would repeat)."""
+        out: list[str] = []
         seen = {code}
         cur = parents.get(code)
         while cur and cur not in seen:
             seen.add(cur)
-            out[self.level_of.get(cur, "?")] = cur
+            out.append(cur)
             cur = parents.get(cur)
+        return out
+
+    def ancestors_from(self, code: str, parents: dict[str, str]) -> dict[str, str]:
+        """level -> code of every unit above ``code`` (levels above ward only)."""
+        return {self.level_of.get(unit, "?"): unit for unit in self._above(code, parents)}
+
+    def chains_at(self, year: int, wards) -> dict[str, dict[str, str]]:
+        """ward -> ``ancestors_from(ward)`` for many wards of one school year. The wards under one parent
+        share the chain above it, so it is walked once per parent (a country has 10,000 wards and 700
+        districts); a ward is walked on its own only where the chain above its parent runs back through it."""
+        parents = self.parents_at(year)
+        shared: dict = {}
+        out: dict[str, dict[str, str]] = {}
+        for ward in wards:
+            parent = parents.get(ward)
+            if parent not in shared:
+                path = [parent, *self._above(parent, parents)] if parent else []
+                shared[parent] = ({self.level_of.get(unit, "?"): unit for unit in path}, set(path))
+            chain, path = shared[parent]
+            out[ward] = self.ancestors_from(ward, parents) if ward in path else chain
         return out
 
     def canonical(self, code: str) -> str:
@@ -199,20 +221,11 @@ class Crosswalk:
         """unit -> ``wards_under(unit, year)`` for every unit above a ward that school year (one pass)."""
         cache = self.__dict__.setdefault("_wards_under", {})
         if year not in cache:
-            parents = self.parents_at(year)
-            by_parent: dict[str | None, list[str]] = {}  # wards grouped by the unit right above them
-            for w in dict.fromkeys(self.wards_of_year(year)["unit_code"].tolist()):
-                by_parent.setdefault(parents.get(w), []).append(w)
             under: dict[str, set[str]] = {}
-            for parent, wards in by_parent.items():
-                chain = set(self.ancestors_from(wards[0], parents).values())
-                if any(w in chain for w in wards):  # a cycle through a ward: walk each one
-                    for w in wards:
-                        for unit in set(self.ancestors_from(w, parents).values()):
-                            under.setdefault(unit, set()).add(w)
-                    continue
-                for unit in chain:  # the same chain above every ward of this parent
-                    under.setdefault(unit, set()).update(wards)
+            wards = dict.fromkeys(self.wards_of_year(year)["unit_code"].tolist())
+            for ward, chain in self.chains_at(year, wards).items():
+                for unit in set(chain.values()):
+                    under.setdefault(unit, set()).add(ward)
             cache[year] = {unit: frozenset(ws) for unit, ws in under.items()}
         return cache[year]
 

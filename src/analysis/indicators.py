@@ -192,25 +192,13 @@ class Geography:
 
 
 def _hierarchy(wards: pd.DataFrame, crosswalk: Crosswalk) -> pd.DataFrame:
-    """One row per (year, ward) of the data: ``year, ward_code`` and the code of every unit above the ward.
-
-    The wards under one parent share the chain above it: it is walked once per parent and year (a country
-    has 10,000 wards but 700 districts), and again for a ward only where the chain runs back through it."""
+    """One row per (year, ward) of the data: ``year, ward_code`` and the code of every unit above the ward."""
     years, codes, chains = [], [], []
     for year, column in wards.groupby("year", sort=True)["ma_xa_phuong"]:
-        parents = crosswalk.parents_at(int(year))
-        by_parent: dict = {}
-        for code in column.tolist():
-            parent = parents.get(code)
-            if parent not in by_parent:
-                chain = crosswalk.ancestors_from(code, parents)
-                by_parent[parent] = (chain, set(chain.values()))
-            chain, units = by_parent[parent]
-            if code in units:  # a cycle through this ward: its own walk
-                chain = crosswalk.ancestors_from(code, parents)
-            years.append(int(year))
-            codes.append(code)
-            chains.append(chain)
+        found = crosswalk.chains_at(int(year), column.tolist())
+        years += [int(year)] * len(found)
+        codes += list(found)
+        chains += list(found.values())
     distinct = {id(chain): chain for chain in chains}.values()
     levels = list(dict.fromkeys(level for chain in distinct for level in chain))
     return pd.DataFrame({"year": years, "ward_code": codes,

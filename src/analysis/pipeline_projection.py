@@ -95,7 +95,7 @@ def process(ind: pd.DataFrame, targets: pd.DataFrame, vintages: list[int] | None
         proj = projection.project(hist, until=until)
         tg = series_targets(hist["series_id"], targets)
         verdict = projection.assess(hist, proj, tg, as_of=as_of, lang="vi")
-        verdict["label_en"] = _label(verdict, "en")
+        verdict["label_en"] = projection.verdict_labels(verdict, "en")
         proj_parts.append(_compact(proj.assign(as_of=as_of)))
         verdict_parts.append(verdict.assign(as_of=as_of))
     projections = _with_keys(_concat_categorical(proj_parts))
@@ -105,16 +105,6 @@ def process(ind: pd.DataFrame, targets: pd.DataFrame, vintages: list[int] | None
     assert (p["lo95"] <= p["lo80"] + 1e-9).all() and (p["hi80"] <= p["hi95"] + 1e-9).all()
     assert (p["lo95"] >= -1e-9).all()
     return projections, verdicts
-
-
-def _label(verdict: pd.DataFrame, lang: str) -> np.ndarray:
-    """The verdicts' report label in another language: the same rule as ``projection.assess`` ('not met' for
-    a target year observed and missed, else the status), without assessing every series a second time."""
-    from analysis import projection
-
-    missed = (verdict["basis"] == "observed").to_numpy() & ~verdict["met"].to_numpy(dtype=bool, na_value=True)
-    labels = {s: projection.status_label(s, lang) for s in projection.STATUSES}
-    return np.where(missed, projection.status_label("not_met", lang), verdict["status"].map(labels).to_numpy(object))
 
 
 def _compact(frame: pd.DataFrame) -> pd.DataFrame:

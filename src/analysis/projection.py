@@ -17,7 +17,7 @@ Why it is built this way:
 
 Public API: ``project`` (projections), ``assess`` (verdict), ``check_input`` (validation used by both and
 by the command), ``normalise_targets``, ``probability_of``, ``calibration_table`` (diagnostic),
-``metadata``, ``status_label``, ``method_label``; column lists ``OUTPUT_COLUMNS``, ``EXTRA_COLUMNS``,
+``metadata``, ``status_label``, ``verdict_labels``, ``method_label``; column lists ``OUTPUT_COLUMNS``, ``EXTRA_COLUMNS``,
 ``QUANTILE_COLUMNS``, ``STATUS_COLUMNS``, ``STATUS_EXTRA_COLUMNS``.
 """
 
@@ -952,7 +952,13 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
         "method": np.where(shown, out["method"] if "method" in out.columns else None, None),
         "reason": reason,
     })
-    labels = {s: status_label(s, lang) for s in STATUSES}
-    result["label"] = np.where((basis == "observed") & ~met, status_label("not_met", lang),
-                               pd.Series(status).map(labels).to_numpy(object))
+    result["label"] = verdict_labels(result, lang)
     return result.reindex(columns=STATUS_COLUMNS + STATUS_EXTRA_COLUMNS)
+
+
+def verdict_labels(verdict: pd.DataFrame, lang: str = "vi") -> np.ndarray:
+    """The report label of each verdict row: 'not met' for a target year observed and missed, else the
+    status's label (so the labels of another language need no second assessment)."""
+    missed = (verdict["basis"] == "observed").to_numpy() & ~verdict["met"].to_numpy(dtype=bool, na_value=True)
+    labels = {s: status_label(s, lang) for s in STATUSES}
+    return np.where(missed, status_label("not_met", lang), verdict["status"].map(labels).to_numpy(object))
