@@ -73,7 +73,7 @@ lock: ## Re-resolve dependencies and rewrite requirements.lock (needs network to
 	.venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 	rm -rf .venv-lock
 
-bench: $(STAMP) ## Run the benchmarks (several minutes; prints their figures)
+bench: data ## Run the benchmarks (several minutes; prints their figures; bench_batch renders from data/processed/)
 	$(PY) benchmarks/backtest_uis.py
 	$(PY) benchmarks/bench_projection.py
 	$(PY) benchmarks/bench_batch.py

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from analysis import batch  # noqa: E402
+from analysis.errors import AnalysisError  # noqa: E402
 
 BIN = Path(sys.executable).parent  # the environment's own papermill and jupyter
 IMG = re.compile(r"<img[^>]+src=[\"']data:image/png;base64,")
@@ -149,7 +150,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     processed = Path(args.processed_dir).resolve() if args.processed_dir else None
-    available = batch.available_years(processed)
+    try:
+        available = batch.available_years(processed)
+    except AnalysisError as err:  # a clean clone: nothing processed yet
+        print(f"{err}\nThe benchmark renders reports from processed data: run `make data` first "
+              f"(or pass --processed-dir).", file=sys.stderr)
+        return 2
     years = batch.parse_years(args.years, available) if args.years else (available[-1:] if args.quick else available)
     notebooks = tuple(args.notebooks.split(",")) if args.notebooks else (("01_clean",) if args.quick
                                                                           else batch.NOTEBOOKS)

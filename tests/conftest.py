@@ -87,3 +87,16 @@ def raw_dir(tmp_path: Path) -> Path:
     for name in (config.CROSSWALK_FILE, config.TARGETS_FILE):
         shutil.copy(RAW / name, folder / name)
     return folder
+
+
+@pytest.fixture(scope="session")
+def sample_processed(tmp_path_factory) -> Path:
+    """The whole pipeline (clean, indicators, projections) on the shipped sample, once per test session, into a
+    temporary folder: tests never depend on what a previous `make data` left in data/processed/ (a clean
+    clone has nothing there). Tests that alter it work on a copy."""
+    from analysis.__main__ import main
+
+    folder = tmp_path_factory.mktemp("sample_processed")
+    for step in ("clean", "indicators", "projections"):
+        assert main([step, "--processed-dir", str(folder)]) == 0
+    return folder

@@ -36,10 +36,19 @@ def test_bench_batch_times_what_an_analyst_types_and_the_batch(tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_batch_quick_run():
+def test_bench_batch_quick_run(sample_processed):
     """Both ways on the latest year's notebook 01 (about 30 s), outputs compared."""
-    res = subprocess.run([sys.executable, str(BENCH / "bench_batch.py"), "--quick"], capture_output=True, text=True,
-                         timeout=300, cwd=config.PROJECT_ROOT)
+    res = subprocess.run([sys.executable, str(BENCH / "bench_batch.py"), "--quick", "--processed-dir",
+                          str(sample_processed)], capture_output=True, text=True, timeout=300, cwd=config.PROJECT_ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "same HTML files from both ways: yes" in res.stdout
     assert "median: batch" in res.stdout and "x faster" in res.stdout
+
+
+def test_bench_batch_without_processed_data_says_what_to_run(tmp_path):
+    """A clean clone has no data/processed/: the benchmark says which command to run, without a traceback."""
+    res = subprocess.run([sys.executable, str(BENCH / "bench_batch.py"), "--quick", "--processed-dir",
+                          str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=config.PROJECT_ROOT)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    assert "make data" in res.stderr and "python -m analysis indicators" in res.stderr
