@@ -4,9 +4,11 @@ the compact layout that lets a country's vintages fit in memory."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from analysis import pipeline_projection as pp
+from analysis.errors import AnalysisError
 from analysis.indicators import load_targets
 
 
@@ -50,3 +52,79 @@ def test_concatenating_vintages_with_different_categories_keeps_every_value():
     assert out["series_id"].astype(str).tolist() == ["x|1", "y|2", "z|3", "x|1"]
     assert list(out["series_id"].cat.categories) == ["x|1", "y|2", "z|3"]
     assert out["v"].tolist()[:3] == [1.0, 2.0, 3.0]
+
+
+def many_series() -> pd.DataFrame:
+    """CT07 and the CT17A cohort proxy (no upper bound) for a district and wards, 2016-2023, with
+    ids chosen so that text order and first-appearance order differ ('CT17A_COHORT' sorts before 'CT17A|')."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for ind, base in (("CT17A_COHORT", 97.0), ("CT07", 90.0)):
+        for level, code in (("ward", "Z_WARD"), ("district", "BEN_CAT"), ("ward", "A_WARD")):
+            for sex in ("total", "female"):
+                for k, year in enumerate(range(2016, 2024)):
+                    den = int(rng.integers(150, 400))
+                    num = round(den * (base + 0.8 * k + rng.normal(0, 1.5)) / 100)
+                    num = num if ind.endswith("COHORT") else min(den, num)  # a cohort proxy can pass 100%
+                    rows.append({"indicator_id": ind, "year": year, "geo_level": level, "geo_code": code, "sex": sex,
+                                 "numerator": num, "denominator": den, "value": 100 * num / den,
+                                 "series_break": False})
+    return pd.DataFrame(rows)
+
+
+def test_numbered_history_numbers_series_in_the_order_of_their_text_ids():
+    ind = many_series()
+    numbered, names = pp.numbered_history(ind)
+    assert list(names) == sorted(names) and len(names) == 12
+    text = pp.history(ind)
+    assert (names[numbered["series_id"]] == text["series_id"]).all()
+    assert (text["series_id"] == pp.series_id(ind)).all()  # same rows, same order as the indicator table
+    cohort = text["series_id"].str.startswith("CT17A_COHORT")
+    assert text.loc[cohort, "upper"].isna().all() and (text.loc[~cohort, "upper"] == 100).all()
+
+
+def test_vintages_in_parallel_give_exactly_what_one_process_gives():
+    ind, targets = many_series(), load_targets()
+    serial = pp.process(ind, targets, jobs=1)
+    parallel = pp.process(ind, targets, jobs=2)
+    pd.testing.assert_frame_equal(serial[0], parallel[0])
+    pd.testing.assert_frame_equal(serial[1], parallel[1])
+    assert sorted(serial[0]["as_of"].unique()) == list(range(2016, 2024))
+
+
+def test_saved_vintages_read_back_as_the_frames_process_returns(tmp_path):
+    ind, targets = many_series(), load_targets()
+    projections, verdicts = pp.process(ind, targets)
+    written = pp.save(pp.vintages_of(ind, targets, jobs=2), tmp_path)
+    assert written["vintages"] == 8 and written["verdicts"] == len(verdicts)
+    assert written["projection_rows"] == len(projections)
+    back_p, back_v = pp.load_projections(tmp_path)
+    pd.testing.assert_frame_equal(back_p, projections)  # categories sorted again, as one frame would have them
+    def plain(frame):  # a missing text is None in memory and NaN from Parquet: the same missing value
+        return frame.astype(object).where(frame.notna(), None)
+
+    pd.testing.assert_frame_equal(plain(back_v), plain(verdicts))
+    csv = pd.read_csv(tmp_path / "verdicts.csv", encoding="utf-8-sig")
+    assert len(csv) == len(verdicts) and list(csv.columns) == list(verdicts.columns)  # one header, every vintage
+    assert (csv["series_id"] == verdicts["series_id"].astype(str)).all()
+
+
+def test_nothing_to_project_is_a_clear_error_and_leaves_the_old_files(tmp_path):
+    ind, targets = many_series(), load_targets()
+    pp.save(pp.vintages_of(ind, targets, vintages=[2023]), tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    empty = ind.assign(value=np.nan)
+    with pytest.raises(AnalysisError, match="no values to project"):
+        pp.save(pp.vintages_of(empty, targets), tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_reason_does_not_repeat_its_series_id():
+    """The engine's notes on a series (here: a cohort proxy without counts) sit in that series' own rows; with
+    the id in them, a country's reasons were as many distinct texts as series."""
+    projections, _ = pp.process(many_series(), load_targets(), vintages=[2023])
+    cohort = projections[projections["indicator_id"] == "CT17A_COHORT"]
+    reasons = set(cohort["method_reason"].astype(str))
+    assert all("sampling variance not used" in r for r in reasons)
+    assert not any("CT17A_COHORT|" in r for r in reasons)
+    assert projections["method_reason"].nunique() <= 3

@@ -9,7 +9,11 @@ same one behind ``python -m analysis project``.
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
+import os
 import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +22,7 @@ import pandas as pd
 from analysis import config
 from analysis.errors import AnalysisError
 from analysis.indicators import load_indicators, load_targets, registry
-from analysis.io import staged
+from analysis.io import CsvParts, ParquetParts, staged
 
 KEY = ["indicator_id", "geo_level", "geo_code", "sex"]
 SEP = "|"
@@ -47,14 +51,34 @@ def split_series_id(ids: pd.Series) -> pd.DataFrame:
 def history(ind: pd.DataFrame) -> pd.DataFrame:
     """The engine's input: one row per series and year with its counts (sampling variance) and bounds.
     Cohort proxies can exceed 100% (in-migration), so they have no upper bound."""
+    h, names = numbered_history(ind)
+    h["series_id"] = names.to_numpy(object)[h["series_id"].to_numpy()]
+    return h
+
+
+def numbered_history(ind: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
+    """``history`` with integer series ids (0, 1, ... in the order of the text ids), and the text ids.
+
+    The engine groups, merges and looks series up by id many times; on a country's millions of rows that
+    is several times faster with integers than with text, and the text is built once per series, not once
+    per row."""
     reg = registry()
-    h = ind[ind["value"].notna()].copy()
-    h["series_id"] = series_id(h)
+    h = ind[ind["value"].notna()]
+    combined = np.zeros(len(h), np.int64)
+    for col in KEY:  # one integer per distinct key (a mixed-radix number of the columns' codes)
+        codes, uniques = pd.factorize(h[col])
+        combined = combined * max(len(uniques), 1) + codes
+    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    names = series_id(h.iloc[first])
+    order = np.argsort(names.to_numpy(str), kind="stable")  # number the series in the order of their ids
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
     bounded = h["indicator_id"].map({i: spec.compute["method"] != "cohort" for i, spec in reg.items()})
-    h["lower"] = 0.0
-    h["upper"] = np.where(bounded, 100.0, np.nan)
-    cols = ["series_id", "year", "value", "lower", "upper", "numerator", "denominator", "series_break"]
-    return h[cols].reset_index(drop=True)
+    out = pd.DataFrame({"series_id": rank[inverse], "year": h["year"].to_numpy(), "value": h["value"].to_numpy(),
+                        "lower": 0.0, "upper": np.where(bounded, 100.0, np.nan),
+                        "numerator": h["numerator"].to_numpy(), "denominator": h["denominator"].to_numpy(),
+                        "series_break": h["series_break"].to_numpy()})
+    return out, pd.Index(names.to_numpy(object)[order])
 
 
 def series_targets(hist_ids: pd.Series, targets: pd.DataFrame) -> pd.DataFrame:
@@ -75,42 +99,134 @@ def series_targets(hist_ids: pd.Series, targets: pd.DataFrame) -> pd.DataFrame:
     return out[["series_id", "target_year", "target_value", "comparator"]]
 
 
-def process(ind: pd.DataFrame, targets: pd.DataFrame, vintages: list[int] | None = None,
-            until: int = config.PROJECTION_UNTIL) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Projections and verdicts for every vintage (pure function of the indicator table and targets)."""
-    # imported here, not at the top: the report notebooks only read the results (load_projections) and
-    # should not pay for the engine's scipy import
-    from analysis import projection
+@dataclass
+class Vintage:
+    """One reporting year's projections and verdicts, in their saved layout."""
 
-    hist_all = history(ind)
-    # series ids as Python strings (object), not Arrow strings: the engine factorizes, merges and looks them
-    # up many times, and each of those converts an Arrow column to Python objects first
-    hist_all["series_id"] = hist_all["series_id"].astype(object)
-    vintages = vintages or sorted(int(y) for y in hist_all["year"].unique())
-    proj_parts, verdict_parts = [], []
-    for as_of in vintages:
-        hist = hist_all[hist_all["year"] <= as_of]
-        if hist.empty:
-            continue
-        proj = projection.project(hist, until=until)
-        tg = series_targets(hist["series_id"], targets)
-        verdict = projection.assess(hist, proj, tg, as_of=as_of, lang="vi")
-        verdict["label_en"] = projection.verdict_labels(verdict, "en")
-        proj_parts.append(_compact(proj.assign(as_of=as_of)))
-        verdict_parts.append(verdict.assign(as_of=as_of))
-    projections = _with_keys(_concat_categorical(proj_parts))
-    verdicts = _with_keys(pd.concat(verdict_parts, ignore_index=True))
-    # sanity: intervals nest and stay inside the scale of bounded series
-    p = projections.dropna(subset=["value"])
+    as_of: int
+    projections: pd.DataFrame
+    verdicts: pd.DataFrame
+
+
+@dataclass
+class _Work:
+    """What every vintage needs: the numbered history, the series' text ids and keys, their targets."""
+
+    hist: pd.DataFrame
+    names: pd.Index
+    key_codes: dict[str, np.ndarray]
+    key_values: dict[str, pd.Index]
+    targets: pd.DataFrame
+    until: int
+
+
+def _work(ind: pd.DataFrame, targets: pd.DataFrame, until: int) -> _Work:
+    hist, names = numbered_history(ind)
+    keys = split_series_id(pd.Series(names.to_numpy(object)))
+    key_codes, key_values = {}, {}
+    for col in KEY:
+        key_codes[col], key_values[col] = pd.factorize(keys[col], sort=True)
+    tg = series_targets(pd.Series(names.to_numpy(object)), targets)
+    tg["series_id"] = names.get_indexer(tg["series_id"])
+    return _Work(hist, names, key_codes, key_values, tg, until)
+
+
+def _vintage(work: _Work, as_of: int) -> Vintage | None:
+    """Project and judge every series with the data up to ``as_of``."""
+    from analysis import projection  # the report notebooks only read results: they need not import the engine
+
+    hist = work.hist[work.hist["year"] <= as_of]
+    if hist.empty:
+        return None
+    proj = projection.project(hist, until=work.until)
+    present = pd.DataFrame({"series_id": pd.unique(hist["series_id"])})
+    tg = present.merge(work.targets, on="series_id")
+    verdict = projection.assess(hist, proj, tg, as_of=as_of, lang="vi")
+    verdict["label_en"] = projection.verdict_labels(verdict, "en")
+    return Vintage(as_of, _projections_layout(work, proj, as_of), _verdicts_layout(work, verdict, as_of))
+
+
+def _projections_layout(work: _Work, proj: pd.DataFrame, as_of: int) -> pd.DataFrame:
+    """as_of, the key columns and the series id as categoricals (codes: one small integer per row), then the
+    engine's columns with their text as categoricals too. A projection row repeats its series' id, method and
+    reason for every year up to 2030: as one Python string per row, a country's projections did not fit in
+    24 GiB."""
+    codes = proj["series_id"].to_numpy(np.int64)
+    used = np.unique(codes)
+    out = {"as_of": np.full(len(proj), as_of, np.int64)}
+    for col in KEY:
+        key_codes = work.key_codes[col][used]
+        values, local = np.unique(key_codes, return_inverse=True)
+        out[col] = pd.Categorical.from_codes(local[np.searchsorted(used, codes)],
+                                             categories=work.key_values[col][values].astype(str))
+    out["series_id"] = pd.Categorical.from_codes(np.searchsorted(used, codes), categories=work.names[used])
+    frame = pd.DataFrame(out, index=proj.index)
+    return pd.concat([frame, _compact(proj.drop(columns="series_id"))], axis=1)
+
+
+def _verdicts_layout(work: _Work, verdict: pd.DataFrame, as_of: int) -> pd.DataFrame:
+    codes = verdict["series_id"].to_numpy(np.int64)
+    out = {"as_of": np.full(len(verdict), as_of, np.int64)}
+    for col in KEY:
+        out[col] = pd.array(work.key_values[col].to_numpy(object)[work.key_codes[col][codes]], dtype="string")
+    out["series_id"] = work.names.to_numpy(object)[codes]
+    return pd.concat([pd.DataFrame(out, index=verdict.index), verdict.drop(columns="series_id")], axis=1)
+
+
+_FORKED: _Work | None = None  # the work of a forked vintage worker, inherited from its parent
+
+
+def _forked_vintage(as_of: int) -> Vintage | None:
+    return _vintage(_FORKED, as_of)
+
+
+def vintages_of(ind: pd.DataFrame, targets: pd.DataFrame, vintages: list[int] | None = None,
+                until: int = config.PROJECTION_UNTIL, jobs: int = 1) -> Iterator[Vintage]:
+    """Projections and verdicts of every vintage, one vintage at a time, in order (a pure function of the
+    indicator table and targets). ``jobs`` > 1 projects that many vintages at once in forked processes (they
+    are independent); the caller sees the same vintages in the same order."""
+    global _FORKED
+    work = _work(ind, targets, until)
+    vintages = vintages or sorted(int(y) for y in work.hist["year"].unique())
+    jobs = max(1, min(jobs, len(vintages)))
+    if jobs == 1 or "fork" not in mp.get_all_start_methods():
+        for as_of in vintages:
+            v = _vintage(work, as_of)
+            if v is not None:
+                yield _checked(v)
+        return
+    _FORKED = work  # the workers inherit it: nothing of the history is pickled
+    try:
+        with mp.get_context("fork").Pool(jobs) as pool:
+            for v in pool.imap(_forked_vintage, vintages):
+                if v is not None:
+                    yield _checked(v)
+    finally:
+        _FORKED = None
+
+
+def _checked(v: Vintage) -> Vintage:
+    """Sanity: intervals nest and stay inside the scale of bounded series; one verdict per series and year."""
+    p = v.projections.dropna(subset=["value"])
     assert (p["lo95"] <= p["lo80"] + 1e-9).all() and (p["hi80"] <= p["hi95"] + 1e-9).all()
     assert (p["lo95"] >= -1e-9).all()
-    return projections, verdicts
+    assert not v.verdicts.duplicated(["series_id", "target_year"]).any()
+    return v
+
+
+def process(ind: pd.DataFrame, targets: pd.DataFrame, vintages: list[int] | None = None,
+            until: int = config.PROJECTION_UNTIL, jobs: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Projections and verdicts of every vintage as two frames (``vintages_of`` joined; ``save`` writes the
+    vintages one at a time instead, which a country's needs)."""
+    parts = list(vintages_of(ind, targets, vintages, until, jobs))
+    if not parts:
+        return pd.DataFrame(), pd.DataFrame()
+    return (_concat_categorical([v.projections for v in parts]),
+            pd.concat([v.verdicts for v in parts], ignore_index=True))
 
 
 def _compact(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text columns as categoricals. A projection row repeats its series' id, method and reason for every
-    year up to 2030, and the vintages together make about 24 times the rows of the latest one: as one Python
-    string per row, a country's projections did not fit in 24 GiB."""
+    """Text columns as categoricals."""
     text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
             and not isinstance(frame[c].dtype, pd.CategoricalDtype)]
     return frame.astype({c: "category" for c in text}) if text else frame
@@ -128,35 +244,35 @@ def _concat_categorical(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _with_keys(frame: pd.DataFrame) -> pd.DataFrame:
-    ids = frame["series_id"]
-    if isinstance(ids.dtype, pd.CategoricalDtype):  # split each distinct id once, spread by the codes
-        keys = split_series_id(pd.Series(ids.cat.categories.astype(str)))
-        codes = ids.cat.codes.to_numpy()
-        parts = pd.DataFrame(index=frame.index)
-        for col in KEY:
-            key_codes, key_values = pd.factorize(keys[col], sort=True)
-            parts[col] = pd.Categorical.from_codes(key_codes[codes], categories=key_values.astype(str))
-    else:
-        parts = split_series_id(ids.astype(str))
-    out = pd.concat([frame[["as_of"]], parts, frame.drop(columns=["as_of"])], axis=1)
-    for col in KEY:
-        if not isinstance(out[col].dtype, pd.CategoricalDtype):
-            out[col] = out[col].astype("string")
-    return out
-
-
 def load(processed_dir: Path | None = None, raw_dir: Path | None = None):
     return load_indicators(processed_dir), load_targets(raw_dir)
 
 
-def save(projections: pd.DataFrame, verdicts: pd.DataFrame, processed_dir: Path | None = None) -> None:
+def save(vintages: Iterable[Vintage], processed_dir: Path | None = None) -> dict:
+    """Write the vintages as they come (one in memory at a time) into projections.parquet, verdicts.parquet
+    and verdicts.csv; all three are replaced together, or not at all. Returns what was written."""
     folder = config.processed_dir(processed_dir)
+    written = {"vintages": 0, "series": 0, "projection_rows": 0, "verdicts": 0}
     with staged(folder) as st:
-        st.add_parquet("projections.parquet", projections)
-        st.add_parquet("verdicts.parquet", verdicts)
-        st.add_csv("verdicts.csv", verdicts)
+        outputs = [ParquetParts(st.reserve("projections.parquet")), ParquetParts(st.reserve("verdicts.parquet")),
+                   CsvParts(st.reserve("verdicts.csv"))]
+        try:
+            for v in vintages:
+                outputs[0].write(v.projections)
+                outputs[1].write(v.verdicts)
+                outputs[2].write(v.verdicts)
+                written["vintages"] += 1
+                written["series"] += v.projections["series_id"].nunique()
+                written["projection_rows"] += len(v.projections)
+                written["verdicts"] += len(v.verdicts)
+        finally:
+            for out in outputs:
+                out.close()
+        if not written["vintages"]:
+            raise AnalysisError("Bảng chỉ tiêu không có giá trị nào để dự báo.",
+                                "The indicator table has no values to project.")
         st.commit()
+    return written
 
 
 def load_projections(processed_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -165,22 +281,32 @@ def load_projections(processed_dir: Path | None = None) -> tuple[pd.DataFrame, p
     if not all(p.exists() for p in paths):
         raise AnalysisError("Chưa có dự báo; hãy chạy 'python -m analysis projections'.",
                             "No projections yet; run 'python -m analysis projections' first.")
-    return pd.read_parquet(paths[0]), pd.read_parquet(paths[1])
+    projections = pd.read_parquet(paths[0])
+    for col in projections.columns:  # the vintages were written one by one: categories in the order met
+        if isinstance(projections[col].dtype, pd.CategoricalDtype):
+            cats = projections[col].cat.categories
+            if not cats.is_monotonic_increasing:
+                projections[col] = projections[col].cat.reorder_categories(cats.sort_values())
+    return projections, pd.read_parquet(paths[1])
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processed-dir", help="thư mục dữ liệu đã xử lý (mặc định data/processed)")
     parser.add_argument("--raw-dir", help="thư mục chứa chi_tieu_ke_hoach.csv (mặc định data/raw)")
     parser.add_argument("--until", type=int, default=config.PROJECTION_UNTIL, help="dự báo đến năm (mặc định 2030)")
+    parser.add_argument("--jobs", type=int, default=default_jobs(),
+                        help=f"số năm báo cáo dự báo cùng lúc / vintages projected at once (mặc định {default_jobs()})")
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     ind, targets = load(args.processed_dir, args.raw_dir)
-    projections, verdicts = process(ind, targets, until=args.until)
-    save(projections, verdicts, args.processed_dir)
-    n_series = projections.groupby("as_of")["series_id"].nunique().sum()
-    print(f"{n_series:,} chuỗi/series × năm báo cáo/vintage, {len(verdicts):,} đánh giá/verdicts "
+    written = save(vintages_of(ind, targets, until=args.until, jobs=args.jobs), args.processed_dir)
+    print(f"{written['series']:,} chuỗi/series × năm báo cáo/vintage, {written['verdicts']:,} đánh giá/verdicts "
           f"({time.perf_counter() - started:.1f} s) -> "
           f"{config.display_path(config.processed_dir(args.processed_dir))}/projections.parquet, verdicts.parquet")
     return 0

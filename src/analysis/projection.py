@@ -713,7 +713,7 @@ def _reasons(panel, ids, ok, method, n_err, breaks, problems, note, n_calibratio
     text = np.where(ok, used, n + " point(s)" + since + f"; {method} needs {need}")
     brk_text = np.where(np.isfinite(brk), "; series break in " + pd.Series(brk).fillna(0).astype(int).astype(str)
                         .to_numpy(object) + ": only data from that year on are used", "")
-    notes = problems["message_en"].str.rstrip(".").groupby(problems["series_id"], sort=False).agg("; ".join)
+    notes = _without_series_prefix(problems).str.rstrip(".").groupby(problems["series_id"], sort=False).agg("; ".join)
     skipped = problems.loc[problems["action"] == "series_skipped", "series_id"]
     text = np.where(pd.Index(ids).isin(skipped), "", text + brk_text)
     extra = pd.Series(ids).map(notes).to_numpy(object)
@@ -723,6 +723,15 @@ def _reasons(panel, ids, ok, method, n_err, breaks, problems, note, n_calibratio
         source = f"the backtests of {n_calibration} series and the default" if n_calibration else "the default"
         text = text + np.where(ok, f"; intervals calibrated on {source}", "")
     return np.char.lstrip(text.astype(str), "; ").astype(object)
+
+
+def _without_series_prefix(problems: pd.DataFrame) -> pd.Series:
+    """The English problem messages without their leading 'Series <id>': a reason sits in its own series' rows,
+    and repeating the id there made every series' reason a distinct text (hundreds of thousands of them in a
+    country's projections)."""
+    text = [m[len(f"Series {s}"):].lstrip(" :") if m.startswith(f"Series {s}") else m
+            for m, s in zip(problems["message_en"], problems["series_id"])]
+    return pd.Series(text, index=problems.index, dtype=object)
 
 
 def _assemble(panel, t_out, values, ok, method, reason, kind, weights, components) -> pd.DataFrame:
