@@ -95,9 +95,10 @@ def test_vintages_in_parallel_give_exactly_what_one_process_gives():
 def test_saved_vintages_read_back_as_the_frames_process_returns(tmp_path):
     ind, targets = many_series(), load_targets()
     projections, verdicts = pp.process(ind, targets)
-    written = pp.save(pp.vintages_of(ind, targets, jobs=2), tmp_path)
+    written = pp.save_vintages(ind, targets, tmp_path, jobs=2)
     assert written["vintages"] == 8 and written["verdicts"] == len(verdicts)
     assert written["projection_rows"] == len(projections)
+    assert sorted(p.name for p in (tmp_path / "projections").iterdir()) == [f"{y}.parquet" for y in range(2016, 2024)]
     back_p, back_v = pp.load_projections(tmp_path)
     pd.testing.assert_frame_equal(back_p, projections)  # categories sorted again, as one frame would have them
     def plain(frame):  # a missing text is None in memory and NaN from Parquet: the same missing value
@@ -111,12 +112,27 @@ def test_saved_vintages_read_back_as_the_frames_process_returns(tmp_path):
 
 def test_nothing_to_project_is_a_clear_error_and_leaves_the_old_files(tmp_path):
     ind, targets = many_series(), load_targets()
-    pp.save(pp.vintages_of(ind, targets, vintages=[2023]), tmp_path)
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    pp.save_vintages(ind, targets, tmp_path, vintages=[2023])
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     empty = ind.assign(value=np.nan)
     with pytest.raises(AnalysisError, match="no values to project"):
-        pp.save(pp.vintages_of(empty, targets), tmp_path)
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+        pp.save_vintages(empty, targets, tmp_path, jobs=2)
+    assert {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["projections", "verdicts.csv", "verdicts.parquet"]
+
+
+def test_a_rerun_replaces_the_projections_folder_as_a_whole(tmp_path):
+    """Vintages of the previous run that the new one does not have do not survive it; the single file of
+    earlier versions is removed."""
+    ind, targets = many_series(), load_targets()
+    pp.save_vintages(ind, targets, tmp_path)
+    (tmp_path / "projections.parquet").write_bytes(b"old layout")
+    pp.save_vintages(ind, targets, tmp_path, vintages=[2022, 2023])
+    assert sorted(p.name for p in (tmp_path / "projections").iterdir()) == ["2022.parquet", "2023.parquet"]
+    assert not (tmp_path / "projections.parquet").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    projections, verdicts = pp.load_projections(tmp_path)
+    assert sorted(projections["as_of"].unique()) == [2022, 2023] == sorted(verdicts["as_of"].unique())
 
 
 def test_a_reason_does_not_repeat_its_series_id():

@@ -154,7 +154,7 @@ def test_bench_scale_smoke_run():
                             text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    for label in ("clean: read + clean", "parquet read-back (floor)", "indicators (compute + targets)",
-                  "projections (all vintages)", "pipeline (clean + indicators + projections)",
-                  "indicators / parquet read"):
+    for label in ("clean: read + clean", "parquet read-back (floor)", "indicators: load + compute + write",
+                  "projections (all vintages) + write", "pipeline (clean + indicators + projections",
+                  "indicators (compute) / parquet read"):
         assert label in out, out

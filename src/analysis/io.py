@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -126,6 +127,29 @@ def _arrow_schema(table):
             f = f.with_type(pa.string())
         fields.append(f)
     return pa.schema(fields, metadata=table.schema.metadata)
+
+
+def write_parquet_normalised(frame: pd.DataFrame, path: Path) -> None:
+    """One Parquet file in the normalised types of ``_arrow_schema``, so that files written apart (one per
+    vintage, by different processes) read back together as one table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table.cast(_arrow_schema(table)), path, compression="zstd")
+
+
+def read_parquet_folder(folder: Path, names: list[str] | None = None) -> pd.DataFrame:
+    """The Parquet files of ``folder`` (or only ``names``) as one frame, in file-name order; categorical
+    columns get the union of the files' categories."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = [folder / n for n in names] if names is not None else sorted(folder.glob("*.parquet"))
+    tables = [pq.read_table(f) for f in files]
+    if not tables:
+        return pd.DataFrame()
+    return pa.concat_tables(tables).to_pandas()
 
 
 class ParquetParts:
@@ -254,12 +278,27 @@ class Staging:
         self._reserved.add(tmp)
         return tmp
 
+    def reserve_dir(self, name: str) -> Path:
+        """A staged temporary folder for an output made of several files (written by several processes at
+        once); at commit it replaces the folder ``name`` as a whole."""
+        final = self.folder / name
+        old = self._staged.pop(final, None)
+        if old is not None:
+            _remove(old)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=self.folder))
+        os.chmod(tmp, 0o777 & ~_umask())
+        self._staged[final] = tmp
+        self._reserved.add(tmp)
+        return tmp
+
     def add_csv(self, name: str, frame: pd.DataFrame) -> None:
         self.add(name, table_csv_writer(frame))
 
     def commit(self) -> list[Path]:
         for tmp in self._reserved:
-            _fsync(tmp)
+            for path in sorted(tmp.rglob("*")) if tmp.is_dir() else [tmp]:
+                if path.is_file():
+                    _fsync(path)
         self._reserved.clear()
         moves = {str(t.relative_to(self.folder)): str(f.relative_to(self.folder)) for f, t in self._staged.items()}
         write_text_atomic(self.folder / JOURNAL, json.dumps(moves, ensure_ascii=False, indent=1))
@@ -270,7 +309,7 @@ class Staging:
 
     def discard(self) -> None:
         for tmp in self._staged.values():
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
         self._staged.clear()
         self._reserved.clear()
 
@@ -281,11 +320,25 @@ class Staging:
         self.discard()  # commit() must be called explicitly; anything left is abandoned
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _roll_forward(folder: Path, moves: dict[str, str]) -> None:
     for tmp, final in moves.items():
-        src = folder / tmp
-        if src.exists():
-            os.replace(src, folder / final)
+        src, dst = folder / tmp, folder / final
+        if not src.exists():
+            continue  # moved already
+        if src.is_dir() and dst.exists():  # a folder cannot be replaced by a rename: move the old one aside first
+            aside = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", suffix=".tmp", dir=folder))
+            os.replace(dst, aside / dst.name)
+            os.replace(src, dst)
+            _remove(aside)
+        else:
+            os.replace(src, dst)
     (folder / JOURNAL).unlink(missing_ok=True)
 
 
@@ -301,7 +354,7 @@ def recover(folder: str | os.PathLike) -> None:
         _roll_forward(folder, moves)
     for stale in folder.glob(".*.tmp"):
         with contextlib.suppress(OSError):
-            stale.unlink()
+            _remove(stale)
 
 
 @contextlib.contextmanager

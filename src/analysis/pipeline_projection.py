@@ -12,7 +12,7 @@ import argparse
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import pandas as pd
 from analysis import config
 from analysis.errors import AnalysisError
 from analysis.indicators import load_indicators, load_targets, registry
-from analysis.io import CsvParts, ParquetParts, staged
+from analysis.io import CsvParts, ParquetParts, read_parquet_folder, staged, write_parquet_normalised
 
 KEY = ["indicator_id", "geo_level", "geo_code", "sex"]
 SEP = "|"
@@ -101,11 +101,14 @@ def series_targets(hist_ids: pd.Series, targets: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class Vintage:
-    """One reporting year's projections and verdicts, in their saved layout."""
+    """One reporting year's projections and verdicts, in their saved layout. When the projections were
+    written straight to a file by the process that made them, ``projections`` is None."""
 
     as_of: int
-    projections: pd.DataFrame
+    projections: pd.DataFrame | None
     verdicts: pd.DataFrame
+    series: int
+    projection_rows: int
 
 
 @dataclass
@@ -131,8 +134,10 @@ def _work(ind: pd.DataFrame, targets: pd.DataFrame, until: int) -> _Work:
     return _Work(hist, names, key_codes, key_values, tg, until)
 
 
-def _vintage(work: _Work, as_of: int) -> Vintage | None:
-    """Project and judge every series with the data up to ``as_of``."""
+def _vintage(work: _Work, as_of: int, write_to: Path | None = None) -> Vintage | None:
+    """Project and judge every series with the data up to ``as_of``; with ``write_to``, the projections go
+    to ``<write_to>/<as_of>.parquet`` from here instead of back to the caller (they are most of the data: a
+    parent process receiving and writing every vintage's was the bottleneck)."""
     from analysis import projection  # the report notebooks only read results: they need not import the engine
 
     hist = work.hist[work.hist["year"] <= as_of]
@@ -143,7 +148,17 @@ def _vintage(work: _Work, as_of: int) -> Vintage | None:
     tg = present.merge(work.targets, on="series_id")
     verdict = projection.assess(hist, proj, tg, as_of=as_of, lang="vi")
     verdict["label_en"] = projection.verdict_labels(verdict, "en")
-    return Vintage(as_of, _projections_layout(work, proj, as_of), _verdicts_layout(work, verdict, as_of))
+    projections = _projections_layout(work, proj, as_of)
+    v = _checked(Vintage(as_of, projections, _verdicts_layout(work, verdict, as_of),
+                         series=len(projections["series_id"].cat.categories), projection_rows=len(projections)))
+    if write_to is not None:
+        write_parquet_normalised(projections, write_to / projection_file(as_of))
+        v.projections = None
+    return v
+
+
+def projection_file(as_of: int) -> str:
+    return f"{as_of}.parquet"
 
 
 def _projections_layout(work: _Work, proj: pd.DataFrame, as_of: int) -> pd.DataFrame:
@@ -153,15 +168,15 @@ def _projections_layout(work: _Work, proj: pd.DataFrame, as_of: int) -> pd.DataF
     24 GiB."""
     codes = proj["series_id"].to_numpy(np.int64)
     used = np.unique(codes)
-    out = {"as_of": np.full(len(proj), as_of, np.int64)}
-    for col in KEY:
-        key_codes = work.key_codes[col][used]
-        values, local = np.unique(key_codes, return_inverse=True)
-        out[col] = pd.Categorical.from_codes(local[np.searchsorted(used, codes)],
-                                             categories=work.key_values[col][values].astype(str))
-    out["series_id"] = pd.Categorical.from_codes(np.searchsorted(used, codes), categories=work.names[used])
-    frame = pd.DataFrame(out, index=proj.index)
-    return pd.concat([frame, _compact(proj.drop(columns="series_id"))], axis=1)
+    position = np.searchsorted(used, codes)
+    frame = _compact(proj)  # the engine's text is categorical already; columns are added in place, not copied
+    frame["series_id"] = pd.Categorical.from_codes(position, categories=work.names[used])
+    frame.insert(0, "as_of", np.full(len(frame), as_of, np.int64))
+    for i, col in enumerate(KEY, start=1):
+        values, local = np.unique(work.key_codes[col][used], return_inverse=True)
+        frame.insert(i, col, pd.Categorical.from_codes(local[position],
+                                                       categories=work.key_values[col][values].astype(str)))
+    return frame
 
 
 def _verdicts_layout(work: _Work, verdict: pd.DataFrame, as_of: int) -> pd.DataFrame:
@@ -173,40 +188,42 @@ def _verdicts_layout(work: _Work, verdict: pd.DataFrame, as_of: int) -> pd.DataF
     return pd.concat([pd.DataFrame(out, index=verdict.index), verdict.drop(columns="series_id")], axis=1)
 
 
-_FORKED: _Work | None = None  # the work of a forked vintage worker, inherited from its parent
+_FORKED: tuple[_Work, Path | None] | None = None  # what a forked vintage worker inherits from its parent
 
 
 def _forked_vintage(as_of: int) -> Vintage | None:
-    return _vintage(_FORKED, as_of)
+    work, write_to = _FORKED
+    return _vintage(work, as_of, write_to)
 
 
 def vintages_of(ind: pd.DataFrame, targets: pd.DataFrame, vintages: list[int] | None = None,
-                until: int = config.PROJECTION_UNTIL, jobs: int = 1) -> Iterator[Vintage]:
+                until: int = config.PROJECTION_UNTIL, jobs: int = 1,
+                write_projections_to: Path | None = None) -> Iterator[Vintage]:
     """Projections and verdicts of every vintage, one vintage at a time, in order (a pure function of the
     indicator table and targets). ``jobs`` > 1 projects that many vintages at once in forked processes (they
-    are independent); the caller sees the same vintages in the same order."""
+    are independent); the caller sees the same vintages in the same order. ``write_projections_to``: each
+    vintage's projections are written there as ``<as_of>.parquet`` by the process that made them."""
     global _FORKED
     work = _work(ind, targets, until)
     vintages = vintages or sorted(int(y) for y in work.hist["year"].unique())
     jobs = max(1, min(jobs, len(vintages)))
     if jobs == 1 or "fork" not in mp.get_all_start_methods():
         for as_of in vintages:
-            v = _vintage(work, as_of)
+            v = _vintage(work, as_of, write_projections_to)
             if v is not None:
-                yield _checked(v)
+                yield v
         return
-    _FORKED = work  # the workers inherit it: nothing of the history is pickled
+    _FORKED = (work, write_projections_to)  # the workers inherit it: nothing of the history is pickled
     try:
         with mp.get_context("fork").Pool(jobs) as pool:
-            for v in pool.imap(_forked_vintage, vintages):
-                if v is not None:
-                    yield _checked(v)
+            yield from (v for v in pool.imap(_forked_vintage, vintages) if v is not None)
     finally:
         _FORKED = None
 
 
 def _checked(v: Vintage) -> Vintage:
-    """Sanity: intervals nest and stay inside the scale of bounded series; one verdict per series and year."""
+    """Sanity (in the process that made the vintage): intervals nest and stay inside the scale of bounded
+    series; one verdict per series and year."""
     p = v.projections.dropna(subset=["value"])
     assert (p["lo95"] <= p["lo80"] + 1e-9).all() and (p["hi80"] <= p["hi95"] + 1e-9).all()
     assert (p["lo95"] >= -1e-9).all()
@@ -248,22 +265,27 @@ def load(processed_dir: Path | None = None, raw_dir: Path | None = None):
     return load_indicators(processed_dir), load_targets(raw_dir)
 
 
-def save(vintages: Iterable[Vintage], processed_dir: Path | None = None) -> dict:
-    """Write the vintages as they come (one in memory at a time) into projections.parquet, verdicts.parquet
-    and verdicts.csv; all three are replaced together, or not at all. Returns what was written."""
+PROJECTIONS_DIR = "projections"  # one Parquet file per vintage: <as_of>.parquet
+OBSOLETE = ("projections.parquet",)  # the single file of earlier versions
+
+
+def save_vintages(ind: pd.DataFrame, targets: pd.DataFrame, processed_dir: Path | None = None, *,
+                  vintages: list[int] | None = None, until: int = config.PROJECTION_UNTIL, jobs: int = 1) -> dict:
+    """Project every vintage and write it as it comes: the projections folder (one file per vintage, written
+    by the worker that made it), verdicts.parquet and verdicts.csv. All are replaced together, or not at all;
+    one vintage is in memory at a time. Returns what was written."""
     folder = config.processed_dir(processed_dir)
     written = {"vintages": 0, "series": 0, "projection_rows": 0, "verdicts": 0}
     with staged(folder) as st:
-        outputs = [ParquetParts(st.reserve("projections.parquet")), ParquetParts(st.reserve("verdicts.parquet")),
-                   CsvParts(st.reserve("verdicts.csv"))]
+        projections_dir = st.reserve_dir(PROJECTIONS_DIR)
+        outputs = [ParquetParts(st.reserve("verdicts.parquet")), CsvParts(st.reserve("verdicts.csv"))]
         try:
-            for v in vintages:
-                outputs[0].write(v.projections)
-                outputs[1].write(v.verdicts)
-                outputs[2].write(v.verdicts)
+            for v in vintages_of(ind, targets, vintages, until, jobs, write_projections_to=projections_dir):
+                for out in outputs:
+                    out.write(v.verdicts)
                 written["vintages"] += 1
-                written["series"] += v.projections["series_id"].nunique()
-                written["projection_rows"] += len(v.projections)
+                written["series"] += v.series
+                written["projection_rows"] += v.projection_rows
                 written["verdicts"] += len(v.verdicts)
         finally:
             for out in outputs:
@@ -272,22 +294,25 @@ def save(vintages: Iterable[Vintage], processed_dir: Path | None = None) -> dict
             raise AnalysisError("Bảng chỉ tiêu không có giá trị nào để dự báo.",
                                 "The indicator table has no values to project.")
         st.commit()
+    for name in OBSOLETE:
+        (folder / name).unlink(missing_ok=True)
     return written
 
 
 def load_projections(processed_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every vintage's projections as one frame, and the verdicts."""
     folder = config.processed_dir(processed_dir)
-    paths = [folder / "projections.parquet", folder / "verdicts.parquet"]
-    if not all(p.exists() for p in paths):
+    if not ((folder / PROJECTIONS_DIR).is_dir() and (folder / "verdicts.parquet").exists()):
         raise AnalysisError("Chưa có dự báo; hãy chạy 'python -m analysis projections'.",
                             "No projections yet; run 'python -m analysis projections' first.")
-    projections = pd.read_parquet(paths[0])
-    for col in projections.columns:  # the vintages were written one by one: categories in the order met
+    files = sorted((folder / PROJECTIONS_DIR).glob("*.parquet"), key=lambda p: int(p.stem))
+    projections = read_parquet_folder(folder / PROJECTIONS_DIR, [p.name for p in files])
+    for col in projections.columns:  # each vintage has its own categories: sorted again, as in one frame
         if isinstance(projections[col].dtype, pd.CategoricalDtype):
             cats = projections[col].cat.categories
             if not cats.is_monotonic_increasing:
                 projections[col] = projections[col].cat.reorder_categories(cats.sort_values())
-    return projections, pd.read_parquet(paths[1])
+    return projections, pd.read_parquet(folder / "verdicts.parquet")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -305,8 +330,9 @@ def default_jobs() -> int:
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     ind, targets = load(args.processed_dir, args.raw_dir)
-    written = save(vintages_of(ind, targets, until=args.until, jobs=args.jobs), args.processed_dir)
+    written = save_vintages(ind, targets, args.processed_dir, until=args.until, jobs=args.jobs)
     print(f"{written['series']:,} chuỗi/series × năm báo cáo/vintage, {written['verdicts']:,} đánh giá/verdicts "
           f"({time.perf_counter() - started:.1f} s) -> "
-          f"{config.display_path(config.processed_dir(args.processed_dir))}/projections.parquet, verdicts.parquet")
+          f"{config.display_path(config.processed_dir(args.processed_dir))}/{PROJECTIONS_DIR}/, verdicts.parquet, "
+          f"verdicts.csv")
     return 0

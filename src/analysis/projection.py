@@ -228,7 +228,12 @@ def _after_breaks(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 
 def _prepare(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, pd.Series, pd.DataFrame]:
     """Usable rows (from the last break on); every series id of the input; break years; problems."""
-    ids = np.asarray(pd.unique(frame["series_id"]), dtype=object) if "series_id" in frame else np.array([], object)
+    if "series_id" not in frame:
+        ids = np.array([], object)
+    elif pd.api.types.is_integer_dtype(frame["series_id"].dtype):  # numbered series (the pipeline): kept as numbers
+        ids = pd.unique(frame["series_id"].to_numpy(np.int64))
+    else:
+        ids = np.asarray(pd.unique(frame["series_id"]), dtype=object)
     rows, problems = check_input(frame)
     rows, breaks = _after_breaks(rows)
     return rows, ids, breaks, problems
@@ -293,6 +298,21 @@ def _last(a: np.ndarray, n: np.ndarray) -> np.ndarray:
 # working scale
 
 
+# value -> working scale and back, per kind of row (e: squeeze or shift, lo/up: bounds; columns of the rows)
+_FORWARD = {
+    _LOGIT: lambda y, e, lo, up: special.logit(e + (1 - 2 * e) * (y - lo) / (up - lo)),
+    _LOG_LOWER: lambda y, e, lo, up: np.log(y - lo + e),
+    _LOG_UPPER: lambda y, e, lo, up: -np.log(up - y + e),
+    _LOG_RAW: lambda y, e, lo, up: np.log(y),
+}
+_INVERSE = {
+    _LOGIT: lambda z, e, lo, up: lo + np.clip((special.expit(z) - e) / (1 - 2 * e), 0, 1) * (up - lo),
+    _LOG_LOWER: lambda z, e, lo, up: lo + np.exp(z) - e,
+    _LOG_UPPER: lambda z, e, lo, up: up - np.exp(-z) + e,
+    _LOG_RAW: lambda z, e, lo, up: np.exp(z),
+}
+
+
 @dataclass
 class _Scale:
     """Per-row monotone increasing transform of values to the scale a method works on."""
@@ -302,31 +322,28 @@ class _Scale:
     lower: np.ndarray
     upper: np.ndarray
 
-    def _columns(self):
-        return self.kind[:, None], self.eps[:, None], self.lower[:, None], self.upper[:, None]
-
     def forward(self, y: np.ndarray) -> np.ndarray:
-        k, e, lo, up = self._columns()
-        out = np.array(y, dtype=float)
-        with np.errstate(all="ignore"):
-            for code, fn in ((_LOGIT, lambda: special.logit(e + (1 - 2 * e) * (y - lo) / (up - lo))),
-                             (_LOG_LOWER, lambda: np.log(y - lo + e)), (_LOG_UPPER, lambda: -np.log(up - y + e)),
-                             (_LOG_RAW, lambda: np.log(y))):
-                if (self.kind == code).any():
-                    out = np.where(k == code, fn(), out)
-        return out
+        return self._apply(y, _FORWARD)
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
-        k, e, lo, up = self._columns()
-        out = np.array(z, dtype=float)
+        return self._apply(z, _INVERSE, clip=True)
+
+    def _apply(self, a: np.ndarray, functions: dict, clip: bool = False) -> np.ndarray:
+        """Each row through its own transform, computed on the rows of each kind only (most rows of a
+        country are proportions: evaluating every transform on every row and selecting cost several times
+        more); ``clip`` keeps the result inside the row's bounds."""
+        out = np.array(a, dtype=float)
         with np.errstate(all="ignore"):
-            for code, fn in ((_LOGIT, lambda: lo + np.clip((special.expit(z) - e) / (1 - 2 * e), 0, 1) * (up - lo)),
-                             (_LOG_LOWER, lambda: lo + np.exp(z) - e), (_LOG_UPPER, lambda: up - np.exp(-z) + e),
-                             (_LOG_RAW, lambda: np.exp(z))):
-                if (self.kind == code).any():
-                    out = np.where(k == code, fn(), out)
-            out = np.where(np.isnan(lo) | np.isnan(out), out, np.maximum(out, lo))
-            out = np.where(np.isnan(up) | np.isnan(out), out, np.minimum(out, up))
+            for code, fn in functions.items():
+                rows = np.flatnonzero(self.kind == code)
+                if rows.size == len(self.kind):
+                    out = fn(out, self.eps[:, None], self.lower[:, None], self.upper[:, None])
+                elif rows.size:
+                    out[rows] = fn(out[rows], self.eps[rows, None], self.lower[rows, None], self.upper[rows, None])
+            if clip:
+                lo, up = self.lower[:, None], self.upper[:, None]
+                np.maximum(out, lo, out=out, where=~np.isnan(lo) & ~np.isnan(out))
+                np.minimum(out, up, out=out, where=~np.isnan(up) & ~np.isnan(out))
         return out
 
     def noise_floor(self) -> np.ndarray:
@@ -722,7 +739,7 @@ def _reasons(panel, ids, ok, method, n_err, breaks, problems, note, n_calibratio
     if n_calibration is not None:
         source = f"the backtests of {n_calibration} series and the default" if n_calibration else "the default"
         text = text + np.where(ok, f"; intervals calibrated on {source}", "")
-    return np.char.lstrip(text.astype(str), "; ").astype(object)
+    return pd.Series(text, dtype=object).str.lstrip("; ").to_numpy(object)
 
 
 def _without_series_prefix(problems: pd.DataFrame) -> pd.Series:
@@ -735,30 +752,61 @@ def _without_series_prefix(problems: pd.DataFrame) -> pd.Series:
 
 
 def _assemble(panel, t_out, values, ok, method, reason, kind, weights, components) -> pd.DataFrame:
-    """Long output: one row per series and projected year (one blank-year row for series without data)."""
+    """Long output: one row per series and projected year (one blank-year row for series without data).
+
+    Text that is the same for every year of a series (method, reason, scale) is a categorical built from the
+    series' values: a country's millions of rows repeat a few dozen texts."""
     S, H = t_out.shape
     no_data = panel.n == 0
     s_idx, h_idx = np.nonzero(np.isfinite(t_out) & ~no_data[:, None])
-    empty = np.flatnonzero(no_data)
-    s_all = np.r_[s_idx, empty]
+    s_all = np.concatenate([s_idx, np.flatnonzero(no_data)])
+    n_obs, n_rows = len(s_idx), len(s_all)
     good = ok[s_all]
-    out = {"series_id": panel.ids[s_all], "year": pd.array(np.r_[t_out[s_idx, h_idx], np.full(empty.size, np.nan)])
-           .astype("Float64").astype("Int64")}
+
+    def per_row(observed: np.ndarray) -> np.ndarray:  # the projected rows, then NaN for the series without data
+        out = np.full(n_rows, np.nan)
+        out[:n_obs] = observed
+        return out
+
+    def whole_years(a: np.ndarray) -> pd.arrays.IntegerArray:
+        missing = np.isnan(a)
+        return pd.arrays.IntegerArray(np.where(missing, 0, a).astype(np.int64), missing)
+
+    def per_series_text(text: np.ndarray) -> pd.Categorical:
+        codes, categories = pd.factorize(pd.Series(text, dtype=object), use_na_sentinel=True)
+        return pd.Categorical.from_codes(codes[s_all], categories=pd.Index(categories, dtype=object))
+
+    # the float columns in one block, filled in place (a frame built from separate columns copies them all
+    # into a block again: seconds on a country's millions of rows), then the other columns inserted
+    columns = OUTPUT_COLUMNS + EXTRA_COLUMNS + QUANTILE_COLUMNS
+    floats = [c for c in columns if c in LEVEL_COLUMNS or c == "last_value" or c.startswith("w_")]
+    block = np.full((len(floats), n_rows), np.nan)
+    projected = values[s_idx, h_idx]
+    keep = good[:n_obs]
     for k, col in enumerate(LEVEL_COLUMNS):
-        out[col] = np.where(good, np.r_[values[s_idx, h_idx, k], np.full(empty.size, np.nan)], np.nan)
-    out["method"] = np.where(good, method, INSUFFICIENT)
-    out["method_reason"] = reason[s_all]
-    out["n_points"] = panel.n[s_all]
-    last = _last(panel.t, panel.n)[s_all]
-    for col, val in (("first_year", panel.t[s_all, 0]), ("last_year", last),
-                     ("horizon", np.r_[h_idx + 1.0, np.full(empty.size, np.nan)])):
-        out[col] = pd.array(np.where(no_data[s_all], np.nan, val)).astype("Float64").astype("Int64")
-    out["last_value"] = np.where(no_data[s_all], np.nan, _last(panel.y, panel.n)[s_all])
-    out["scale"] = np.where(no_data[s_all], None, _SCALE_NAMES[kind[s_all]])
+        block[floats.index(col), :n_obs] = np.where(keep, projected[:, k], np.nan)
+    blank = no_data[s_all]
+    block[floats.index("last_value")] = np.where(blank, np.nan, _last(panel.y, panel.n)[s_all])
     for m in ("last_value", "logit_linear", "damped"):
-        has = weights is not None and m in components
-        out[f"w_{m}"] = np.where(good, weights[s_all, components.index(m)], np.nan) if has else np.nan
-    return pd.DataFrame(out).reindex(columns=OUTPUT_COLUMNS + EXTRA_COLUMNS + QUANTILE_COLUMNS)
+        if weights is not None and m in components:
+            block[floats.index(f"w_{m}")] = np.where(good, weights[s_all, components.index(m)], np.nan)
+    frame = pd.DataFrame(block.T, columns=floats, copy=False)
+
+    ids = panel.ids[s_all]
+    last = _last(panel.t, panel.n)
+    others = {"series_id": pd.array(ids, dtype=object) if ids.dtype == object else ids,
+              "year": whole_years(per_row(t_out[s_idx, h_idx])),
+              "method": per_series_text(np.where(ok, method, INSUFFICIENT)),
+              "method_reason": per_series_text(reason), "n_points": panel.n[s_all],
+              "first_year": whole_years(np.where(blank, np.nan, panel.t[s_all, 0])),
+              "last_year": whole_years(np.where(blank, np.nan, last[s_all])),
+              "horizon": whole_years(np.where(blank, np.nan, per_row(h_idx + 1.0))),
+              "scale": per_series_text(np.where(no_data, None, _SCALE_NAMES[kind]))}
+    for col in columns:
+        if col in others:
+            frame.insert(columns.index(col), col, others[col])
+    assert list(frame.columns) == columns
+    return frame
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -902,6 +950,7 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
                     on=["series_id", "target_year"], how="left")
     keep = [c for c in (*LEVEL_COLUMNS, "method", "method_reason") if c in projections.columns]
     proj = projections.dropna(subset=["year"]).astype({"year": "int64"})[["series_id", "year", *keep]]
+    proj = proj.astype({c: object for c in keep if isinstance(proj[c].dtype, pd.CategoricalDtype)})
     out = out.merge(proj.rename(columns={"year": "target_year"}), on=["series_id", "target_year"], how="left")
 
     target, comp = out["target_value"].to_numpy(float), out["comparator"].to_numpy(object)
@@ -934,7 +983,7 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     status = np.select([no_target, has_obs & met, has_obs, reached | ~projectable,
                         prob >= meta["on_track_probability"]],
                        [INSUFFICIENT, "achieved", missed, INSUFFICIENT, "on_track"], missed)
-    why_not = out["method_reason"].fillna("not projected").astype(str).to_numpy(object) \
+    why_not = out["method_reason"].astype(object).fillna("not projected").astype(str).to_numpy(object) \
         if "method_reason" in out.columns else np.full(len(out), "not projected", dtype=object)
     reason = np.select(
         [no_target, has_obs, np.isnan(latest_year), reached, short, ~projectable],
