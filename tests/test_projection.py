@@ -392,3 +392,42 @@ def test_status_codes_and_labels_come_from_the_metadata():
         "Đã đạt", "Đúng tiến độ", "Cần đẩy nhanh", "Đi ngược", "Thiếu dữ liệu"]
     assert set(meta["methods"]) == {*projection.METHODS, projection.AUTO}
     assert projection.method_label("damped", "en") == "Damped trend"
+
+
+def test_pits_evaluated_only_where_read_give_the_levels_of_evaluating_all():
+    """Calibration reads a thinned sample of the backtest's PITs; evaluating the t CDF only there must give
+    exactly the levels of evaluating every PIT first (zero spreads, infinite and missing gaps included)."""
+    from scipy import special
+
+    from analysis import projection as pj
+
+    rng = np.random.default_rng(3)
+    B, H = 150_000, 3
+    gap, sd = rng.normal(size=(B, H)), rng.gamma(2.0, size=(B, H))
+    sd[rng.random((B, H)) < 0.05] = 0.0
+    gap[rng.random((B, H)) < 0.01] = np.inf
+    gap[rng.random((B, H)) < 0.02] = np.nan
+    e2 = np.where(rng.random((B, H)) < 0.1, np.nan, 1.0)
+    df = rng.integers(1, 9, B).astype(float) + 2
+    with np.errstate(all="ignore"):
+        eager = np.where(sd > 0, special.stdtr(df[:, None], gap / sd), np.where(gap > 0, 1.0, np.where(gap < 0, 0.0, 0.5)))
+        eager = np.where(np.isnan(e2), np.nan, eager)
+        lazy = pj._Pit(np.where((sd > 0) & ~np.isnan(e2), gap / sd, np.nan),
+                       np.where((sd > 0) | np.isnan(e2), np.nan, np.where(gap > 0, 1.0, np.where(gap < 0, 0.0, 0.5))), df)
+    rows, train = rng.integers(0, 4_000, B), rng.integers(3, 9, B)
+    lower = np.array([0.025, 0.1, 0.25])
+    bt = pj._Backtest(rows=rows, train=train, err2={}, pit={"m": lazy})
+    got, n = pj._empirical_levels(bt, "m", lower, 4_000)
+
+    cal = pj.metadata()["calibration"]  # the rule written out, every PIT evaluated first
+    u = np.where((train >= cal["min_train"])[:, None], eager, np.nan)
+    good = np.isfinite(u)
+    series = np.broadcast_to(rows[:, None], u.shape)[good]
+    v = np.minimum(u[good], 1 - u[good])
+    per_series = np.bincount(series, minlength=4_000)
+    weight = 1.0 / per_series[series]
+    step = int(np.ceil(v.size / cal["max_pit_per_method"])) if v.size > cal["max_pit_per_method"] else 1
+    expected = np.quantile(v[::step], np.clip(2 * lower, 0, 1), weights=weight[::step], method="inverted_cdf")
+    assert step > 1  # the thinning is exercised
+    np.testing.assert_array_equal(got, expected)
+    assert n == int((per_series > 0).sum())

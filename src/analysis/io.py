@@ -87,8 +87,13 @@ def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
             elif fixed != list(column.cat.categories):
                 out[col] = column.astype(object).map(neutralise_formula)
         elif column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
-            risky = {v: neutralise_formula(v) for v in pd.unique(column.dropna())
-                     if isinstance(v, str) and v.startswith(FORMULA_START)}
+            distinct = pd.unique(column.dropna())
+            if column.dtype == object:  # Python objects: a loop over them is fast
+                flagged = [v for v in distinct if isinstance(v, str) and v.startswith(FORMULA_START)]
+            else:  # Arrow-backed text: one vectorised test (iterating it is slow)
+                text = pd.Series(distinct, dtype=column.dtype)
+                flagged = text[text.str.startswith(FORMULA_START).to_numpy(bool)].tolist()
+            risky = {v: neutralise_formula(v) for v in flagged}
             if risky:
                 out[col] = column.where(~column.isin(list(risky)), column.map(risky)).astype(column.dtype)
     out.columns = [neutralise_formula(c) for c in out.columns]

@@ -532,11 +532,35 @@ def _origins(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass
+class _Pit:
+    """Probability integral transforms of a backtest's outcomes, evaluated only where they are read.
+
+    The Student-t CDF is the costliest step of a backtest, and calibration reads at most
+    ``calibration.max_pit_per_method`` of the millions a country's backtest makes; so the backtest keeps
+    each outcome's standardised gap ``x`` and degrees of freedom, and ``at`` evaluates the chosen ones.
+    ``fixed`` holds the outcomes that need no CDF (a zero spread: 0, 1 or 0.5 by the side of the gap)."""
+
+    x: np.ndarray       # (B, H) gap / sd where sd > 0, else NaN
+    fixed: np.ndarray   # (B, H) 0, 1 or 0.5 where sd is not > 0, else NaN
+    df: np.ndarray      # (B,) degrees of freedom of the t (with the calibration's pseudo df)
+
+    def usable(self) -> np.ndarray:
+        return ~np.isnan(self.x) | ~np.isnan(self.fixed)  # an infinite gap is a PIT of 0 or 1
+
+    def at(self, flat: np.ndarray) -> np.ndarray:
+        """The PITs at these flat (row-major) positions."""
+        fixed = self.fixed.ravel()[flat]
+        x = self.x.ravel()[flat]
+        df = self.df[flat // self.x.shape[1]]
+        return np.where(np.isnan(fixed), special.stdtr(df, x), fixed)
+
+
+@dataclass
 class _Backtest:
     rows: np.ndarray              # (B,) series row of each origin
     train: np.ndarray             # (B,) training points of each origin
     err2: dict[str, np.ndarray]   # method -> (B, H) squared error of the median on the value scale
-    pit: dict[str, np.ndarray]    # method -> (B, H) probability integral transform of the outcome
+    pit: dict[str, _Pit]          # method -> probability integral transforms of the outcomes
 
 
 def _backtest(p: _Panel, methods: list[str], with_pit: bool) -> _Backtest:
@@ -546,7 +570,8 @@ def _backtest(p: _Panel, methods: list[str], with_pit: bool) -> _Backtest:
     rows, k = _origins(p.n)
     B = len(rows)
     err2 = {m: np.full((B, horizon), np.nan) for m in methods}
-    pit = {m: np.full((B, horizon), np.nan) for m in methods}
+    pit = {m: _Pit(np.full((B, horizon), np.nan), np.full((B, horizon), np.nan), np.full(B, np.nan))
+           for m in methods} if with_pit else {}
     for lo in range(0, B, 2 * _CHUNK):
         r, kk = rows[lo:lo + 2 * _CHUNK], k[lo:lo + 2 * _CHUNK]
         train = p.take(r, kk)
@@ -563,9 +588,12 @@ def _backtest(p: _Panel, methods: list[str], with_pit: bool) -> _Backtest:
             if with_pit:
                 with np.errstate(all="ignore"):
                     gap = fc.scale.forward(y_out) - fc.center
-                    u = np.where(fc.sd > 0, special.stdtr(fc.df[:, None] + pseudo_df, gap / fc.sd),
-                                 np.where(gap > 0, 1.0, np.where(gap < 0, 0.0, 0.5)))
-                pit[m][lo:lo + len(r)] = np.where(np.isnan(e2), np.nan, u)
+                    spread = fc.sd > 0
+                    out = np.isnan(e2)
+                    pit[m].x[lo:lo + len(r)] = np.where(spread & ~out, gap / fc.sd, np.nan)
+                    pit[m].fixed[lo:lo + len(r)] = np.where(
+                        spread | out, np.nan, np.where(gap > 0, 1.0, np.where(gap < 0, 0.0, 0.5)))
+                    pit[m].df[lo:lo + len(r)] = fc.df + pseudo_df
     return _Backtest(rows=rows, train=k, err2=err2, pit=pit)
 
 
@@ -579,17 +607,19 @@ def _empirical_levels(bt: _Backtest | None, method: str, lower: np.ndarray, n_se
     cal = metadata()["calibration"]
     if bt is None or not bt.rows.size:
         return np.full_like(lower, np.nan), 0
-    u = np.where((bt.train >= cal["min_train"])[:, None], bt.pit[method], np.nan)
-    good = np.isfinite(u)
+    pit = bt.pit[method]
+    good = (bt.train >= cal["min_train"])[:, None] & pit.usable()
     if not good.any():
         return np.full_like(lower, np.nan), 0
-    series = np.broadcast_to(bt.rows[:, None], u.shape)[good]
-    v = np.minimum(u[good], 1 - u[good])
+    flat = np.flatnonzero(good)  # row-major, as boolean indexing orders them
+    series = bt.rows[flat // good.shape[1]]
     per_series = np.bincount(series, minlength=n_series)
     weight = 1.0 / per_series[series]
-    if v.size > cal["max_pit_per_method"]:  # deterministic thinning: every k-th error
-        step = int(np.ceil(v.size / cal["max_pit_per_method"]))
-        v, weight = v[::step], weight[::step]
+    if flat.size > cal["max_pit_per_method"]:  # deterministic thinning: every k-th error
+        step = int(np.ceil(flat.size / cal["max_pit_per_method"]))
+        flat, weight = flat[::step], weight[::step]
+    u = pit.at(flat)
+    v = np.minimum(u, 1 - u)
     levels = np.quantile(v, np.clip(2 * lower, 0, 1), weights=weight, method="inverted_cdf")
     return levels, int((per_series > 0).sum())
 
