@@ -44,15 +44,19 @@ SMALL = {"provinces": 3, "districts": 6, "wards": 24, "institutions": 120, "year
 
 
 class TreeMemory:
-    """Peak memory of this process and every process it starts (the clean and projection workers), sampled
-    every 50 ms from /proc: the sum of resident sets (pages shared between a parent and its forked workers
-    counted in each: an upper bound) and the sum of proportional sets (shared pages split between the
-    processes: what the machine needs). ``ru_maxrss`` alone would miss the workers."""
+    """Peak memory of this process and every process it starts (the clean and projection workers), summed.
 
-    def __init__(self, every: float = 0.05):
+    The resident sets are sampled every 0.1 s from /proc/<pid>/statm (cheap); pages a forked worker shares
+    with its parent count in both, so the sum is an upper bound of what the machine needs. The proportional
+    sets (shared pages split between the processes) are sampled every 2 s only: /proc/<pid>/smaps_rollup
+    takes ~45 ms for a process of a few GiB, and sampling it often took a core from the run it measured.
+    ``ru_maxrss`` alone would miss the workers."""
+
+    def __init__(self, every: float = 0.1, pss_every: float = 2.0):
         import threading
 
-        self.every, self.rss, self.pss = every, 0, 0
+        self.every, self.pss_every, self.rss, self.pss = every, pss_every, 0, 0
+        self._page = os.sysconf("SC_PAGE_SIZE")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -70,36 +74,40 @@ class TreeMemory:
                 pass
         return seen
 
-    def sample(self) -> None:
-        rss = pss = 0
+    def sample(self, pss: bool) -> None:
+        rss = proportional = 0
         for p in self._tree(os.getpid()):
             try:
-                with open(f"/proc/{p}/smaps_rollup") as fh:
-                    for line in fh:
-                        if line.startswith("Rss:"):
-                            rss += int(line.split()[1]) * 1024
-                        elif line.startswith("Pss:"):
-                            pss += int(line.split()[1]) * 1024
+                with open(f"/proc/{p}/statm") as fh:
+                    rss += int(fh.read().split()[1]) * self._page
+                if pss:
+                    with open(f"/proc/{p}/smaps_rollup") as fh:
+                        proportional += sum(int(line.split()[1]) * 1024 for line in fh if line.startswith("Pss:"))
             except OSError:
                 pass
-        self.rss, self.pss = max(self.rss, rss), max(self.pss, pss)
+        self.rss = max(self.rss, rss)
+        if pss:
+            self.pss = max(self.pss, proportional)
 
     def _run(self) -> None:
+        last_pss = time.monotonic()
         while not self._stop.wait(self.every):
-            self.sample()
+            due = time.monotonic() - last_pss >= self.pss_every
+            self.sample(pss=due)
+            if due:
+                last_pss = time.monotonic()
 
     def __enter__(self) -> "TreeMemory":
-        self.sample()
+        self.sample(pss=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.sample()
+        self.sample(pss=True)  # the stage's data is still held here
         # a peak between two samples is not lost for this process: the kernel keeps its high-water mark
         self.rss = max(self.rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-        self.pss = max(self.pss, min(self.rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
 
 
 def run_stage(stage: str, raw: Path, work: Path, vintages: str, jobs: int) -> dict:
@@ -107,7 +115,7 @@ def run_stage(stage: str, raw: Path, work: Path, vintages: str, jobs: int) -> di
     figures: seconds of each part, peak memory, counts."""
     with TreeMemory() as memory:
         out = _stage(stage, raw, work, vintages, jobs)
-    out["peak_gib"], out["peak_rss_gib"] = memory.pss / 2**30, memory.rss / 2**30
+    out["peak_gib"], out["peak_pss_gib"] = memory.rss / 2**30, memory.pss / 2**30
     return out
 
 
@@ -227,11 +235,12 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir()
         print(f"\nbench_scale: {raw} ({'small' if args.small else 'country'}), {cores} core(s), clean with "
               f"{args.jobs} process(es), projections {args.jobs} vintage(s) at once; each stage in its own process "
-              f"as its command runs it (load, compute, write its outputs); peak = the stage's processes together "
-              f"(proportional set size, sampled; resident sets summed in brackets: an upper bound)\n")
+              f"as its command runs it (load, compute, write its outputs); peak = the resident sets of the stage's "
+              f"processes summed (an upper bound: pages a worker shares with its parent count twice; the "
+              f"proportional sets, shared pages split, in brackets)\n")
         results = {stage: measure(stage, raw, work, args.vintages, args.jobs) for stage in STAGES}
 
-    print(_fmt_row("stage", "seconds", "peak", "processed") + "   [load / compute / write s; RSS sum]")
+    print(_fmt_row("stage", "seconds", "peak", "processed") + "   [load / compute / write s; PSS sum]")
     print(_fmt_row("-" * 34, "-" * 9, "-" * 10, "-" * 40))
     if generated is not None:
         print(_fmt_row("generate dataset (once, untimed)", f"{generated:.1f}", "", "python -m analysis.sample --country"))
@@ -241,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     for stage in STAGES:
         r = results[stage]
         parts = (f"   [{r['load_seconds']:.1f} / {r['compute_seconds']:.1f} / {r['write_seconds']:.1f} s; "
-                 f"{r['peak_rss_gib']:.2f} GiB]")
+                 f"{r['peak_pss_gib']:.2f} GiB]")
         print(_fmt_row(labels[stage], f"{r['seconds']:.1f}", f"{r['peak_gib']:.2f} GiB", r["what"]) + parts)
     total = sum(results[s]["seconds"] for s in ("clean", "indicators", "projections"))
     peak = max(r["peak_gib"] for r in results.values())

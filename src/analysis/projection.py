@@ -299,14 +299,34 @@ def _last(a: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 # value -> working scale and back, per kind of row (e: squeeze or shift, lo/up: bounds; columns of the rows)
+def _logit_forward(y, e, lo, up):
+    """logit(e + (1 - 2e)(y - lo) / (up - lo)), in place on one new array (the same numbers, bit for bit)."""
+    a = np.subtract(y, lo)
+    a *= 1 - 2 * e
+    a /= up - lo
+    a += e
+    return special.logit(a, out=a)
+
+
+def _logit_inverse(z, e, lo, up):
+    """lo + clip((expit(z) - e) / (1 - 2e), 0, 1) (up - lo), in place on one new array."""
+    a = special.expit(z)
+    a -= e
+    a /= 1 - 2 * e
+    np.clip(a, 0, 1, out=a)
+    a *= up - lo
+    a += lo
+    return a
+
+
 _FORWARD = {
-    _LOGIT: lambda y, e, lo, up: special.logit(e + (1 - 2 * e) * (y - lo) / (up - lo)),
+    _LOGIT: _logit_forward,
     _LOG_LOWER: lambda y, e, lo, up: np.log(y - lo + e),
     _LOG_UPPER: lambda y, e, lo, up: -np.log(up - y + e),
     _LOG_RAW: lambda y, e, lo, up: np.log(y),
 }
 _INVERSE = {
-    _LOGIT: lambda z, e, lo, up: lo + np.clip((special.expit(z) - e) / (1 - 2 * e), 0, 1) * (up - lo),
+    _LOGIT: _logit_inverse,
     _LOG_LOWER: lambda z, e, lo, up: lo + np.exp(z) - e,
     _LOG_UPPER: lambda z, e, lo, up: up - np.exp(-z) + e,
     _LOG_RAW: lambda z, e, lo, up: np.exp(z),
@@ -472,11 +492,16 @@ def _method_scale(method: str, p: _Panel, working: _Scale) -> tuple[_Scale, np.n
     return working, None
 
 
-def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale) -> _Forecast:
-    """One method for every row of ``p``, at the years ``t_out`` (R, H; NaN = no year)."""
+def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared: dict | None = None) -> _Forecast:
+    """One method for every row of ``p``, at the years ``t_out`` (R, H; NaN = no year). ``shared``: a dict
+    kept across the methods of one panel, so that the methods on the same scale transform the values and
+    compute the random-walk statistics once."""
     phi = metadata()["methods"]["damped"]["phi"]
     scale, undefined = _method_scale(method, p, working)
-    z = scale.forward(p.y)
+    shared = {} if shared is None else shared
+    if ("z", id(scale)) not in shared:
+        shared[("z", id(scale))] = (scale, scale.forward(p.y))  # the scale is kept: its id stays its own
+    z = shared[("z", id(scale))][1]
     floor2 = scale.noise_floor() ** 2
     h = t_out - _last(p.t, p.n)[:, None]
     n = p.n
@@ -488,7 +513,9 @@ def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale) -> _Fo
             sd = np.sqrt(np.maximum(s2, floor2)[:, None] * (1 + 1 / sw[:, None] + x0 ** 2 / sxx[:, None]))
             df, finite = n - 2.0, np.isfinite(level + slope)
         else:
-            wk = _walk(z, p.t, n)
+            if ("walk", id(scale)) not in shared:
+                shared[("walk", id(scale))] = _walk(z, p.t, n)
+            wk = shared[("walk", id(scale))]
             naive_sd = np.sqrt(np.maximum(wk["s2_naive"], floor2)[:, None] * h)
             if method == "last_value":
                 center, sd, df = np.repeat(wk["zlast"][:, None], h.shape[1], 1), naive_sd, wk["m"].astype(float)
@@ -514,7 +541,9 @@ def _quantiles_z(fc: _Forecast, levels: np.ndarray, extra_df: float = 0.0) -> np
     uniq, inv = np.unique(fc.df + extra_df, return_inverse=True)
     tq = special.stdtrit(uniq[:, None], levels[None, :])[inv]
     with np.errstate(all="ignore"):  # rows the method cannot handle carry NaN/inf; they are dropped later
-        return fc.center[:, :, None] + fc.sd[:, :, None] * tq[:, None, :]
+        out = np.multiply(fc.sd[:, :, None], tq[:, None, :])  # one array, filled in place
+        out += fc.center[:, :, None]
+        return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -581,13 +610,16 @@ def _backtest(p: _Panel, methods: list[str], with_pit: bool) -> _Backtest:
         t_out = np.where(inside, np.take_along_axis(p.t[r], idx, 1), np.nan)
         y_out = np.where(inside, np.take_along_axis(p.y[r], idx, 1), np.nan)
         working = _working_scale(train)
+        shared: dict = {}
         for m in methods:
-            fc = _forecast(m, train, t_out, working)
+            fc = _forecast(m, train, t_out, working, shared)
             e2 = np.where(inside & fc.ok[:, None], (fc.scale.inverse(fc.center) - y_out) ** 2, np.nan)
             err2[m][lo:lo + len(r)] = e2
             if with_pit:
                 with np.errstate(all="ignore"):
-                    gap = fc.scale.forward(y_out) - fc.center
+                    if ("outcome", id(fc.scale)) not in shared:
+                        shared[("outcome", id(fc.scale))] = (fc.scale, fc.scale.forward(y_out))
+                    gap = shared[("outcome", id(fc.scale))][1] - fc.center
                     spread = fc.sd > 0
                     out = np.isnan(e2)
                     pit[m].x[lo:lo + len(r)] = np.where(spread & ~out, gap / fc.sd, np.nan)
@@ -727,11 +759,17 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
         chunk = np.arange(start, min(start + _CHUNK, S))
         part = panel.take(chunk)
         working = _working_scale(part)
-        quantiles = 0.0  # auto: quantile averaging (Vincentization) on the shared working scale
+        quantiles = None  # auto: quantile averaging (Vincentization) on the shared working scale
+        shared: dict = {}
         for j, m in enumerate(components):
-            fc = _forecast(m, part, t_out[chunk], working)
+            fc = _forecast(m, part, t_out[chunk], working, shared)
             levels_m = calibrated[m][0]
-            quantiles = quantiles + weights[chunk, j, None, None] * _quantiles_z(fc, levels_m, pseudo_df)
+            q = _quantiles_z(fc, levels_m, pseudo_df)
+            q *= weights[chunk, j, None, None]
+            if quantiles is None:
+                quantiles = q
+            else:
+                quantiles += q
             ok[chunk] &= fc.ok
             note[chunk] = np.where(fc.note != "", fc.note, note[chunk])
         kind[chunk] = fc.scale.kind
