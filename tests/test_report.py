@@ -107,3 +107,28 @@ def test_table_headers_never_collide(lang):
     for keys in groups:
         texts = [rp.t(k, lang) for k in keys]
         assert len(texts) == len(set(texts)), sorted(x for x in texts if texts.count(x) > 1)
+
+
+def test_csv_written_in_slices_on_threads_is_the_csv_of_one_pass(tmp_path, monkeypatch):
+    """Large CSVs are formatted in slices on two threads: the bytes must be those of formatting the rows in one
+    pass, header once, in order, with the byte order mark and neutralised text."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from analysis.io import CsvParts
+
+    frame = pd.DataFrame({"name": [f"Trường {i}" if i % 7 else f"=cmd{i}" for i in range(2_000)],
+                          "value": np.linspace(0, 100, 2_000), "n": np.arange(2_000),
+                          "kind": pd.Categorical(["a", "b"] * 1_000)})
+    monkeypatch.setattr(CsvParts, "SLICE_ROWS", 123)
+    with CsvParts(tmp_path / "sliced.csv") as out:
+        out.write(frame)
+        out.write(frame.iloc[:10])
+    table = pa.Table.from_pandas(neutralise_frame(pd.concat([frame, frame.iloc[:10]])), preserve_index=False)
+    table = table.cast(pa.schema([f.with_type(f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+                                  for f in table.schema]))
+    one_pass = pa.BufferOutputStream()
+    pcsv.write_csv(table, one_pass, pcsv.WriteOptions(quoting_style="needed"))
+    assert (tmp_path / "sliced.csv").read_bytes() == "\ufeff".encode() + one_pass.getvalue().to_pybytes()
+    back = pd.read_csv(tmp_path / "sliced.csv", encoding="utf-8-sig")
+    assert len(back) == 2_010 and back["name"].iloc[0] == "'=cmd0"

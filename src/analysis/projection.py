@@ -57,6 +57,7 @@ STATUS_EXTRA_COLUMNS = ["comparator", "basis", "met", "observed", "lo80", "hi80"
 _IDENTITY, _LOGIT, _LOG_LOWER, _LOG_UPPER, _LOG_RAW = 0, 1, 2, 3, 4
 _SCALE_NAMES = np.array(["identity", "logit", "log", "log", "log"], dtype=object)
 _MAX_DF = 1000
+_CAGR_NOTE = "CAGR undefined (a value <= 0): last value carried forward"
 _CHUNK = 100_000  # series per pass of the final projection (bounds memory on country-scale runs)
 
 
@@ -530,7 +531,7 @@ def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared
                     df = np.where(undefined, wk["m"], df)
             finite = np.isfinite(wk["zlast"]) & (np.isfinite(wk["drift"]) | (method == "last_value"))
     ok = (n >= metadata()["methods"][method]["min_points"]) & finite & (df >= 1)
-    note = np.where(undefined, "CAGR undefined (a value <= 0): last value carried forward", "") \
+    note = np.where(undefined, _CAGR_NOTE, "") \
         if undefined is not None else np.full(len(n), "")
     return _Forecast(center=center, sd=sd, df=np.clip(np.nan_to_num(df, nan=1.0), 1, _MAX_DF), scale=scale,
                      ok=ok, note=note.astype(object))
@@ -755,8 +756,21 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
     ok = np.ones(S, bool)
     note = np.full(S, "", dtype=object)
     kind = np.zeros(S, int)
-    for start in range(0, S, _CHUNK):  # chunks of series bound the memory; each chunk is vectorised
-        chunk = np.arange(start, min(start + _CHUNK, S))
+    # series too short for the method are not forecast (their rows stay empty), only described: their scale,
+    # and CAGR's note; in early vintages that is most of them
+    short = np.flatnonzero(panel.n < meta["methods"][method]["min_points"])
+    for start in range(0, len(short), _CHUNK):
+        chunk = short[start:start + _CHUNK]
+        part = panel.take(chunk)
+        working = _working_scale(part)
+        for m in components:
+            scale, undefined = _method_scale(m, part, working)
+            if undefined is not None:
+                note[chunk] = np.where(undefined, _CAGR_NOTE, note[chunk])
+        kind[chunk] = scale.kind
+    todo = np.flatnonzero(panel.n >= meta["methods"][method]["min_points"])
+    for start in range(0, len(todo), _CHUNK):  # chunks of series bound the memory; each chunk is vectorised
+        chunk = todo[start:start + _CHUNK]
         part = panel.take(chunk)
         working = _working_scale(part)
         quantiles = None  # auto: quantile averaging (Vincentization) on the shared working scale
