@@ -752,7 +752,6 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
     H = max(int(np.nanmax(until - last_year)), 0) if np.isfinite(last_year).any() else 0
     t_out = last_year[:, None] + 1 + np.arange(H)[None, :]
     t_out = np.where(t_out <= until, t_out, np.nan)
-    values = np.full((S, H, len(levels)), np.nan)
     ok = np.ones(S, bool)
     note = np.full(S, "", dtype=object)
     kind = np.zeros(S, int)
@@ -769,6 +768,9 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
                 note[chunk] = np.where(undefined, _CAGR_NOTE, note[chunk])
         kind[chunk] = scale.kind
     todo = np.flatnonzero(panel.n >= meta["methods"][method]["min_points"])
+    values = np.empty((len(todo), H, len(levels)))  # the forecast series only: slot[s] is series s's row
+    slot = np.full(S, -1)
+    slot[todo] = np.arange(len(todo))
     for start in range(0, len(todo), _CHUNK):  # chunks of series bound the memory; each chunk is vectorised
         chunk = todo[start:start + _CHUNK]
         part = panel.take(chunk)
@@ -788,13 +790,15 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
             note[chunk] = np.where(fc.note != "", fc.note, note[chunk])
         kind[chunk] = fc.scale.kind
         flat = fc.scale.inverse(quantiles.reshape(len(chunk), -1))
-        values[chunk] = np.sort(flat.reshape(len(chunk), H, len(levels)), axis=2)  # guard rounding at bounds
+        # sorted: guards the order of the quantiles against rounding at the bounds
+        values[start:start + len(chunk)] = np.sort(flat.reshape(len(chunk), H, len(levels)), axis=2)
 
     skipped = problems.loc[problems["action"] == "series_skipped", "series_id"]
     ok &= ~pd.Index(ids).isin(skipped) & (panel.n >= meta["methods"][method]["min_points"])
     reason = _reasons(panel, ids, ok, method, n_err, breaks, problems, note,
                       max(n for _, n in calibrated.values()) if calibrate else None)
-    return _assemble(panel, t_out, values, ok, method, reason, kind, weights if method == AUTO else None, components)
+    return _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights if method == AUTO else None,
+                     components)
 
 
 def _reasons(panel, ids, ok, method, n_err, breaks, problems, note, n_calibration) -> np.ndarray:
@@ -833,7 +837,7 @@ def _without_series_prefix(problems: pd.DataFrame) -> pd.Series:
     return pd.Series(text, index=problems.index, dtype=object)
 
 
-def _assemble(panel, t_out, values, ok, method, reason, kind, weights, components) -> pd.DataFrame:
+def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, components) -> pd.DataFrame:
     """Long output: one row per series and projected year (one blank-year row for series without data).
 
     Text that is the same for every year of a series (method, reason, scale) is a categorical built from the
@@ -863,10 +867,10 @@ def _assemble(panel, t_out, values, ok, method, reason, kind, weights, component
     columns = OUTPUT_COLUMNS + EXTRA_COLUMNS + QUANTILE_COLUMNS
     floats = [c for c in columns if c in LEVEL_COLUMNS or c == "last_value" or c.startswith("w_")]
     block = np.full((len(floats), n_rows), np.nan)
-    projected = values[s_idx, h_idx]
-    keep = good[:n_obs]
+    kept = np.flatnonzero(good[:n_obs])  # projected rows of series that could be projected (all forecast)
+    projected = values[slot[s_idx[kept]], h_idx[kept]]
     for k, col in enumerate(LEVEL_COLUMNS):
-        block[floats.index(col), :n_obs] = np.where(keep, projected[:, k], np.nan)
+        block[floats.index(col), kept] = projected[:, k]
     blank = no_data[s_all]
     block[floats.index("last_value")] = np.where(blank, np.nan, _last(panel.y, panel.n)[s_all])
     for m in ("last_value", "logit_linear", "damped"):
