@@ -24,8 +24,7 @@ EVIL_FORMULA = '=HYPERLINK("http://example.invalid","bấm vào đây")'
 def processed(sample_processed, tmp_path_factory):
     """The whole pipeline on the shipped sample (a copy of it), then two hostile school names."""
     folder = tmp_path_factory.mktemp("processed")
-    for f in sample_processed.iterdir():
-        shutil.copy(f, folder / f.name)
+    shutil.copytree(sample_processed, folder, dirs_exist_ok=True)
     truong = pd.read_parquet(folder / "truong.parquet")
     lacking = truong[(truong["year"] == 2026) & (truong["csvc_khuyet_tat"] == False)].index[:2]  # noqa: E712
     truong.loc[lacking[0], "ten_truong"] = EVIL_SCRIPT
@@ -38,8 +37,7 @@ def processed(sample_processed, tmp_path_factory):
 def run(processed, tmp_path_factory):
     """2025 is made to fail (its verdicts are removed, so the report's year check fails); 2026 must still complete."""
     broken = tmp_path_factory.mktemp("broken")
-    for f in processed.iterdir():
-        shutil.copy(f, broken / f.name)
+    shutil.copytree(processed, broken, dirs_exist_ok=True)
     v = pd.read_parquet(broken / "verdicts.parquet")
     v[v["as_of"] != 2025].to_parquet(broken / "verdicts.parquet", index=False)
     reports = tmp_path_factory.mktemp("reports")
