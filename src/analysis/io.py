@@ -119,42 +119,40 @@ def table_csv_writer(frame: pd.DataFrame) -> Callable[[Path], None]:
     return write
 
 
-def _arrow_schema(table):
+def _arrow_schema(table, decode_dictionaries: bool = False):
     """The file's schema from its first part: dictionary indices widened to int32 (a part with more categories
-    needs wider ones) and all-empty columns typed as text."""
+    needs wider ones), or the dictionaries decoded (CSV), and all-empty columns typed as text."""
     import pyarrow as pa
 
     fields = []
     for f in table.schema:
         if pa.types.is_dictionary(f.type):
-            f = f.with_type(pa.dictionary(pa.int32(), f.type.value_type, f.type.ordered))
+            f = f.with_type(f.type.value_type if decode_dictionaries
+                            else pa.dictionary(pa.int32(), f.type.value_type, f.type.ordered))
         elif pa.types.is_null(f.type):
             f = f.with_type(pa.string())
         fields.append(f)
-    return pa.schema(fields, metadata=table.schema.metadata)
+    return pa.schema(fields, metadata=None if decode_dictionaries else table.schema.metadata)
 
 
 def write_parquet_normalised(frame: pd.DataFrame, path: Path) -> None:
     """One Parquet file in the normalised types of ``_arrow_schema``, so that files written apart (one per
     vintage, by different processes) read back together as one table."""
+    out = ParquetParts(path)
+    try:
+        out.write(frame)
+    finally:
+        out.close()
+
+
+def read_parquet_files(files: list[Path]) -> pd.DataFrame:
+    """Parquet files as one frame, in the given order; categorical columns get the union of the files'
+    categories."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table.cast(_arrow_schema(table)), path, compression="zstd")
-
-
-def read_parquet_folder(folder: Path, names: list[str] | None = None) -> pd.DataFrame:
-    """The Parquet files of ``folder`` (or only ``names``) as one frame, in file-name order; categorical
-    columns get the union of the files' categories."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    files = [folder / n for n in names] if names is not None else sorted(folder.glob("*.parquet"))
     tables = [pq.read_table(f) for f in files]
-    if not tables:
-        return pd.DataFrame()
-    return pa.concat_tables(tables).to_pandas()
+    return pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame()
 
 
 class ParquetParts:
@@ -166,7 +164,6 @@ class ParquetParts:
         self.path = Path(path)
         self._writer = None
         self._schema = None
-        self.rows = 0
 
     def write(self, frame: pd.DataFrame) -> None:
         import pyarrow as pa
@@ -180,7 +177,6 @@ class ParquetParts:
             raise ValueError(f"{self.path.name}: a part has columns {table.schema.names}, "
                              f"expected {self._schema.names}")
         self._writer.write_table(table.cast(self._schema))
-        self.rows += len(frame)
 
     def close(self) -> None:
         if self._writer is not None:  # nothing written: the caller decides whether an empty output is an error
@@ -226,9 +222,7 @@ class CsvParts:
 
         table = pa.Table.from_pandas(_arrow_ready(neutralise_frame(frame)), preserve_index=False)
         if self._schema is None:
-            fields = [f.with_type(f.type.value_type if pa.types.is_dictionary(f.type)
-                                  else pa.string() if pa.types.is_null(f.type) else f.type) for f in table.schema]
-            self._schema = pa.schema(fields)
+            self._schema = _arrow_schema(table, decode_dictionaries=True)
             pcsv.write_csv(pa.Table.from_batches([], self._schema), self._fh,
                            pcsv.WriteOptions(include_header=True, quoting_style="needed"))
         elif table.schema.names != self._schema.names:
@@ -266,62 +260,51 @@ class Staging:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         recover(self.folder)
-        self._staged: dict[Path, Path] = {}
-        self._reserved: set[Path] = set()
+        self._staged: dict[Path, Path] = {}  # final path -> its staged temporary file or folder
 
-    def add(self, name: str, writer: Callable[[Path], None]) -> None:
-        final = self.folder / name
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp_path(final)
-        try:
-            writer(tmp)
-            _fsync(tmp)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+    def _stage(self, final: Path, tmp: Path) -> None:
         old = self._staged.pop(final, None)
         if old is not None:
-            old.unlink(missing_ok=True)
+            _remove(old)
         self._staged[final] = tmp
+
+    def add(self, name: str, writer: Callable[[Path], None]) -> None:
+        tmp = self.reserve(name)
+        try:
+            writer(tmp)
+        except BaseException:
+            self._staged.pop(self.folder / name, None)
+            tmp.unlink(missing_ok=True)
+            raise
 
     def add_parquet(self, name: str, frame: pd.DataFrame) -> None:
         self.add(name, parquet_writer(frame))
+
+    def add_csv(self, name: str, frame: pd.DataFrame) -> None:
+        self.add(name, table_csv_writer(frame))
 
     def reserve(self, name: str) -> Path:
         """A staged temporary file that the caller writes itself (for outputs written part by part, see
         ``ParquetParts``); it is committed, or discarded, with the others."""
         final = self.folder / name
         final.parent.mkdir(parents=True, exist_ok=True)
-        old = self._staged.pop(final, None)
-        if old is not None:
-            old.unlink(missing_ok=True)
         tmp = _tmp_path(final)
-        self._staged[final] = tmp
-        self._reserved.add(tmp)
+        self._stage(final, tmp)
         return tmp
 
     def reserve_dir(self, name: str) -> Path:
         """A staged temporary folder for an output made of several files (written by several processes at
         once); at commit it replaces the folder ``name`` as a whole."""
-        final = self.folder / name
-        old = self._staged.pop(final, None)
-        if old is not None:
-            _remove(old)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=self.folder))
         os.chmod(tmp, 0o777 & ~_umask())
-        self._staged[final] = tmp
-        self._reserved.add(tmp)
+        self._stage(self.folder / name, tmp)
         return tmp
 
-    def add_csv(self, name: str, frame: pd.DataFrame) -> None:
-        self.add(name, table_csv_writer(frame))
-
     def commit(self) -> list[Path]:
-        for tmp in self._reserved:
+        for tmp in self._staged.values():  # on disk before anything moves
             for path in sorted(tmp.rglob("*")) if tmp.is_dir() else [tmp]:
                 if path.is_file():
                     _fsync(path)
-        self._reserved.clear()
         moves = {str(t.relative_to(self.folder)): str(f.relative_to(self.folder)) for f, t in self._staged.items()}
         write_text_atomic(self.folder / JOURNAL, json.dumps(moves, ensure_ascii=False, indent=1))
         _roll_forward(self.folder, moves)
@@ -333,7 +316,6 @@ class Staging:
         for tmp in self._staged.values():
             _remove(tmp)
         self._staged.clear()
-        self._reserved.clear()
 
     def __enter__(self) -> "Staging":
         return self

@@ -22,7 +22,7 @@ import pandas as pd
 from analysis import config
 from analysis.errors import AnalysisError
 from analysis.indicators import load_indicators, load_targets, registry
-from analysis.io import CsvParts, ParquetParts, read_parquet_folder, staged, write_parquet_normalised
+from analysis.io import CsvParts, ParquetParts, read_parquet_files, staged, write_parquet_normalised
 
 KEY = ["indicator_id", "geo_level", "geo_code", "sex"]
 SEP = "|"
@@ -35,17 +35,6 @@ def series_id(frame: pd.DataFrame) -> pd.Series:
     for col in KEY[1:]:
         out = out + SEP + frame[col].astype(str)
     return out
-
-
-def split_series_id(ids: pd.Series) -> pd.DataFrame:
-    """The key columns back from series ids (Arrow's split: millions of ids at country scale)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    text = ids.astype(str)
-    lists = pc.split_pattern(pa.array(text.array), SEP)
-    return pd.DataFrame({key: pd.array(pc.list_element(lists, i), dtype=text.dtype) for i, key in enumerate(KEY)},
-                        index=ids.index)
 
 
 def history(ind: pd.DataFrame) -> pd.DataFrame:
@@ -62,6 +51,12 @@ def numbered_history(ind: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
     The engine groups, merges and looks series up by id many times; on a country's millions of rows that
     is several times faster with integers than with text, and the text is built once per series, not once
     per row."""
+    hist, names, _ = _numbered(ind)
+    return hist, names
+
+
+def _numbered(ind: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index, pd.DataFrame]:
+    """``numbered_history`` and each series' key columns, in the order of the numbers."""
     reg = registry()
     h = ind[ind["value"].notna()]
     combined = np.zeros(len(h), np.int64)
@@ -78,16 +73,15 @@ def numbered_history(ind: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
                         "lower": 0.0, "upper": np.where(bounded, 100.0, np.nan),
                         "numerator": h["numerator"].to_numpy(), "denominator": h["denominator"].to_numpy(),
                         "series_break": h["series_break"].to_numpy()})
-    return out, pd.Index(names.to_numpy(object)[order])
+    keys = h.iloc[first[order]][KEY].astype(str).reset_index(drop=True)
+    return out, pd.Index(names.to_numpy(object)[order]), keys
 
 
-def series_targets(hist_ids: pd.Series, targets: pd.DataFrame) -> pd.DataFrame:
-    """Every series of a main indicator gets its indicator's targets (the plan sets them for the district;
-    wards are judged against the same bar)."""
-    ids = pd.Series(pd.unique(hist_ids), dtype=object)
-    parts = split_series_id(ids.astype(str))
+def series_targets(series: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
+    """Every series (``series_id``, ``indicator_id``) of a main indicator gets its indicator's targets (the
+    plan sets them for the district; wards are judged against the same bar)."""
     main = {i for i, spec in registry().items() if not spec.cross_check_of}
-    frame = pd.DataFrame({"series_id": ids, "indicator_id": parts["indicator_id"]})
+    frame = series[["series_id", "indicator_id"]]
     frame = frame[frame["indicator_id"].isin(main)]
     out = frame.merge(targets[["indicator_id", "target_year", "target_value", "comparator"]], on="indicator_id")
     # a target year the plan does not set for this indicator (CT19 in 2030) is a row with no value
@@ -124,13 +118,11 @@ class _Work:
 
 
 def _work(ind: pd.DataFrame, targets: pd.DataFrame, until: int) -> _Work:
-    hist, names = numbered_history(ind)
-    keys = split_series_id(pd.Series(names.to_numpy(object)))
+    hist, names, keys = _numbered(ind)
     key_codes, key_values = {}, {}
     for col in KEY:
         key_codes[col], key_values[col] = pd.factorize(keys[col], sort=True)
-    tg = series_targets(pd.Series(names.to_numpy(object)), targets)
-    tg["series_id"] = names.get_indexer(tg["series_id"])
+    tg = series_targets(keys.assign(series_id=np.arange(len(names))), targets)  # by series number
     return _Work(hist, names, key_codes, key_values, tg, until)
 
 
@@ -233,8 +225,8 @@ def _checked(v: Vintage) -> Vintage:
 
 def process(ind: pd.DataFrame, targets: pd.DataFrame, vintages: list[int] | None = None,
             until: int = config.PROJECTION_UNTIL, jobs: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Projections and verdicts of every vintage as two frames (``vintages_of`` joined; ``save`` writes the
-    vintages one at a time instead, which a country's needs)."""
+    """Projections and verdicts of every vintage as two frames (``vintages_of`` joined; ``save_vintages``
+    writes the vintages one at a time instead, which a country needs)."""
     parts = list(vintages_of(ind, targets, vintages, until, jobs))
     if not parts:
         return pd.DataFrame(), pd.DataFrame()
@@ -305,8 +297,8 @@ def load_projections(processed_dir: Path | None = None) -> tuple[pd.DataFrame, p
     if not ((folder / PROJECTIONS_DIR).is_dir() and (folder / "verdicts.parquet").exists()):
         raise AnalysisError("Chưa có dự báo; hãy chạy 'python -m analysis projections'.",
                             "No projections yet; run 'python -m analysis projections' first.")
-    files = sorted((folder / PROJECTIONS_DIR).glob("*.parquet"), key=lambda p: int(p.stem))
-    projections = read_parquet_folder(folder / PROJECTIONS_DIR, [p.name for p in files])
+    files = sorted((folder / PROJECTIONS_DIR).glob("*.parquet"), key=lambda p: int(p.stem))  # vintage order
+    projections = read_parquet_files(files)
     for col in projections.columns:  # each vintage has its own categories: sorted again, as in one frame
         if isinstance(projections[col].dtype, pd.CategoricalDtype):
             cats = projections[col].cat.categories

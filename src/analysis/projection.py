@@ -493,6 +493,15 @@ def _method_scale(method: str, p: _Panel, working: _Scale) -> tuple[_Scale, np.n
     return working, None
 
 
+def _once(shared: dict, what: str, scale: _Scale, compute):
+    """``compute()`` once per panel and scale: the methods on one scale share it. The scale object is kept with
+    the result, so that its id is not reused by another scale while the dict lives."""
+    key = (what, id(scale))
+    if key not in shared:
+        shared[key] = (scale, compute())
+    return shared[key][1]
+
+
 def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared: dict | None = None) -> _Forecast:
     """One method for every row of ``p``, at the years ``t_out`` (R, H; NaN = no year). ``shared``: a dict
     kept across the methods of one panel, so that the methods on the same scale transform the values and
@@ -500,9 +509,7 @@ def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared
     phi = metadata()["methods"]["damped"]["phi"]
     scale, undefined = _method_scale(method, p, working)
     shared = {} if shared is None else shared
-    if ("z", id(scale)) not in shared:
-        shared[("z", id(scale))] = (scale, scale.forward(p.y))  # the scale is kept: its id stays its own
-    z = shared[("z", id(scale))][1]
+    z = _once(shared, "z", scale, lambda: scale.forward(p.y))
     floor2 = scale.noise_floor() ** 2
     h = t_out - _last(p.t, p.n)[:, None]
     n = p.n
@@ -514,9 +521,7 @@ def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared
             sd = np.sqrt(np.maximum(s2, floor2)[:, None] * (1 + 1 / sw[:, None] + x0 ** 2 / sxx[:, None]))
             df, finite = n - 2.0, np.isfinite(level + slope)
         else:
-            if ("walk", id(scale)) not in shared:
-                shared[("walk", id(scale))] = _walk(z, p.t, n)
-            wk = shared[("walk", id(scale))]
+            wk = _once(shared, "walk", scale, lambda: _walk(z, p.t, n))
             naive_sd = np.sqrt(np.maximum(wk["s2_naive"], floor2)[:, None] * h)
             if method == "last_value":
                 center, sd, df = np.repeat(wk["zlast"][:, None], h.shape[1], 1), naive_sd, wk["m"].astype(float)
@@ -618,9 +623,7 @@ def _backtest(p: _Panel, methods: list[str], with_pit: bool) -> _Backtest:
             err2[m][lo:lo + len(r)] = e2
             if with_pit:
                 with np.errstate(all="ignore"):
-                    if ("outcome", id(fc.scale)) not in shared:
-                        shared[("outcome", id(fc.scale))] = (fc.scale, fc.scale.forward(y_out))
-                    gap = shared[("outcome", id(fc.scale))][1] - fc.center
+                    gap = _once(shared, "outcome", fc.scale, lambda: fc.scale.forward(y_out)) - fc.center
                     spread = fc.sd > 0
                     out = np.isnan(e2)
                     pit[m].x[lo:lo + len(r)] = np.where(spread & ~out, gap / fc.sd, np.nan)
@@ -757,7 +760,8 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
     kind = np.zeros(S, int)
     # series too short for the method are not forecast (their rows stay empty), only described: their scale,
     # and CAGR's note; in early vintages that is most of them
-    short = np.flatnonzero(panel.n < meta["methods"][method]["min_points"])
+    long_enough = panel.n >= meta["methods"][method]["min_points"]
+    short = np.flatnonzero(~long_enough)
     for start in range(0, len(short), _CHUNK):
         chunk = short[start:start + _CHUNK]
         part = panel.take(chunk)
@@ -767,7 +771,7 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
             if undefined is not None:
                 note[chunk] = np.where(undefined, _CAGR_NOTE, note[chunk])
         kind[chunk] = scale.kind
-    todo = np.flatnonzero(panel.n >= meta["methods"][method]["min_points"])
+    todo = np.flatnonzero(long_enough)
     values = np.empty((len(todo), H, len(levels)))  # the forecast series only: slot[s] is series s's row
     slot = np.full(S, -1)
     slot[todo] = np.arange(len(todo))
@@ -794,7 +798,7 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
         values[start:start + len(chunk)] = np.sort(flat.reshape(len(chunk), H, len(levels)), axis=2)
 
     skipped = problems.loc[problems["action"] == "series_skipped", "series_id"]
-    ok &= ~pd.Index(ids).isin(skipped) & (panel.n >= meta["methods"][method]["min_points"])
+    ok &= ~pd.Index(ids).isin(skipped) & long_enough
     reason = _reasons(panel, ids, ok, method, n_err, breaks, problems, note,
                       max(n for _, n in calibrated.values()) if calibrate else None)
     return _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights if method == AUTO else None,
