@@ -2,19 +2,19 @@
 
 The dataset (``python -m analysis.sample --country``: 63 provinces, ~700 districts, ~10,600 wards,
 ~45,000 institutions, 11 school years, in the same raw template as Bến Cát) is generated once into
-``benchmarks/_data/country`` (outside git) and reused. Each stage then runs in a fresh Python process, so
-that its peak memory is its own (``ru_maxrss`` of that process: the high-water mark of its resident set,
-input loading included):
+``benchmarks/_data/country`` (outside git) and reused. Each stage then runs in a fresh Python process, as its
+command runs it (the allocator setting of ``python -m analysis`` included): load its inputs, compute, write
+every output, all in the time:
 
-1. clean        read and clean every workbook (``clean.clean_all`` + ``combine``), then write the Parquet tables
+1. clean        read and clean every workbook (``clean.clean_all`` + ``combine``), write the tables
 2. parquet      read the cleaned tables back from Parquet (``clean.load_tables``): the floor to compare with
-3. indicators   every indicator for every geography and sex (``indicators.process``: compute + targets)
-4. projections  every series projected to 2030 with its verdicts (``pipeline_projection.process``)
+3. indicators   every indicator for every geography and sex (``indicators.load`` + ``process`` + ``save``)
+4. projections  every reporting year's series projected to 2030 with verdicts (``pipeline_projection.save_vintages``)
 
-The script prints a table (seconds, peak memory, what was processed), the ratio of indicator computation
-to the Parquet read, and the total against the goals (2 cores: < 3 minutes and < 8 GiB; indicators
-within 5x the Parquet read). The projections stage projects the latest vintage (``as_of``); the pipeline
-projects every one, which ``--vintages all`` measures (see benchmarks/README.md for why the default differs).
+Peak memory is that of the stage's processes together (the parent and its workers; see ``TreeMemory``). The
+script prints a table (seconds, peak memory, what was processed), the ratio of indicator computation to the
+Parquet read, and the total against the goals (2 cores: < 3 minutes and < 8 GiB; indicators within 5x the
+Parquet read).
 
     python benchmarks/bench_scale.py                   # generate once, then measure (several minutes)
     python benchmarks/bench_scale.py --regenerate      # regenerate the dataset first
@@ -113,6 +113,9 @@ class TreeMemory:
 def run_stage(stage: str, raw: Path, work: Path, vintages: str, jobs: int) -> dict:
     """One stage as its command runs it (load, process, save), in this process and its workers; returns its
     figures: seconds of each part, peak memory, counts."""
+    from analysis.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as ``python -m analysis`` does before any command
     with TreeMemory() as memory:
         out = _stage(stage, raw, work, vintages, jobs)
     out["peak_gib"], out["peak_pss_gib"] = memory.rss / 2**30, memory.pss / 2**30
@@ -166,8 +169,9 @@ def _stage(stage: str, raw: Path, work: Path, vintages: str, jobs: int) -> dict:
         years = sorted(int(y) for y in ind["year"].unique())
         chosen = years if vintages == "all" else years[-1:]
         started = time.perf_counter()
-        # projected and written vintage by vintage (projections/<as_of>.parquet by the workers, verdicts.parquet
-        # and verdicts.csv by this process), as the command does: the two cannot be timed apart
+        # projected and written vintage by vintage, each by the worker that computed it (projections/ and
+        # verdicts/<as_of>.parquet, its rows of verdicts.csv, joined at the end), as the command does: the
+        # computing and the writing cannot be timed apart
         written = pipeline_projection.save_vintages(ind, targets, work, vintages=chosen, jobs=jobs)
         out["compute_seconds"] = time.perf_counter() - started
         out["rows"] = written["projection_rows"]

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from analysis.allocator import keep_freed_memory
 from analysis.errors import AnalysisError, DataFileError
 
 COMMANDS = {
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = build_parser().parse_args(argv)
         run = args._module.run
+    keep_freed_memory()  # a command is one short-lived process: reused memory beats fresh pages (allocator.py)
     try:
         return int(run(args) or 0)
     except (DataFileError, AnalysisError) as exc:
