@@ -38,8 +38,7 @@ def run(processed, tmp_path_factory):
     """2025 is made to fail (its verdicts are removed, so the report's year check fails); 2026 must still complete."""
     broken = tmp_path_factory.mktemp("broken")
     shutil.copytree(processed, broken, dirs_exist_ok=True)
-    v = pd.read_parquet(broken / "verdicts.parquet")
-    v[v["as_of"] != 2025].to_parquet(broken / "verdicts.parquet", index=False)
+    (broken / "verdicts" / "2025.parquet").unlink()
     reports = tmp_path_factory.mktemp("reports")
     (reports / "2026").mkdir()
     (reports / "2026" / "stale_from_an_old_run.html").write_text("old")

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from analysis import batch, config, io
@@ -154,3 +156,42 @@ def test_no_code_runs_text_from_data_files():
     pattern = re.compile(r"\b(eval|exec)\s*\(|shell\s*=\s*True|os\.system\(|pickle\.loads?\(|yaml\.load\(")
     offenders = [f"{p.name}: {m.group(0)}" for p in sources for m in pattern.finditer(p.read_text(encoding="utf-8"))]
     assert not offenders
+
+
+def test_csv_parts_written_apart_join_into_the_csv_of_one_writer(tmp_path):
+    """The projection workers each write their vintage's rows of verdicts.csv; joined in year order they must be
+    the bytes one writer would have written (one byte order mark, one header), in a scratch folder that
+    disappears at commit; a part with another header is refused."""
+    frames = [pd.DataFrame({"as_of": [y] * 3, "status": ["on_track", "=x", None], "value": [1.5, 2.0, np.nan]})
+              for y in (2024, 2025, 2026)]
+    with io.CsvParts(tmp_path / "one.csv") as out:
+        for frame in frames:
+            out.write(frame)
+    folder = tmp_path / "p"
+    st = io.Staging(folder)
+    scratch = st.scratch_dir()
+    for frame in reversed(frames):  # written in any order
+        with io.CsvParts(scratch / f"{frame['as_of'][0]}.csv") as out:
+            out.write(frame)
+    io.join_csv_parts([scratch / f"{y}.csv" for y in (2024, 2025, 2026)], st.reserve("joined.csv"))
+    st.commit()
+    assert (folder / "joined.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+    assert not scratch.exists() and sorted(p.name for p in folder.iterdir()) == ["joined.csv"]
+    with io.CsvParts(tmp_path / "other.csv") as out:
+        out.write(frames[0].rename(columns={"value": "projected"}))
+    with pytest.raises(ValueError, match="header differs"):
+        io.join_csv_parts([tmp_path / "one.csv", tmp_path / "other.csv"], tmp_path / "bad.csv")
+
+
+def test_the_commands_keep_freed_memory_and_can_give_it_back():
+    """python -m analysis serves large arrays from the heap and keeps freed memory (allocator.py); it must
+    take effect on this Linux machine and be harmless to repeat; giving memory back is always safe."""
+    import subprocess
+    import sys
+
+    code = ("from analysis import allocator; a = allocator.keep_freed_memory(); b = allocator.keep_freed_memory(); "
+            "allocator.release_free_memory(); import numpy as np; x = np.ones(50_000_000); del x; "
+            "allocator.release_free_memory(); print(a, b)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    expected = "True" if sys.platform.startswith("linux") else "False"
+    assert out == [expected, expected]

@@ -98,7 +98,8 @@ def test_saved_vintages_read_back_as_the_frames_process_returns(tmp_path):
     written = pp.save_vintages(ind, targets, tmp_path, jobs=2)
     assert written["vintages"] == 8 and written["verdicts"] == len(verdicts)
     assert written["projection_rows"] == len(projections)
-    assert sorted(p.name for p in (tmp_path / "projections").iterdir()) == [f"{y}.parquet" for y in range(2016, 2024)]
+    for folder in ("projections", "verdicts"):
+        assert sorted(p.name for p in (tmp_path / folder).iterdir()) == [f"{y}.parquet" for y in range(2016, 2024)]
     back_p, back_v = pp.load_projections(tmp_path)
     pd.testing.assert_frame_equal(back_p, projections)  # categories sorted again, as one frame would have them
     def plain(frame):  # a missing text is None in memory and NaN from Parquet: the same missing value
@@ -107,7 +108,16 @@ def test_saved_vintages_read_back_as_the_frames_process_returns(tmp_path):
     pd.testing.assert_frame_equal(plain(back_v), plain(verdicts))
     csv = pd.read_csv(tmp_path / "verdicts.csv", encoding="utf-8-sig")
     assert len(csv) == len(verdicts) and list(csv.columns) == list(verdicts.columns)  # one header, every vintage
-    assert (csv["series_id"] == verdicts["series_id"].astype(str)).all()
+    assert (csv["series_id"] == verdicts["series_id"].astype(str)).all()  # in year order, as the frame
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # the workers' CSV parts are gone
+    one_p, one_v = pp.load_projections(tmp_path, as_of=2020)  # one reporting year: its files only
+    pd.testing.assert_frame_equal(one_v, back_v[back_v["as_of"] == 2020].reset_index(drop=True))
+    pd.testing.assert_frame_equal(one_p.astype({c: object for c in one_p.select_dtypes("category")}),
+                                  back_p[back_p["as_of"] == 2020].reset_index(drop=True)
+                                  .astype({c: object for c in one_p.select_dtypes("category")}))
+    none_p, none_v = pp.load_projections(tmp_path, as_of=2030)  # a year without projections: no rows, same columns
+    assert none_p.empty and list(none_p.columns) == list(back_p.columns)
+    assert none_v.empty and list(none_v.columns) == list(back_v.columns)
 
 
 def test_nothing_to_project_is_a_clear_error_and_leaves_the_old_files(tmp_path):
@@ -118,7 +128,7 @@ def test_nothing_to_project_is_a_clear_error_and_leaves_the_old_files(tmp_path):
     with pytest.raises(AnalysisError, match="no values to project"):
         pp.save_vintages(empty, targets, tmp_path, jobs=2)
     assert {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["projections", "verdicts.csv", "verdicts.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["projections", "verdicts", "verdicts.csv"]
 
 
 def test_a_rerun_replaces_the_projections_folder_as_a_whole(tmp_path):
@@ -127,9 +137,11 @@ def test_a_rerun_replaces_the_projections_folder_as_a_whole(tmp_path):
     ind, targets = many_series(), load_targets()
     pp.save_vintages(ind, targets, tmp_path)
     (tmp_path / "projections.parquet").write_bytes(b"old layout")
+    (tmp_path / "verdicts.parquet").write_bytes(b"old layout")
     pp.save_vintages(ind, targets, tmp_path, vintages=[2022, 2023])
-    assert sorted(p.name for p in (tmp_path / "projections").iterdir()) == ["2022.parquet", "2023.parquet"]
-    assert not (tmp_path / "projections.parquet").exists()
+    for folder in ("projections", "verdicts"):
+        assert sorted(p.name for p in (tmp_path / folder).iterdir()) == ["2022.parquet", "2023.parquet"]
+    assert not (tmp_path / "projections.parquet").exists() and not (tmp_path / "verdicts.parquet").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     projections, verdicts = pp.load_projections(tmp_path)
     assert sorted(projections["as_of"].unique()) == [2022, 2023] == sorted(verdicts["as_of"].unique())

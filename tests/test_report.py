@@ -120,11 +120,13 @@ def test_csv_written_in_slices_on_threads_is_the_csv_of_one_pass(tmp_path, monke
     frame = pd.DataFrame({"name": [f"Trường {i}" if i % 7 else f"=cmd{i}" for i in range(2_000)],
                           "value": np.linspace(0, 100, 2_000), "n": np.arange(2_000),
                           "kind": pd.Categorical(["a", "b"] * 1_000)})
+    other = frame.iloc[:10].assign(kind=pd.Categorical(["c", "=x"] * 5))  # a part with other categories
     monkeypatch.setattr(CsvParts, "SLICE_ROWS", 123)
     with CsvParts(tmp_path / "sliced.csv") as out:
         out.write(frame)
-        out.write(frame.iloc[:10])
-    table = pa.Table.from_pandas(neutralise_frame(pd.concat([frame, frame.iloc[:10]])), preserve_index=False)
+        out.write(other)
+    table = pa.Table.from_pandas(neutralise_frame(pd.concat([frame.astype({"kind": object}),
+                                                             other.astype({"kind": object})])), preserve_index=False)
     table = table.cast(pa.schema([f.with_type(f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
                                   for f in table.schema]))
     one_pass = pa.BufferOutputStream()
@@ -132,3 +134,4 @@ def test_csv_written_in_slices_on_threads_is_the_csv_of_one_pass(tmp_path, monke
     assert (tmp_path / "sliced.csv").read_bytes() == "\ufeff".encode() + one_pass.getvalue().to_pybytes()
     back = pd.read_csv(tmp_path / "sliced.csv", encoding="utf-8-sig")
     assert len(back) == 2_010 and back["name"].iloc[0] == "'=cmd0"
+    assert back["kind"].iloc[-2:].tolist() == ["c", "'=x"]

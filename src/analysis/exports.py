@@ -27,7 +27,7 @@ def workbook_tables(year: int, lang: str = "vi", processed_dir=None, raw_dir=Non
     from analysis.pipeline_projection import load_projections
 
     data = rp.YearData(year, processed_dir, raw_dir)
-    _, verdicts = load_projections(data.folder)
+    _, verdicts = load_projections(data.folder, as_of=year)
     summary, _ = rp.summary_table(data.indicators, verdicts, year, lang)
     lacking = indicators.institutions_lacking(data.truong, year, lang)
     actions = pd.concat(

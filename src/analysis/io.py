@@ -119,20 +119,20 @@ def table_csv_writer(frame: pd.DataFrame) -> Callable[[Path], None]:
     return write
 
 
-def _arrow_schema(table, decode_dictionaries: bool = False):
+def _arrow_schema(table):
     """The file's schema from its first part: dictionary indices widened to int32 (a part with more categories
-    needs wider ones), or the dictionaries decoded (CSV), and all-empty columns typed as text."""
+    needs wider ones), and all-empty columns typed as text. Dictionaries stay: Parquet stores them as they
+    are, and Arrow's CSV writer writes their text (the same bytes, faster than decoding them first)."""
     import pyarrow as pa
 
     fields = []
     for f in table.schema:
         if pa.types.is_dictionary(f.type):
-            f = f.with_type(f.type.value_type if decode_dictionaries
-                            else pa.dictionary(pa.int32(), f.type.value_type, f.type.ordered))
+            f = f.with_type(pa.dictionary(pa.int32(), f.type.value_type, f.type.ordered))
         elif pa.types.is_null(f.type):
             f = f.with_type(pa.string())
         fields.append(f)
-    return pa.schema(fields, metadata=None if decode_dictionaries else table.schema.metadata)
+    return pa.schema(fields, metadata=table.schema.metadata)
 
 
 def write_parquet_normalised(frame: pd.DataFrame, path: Path) -> None:
@@ -152,7 +152,9 @@ def read_parquet_files(files: list[Path]) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     tables = [pq.read_table(f) for f in files]
-    return pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame()
+    # a column without any value in one file (text of a vintage that projected nothing) may have a narrower
+    # type there: the widest wins, as a concatenation of the frames would have it
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas() if tables else pd.DataFrame()
 
 
 class ParquetParts:
@@ -222,7 +224,7 @@ class CsvParts:
 
         table = pa.Table.from_pandas(_arrow_ready(neutralise_frame(frame)), preserve_index=False)
         if self._schema is None:
-            self._schema = _arrow_schema(table, decode_dictionaries=True)
+            self._schema = _arrow_schema(table)
             pcsv.write_csv(pa.Table.from_batches([], self._schema), self._fh,
                            pcsv.WriteOptions(include_header=True, quoting_style="needed"))
         elif table.schema.names != self._schema.names:
@@ -253,6 +255,42 @@ class CsvParts:
         self.close()
 
 
+def join_csv_parts(parts: list[Path], out: Path) -> None:
+    """CSV files written apart (by ``CsvParts``, each with the byte order mark and header) as one file: the
+    first whole, the rows of the others after it. The bytes are copied by the kernel where it can."""
+    with open(out, "wb") as dst:
+        header = None
+        for part in parts:
+            with open(part, "rb") as src:
+                first = src.readline()
+                if header is None:
+                    header = first
+                    dst.write(first)
+                elif first != header:
+                    raise ValueError(f"{part.name}: its header differs from {parts[0].name}'s")
+                dst.flush()
+                _copy_rest(src, dst)
+
+
+def _copy_rest(src, dst) -> None:
+    start, size = src.tell(), os.fstat(src.fileno()).st_size
+    if hasattr(os, "copy_file_range"):
+        offset = start
+        try:
+            while offset < size:
+                copied = os.copy_file_range(src.fileno(), dst.fileno(), size - offset, offset)
+                if copied == 0:
+                    break
+                offset += copied
+            if offset == size:
+                return
+        except OSError:
+            pass
+        src.seek(offset)
+        dst.seek(0, os.SEEK_END)
+    shutil.copyfileobj(src, dst, 16 * 2**20)
+
+
 class Staging:
     """Stage several outputs of one folder, then ``commit()`` them all or none."""
 
@@ -261,6 +299,7 @@ class Staging:
         self.folder.mkdir(parents=True, exist_ok=True)
         recover(self.folder)
         self._staged: dict[Path, Path] = {}  # final path -> its staged temporary file or folder
+        self._scratch: list[Path] = []
 
     def _stage(self, final: Path, tmp: Path) -> None:
         old = self._staged.pop(final, None)
@@ -300,6 +339,12 @@ class Staging:
         self._stage(self.folder / name, tmp)
         return tmp
 
+    def scratch_dir(self) -> Path:
+        """A temporary folder for intermediate files, removed at commit or discard (never moved into place)."""
+        tmp = Path(tempfile.mkdtemp(prefix=".scratch.", suffix=".tmp", dir=self.folder))
+        self._scratch.append(tmp)
+        return tmp
+
     def commit(self) -> list[Path]:
         for tmp in self._staged.values():  # on disk before anything moves
             for path in sorted(tmp.rglob("*")) if tmp.is_dir() else [tmp]:
@@ -310,12 +355,19 @@ class Staging:
         _roll_forward(self.folder, moves)
         done = list(self._staged)
         self._staged.clear()
+        self._drop_scratch()
         return done
 
     def discard(self) -> None:
         for tmp in self._staged.values():
             _remove(tmp)
         self._staged.clear()
+        self._drop_scratch()
+
+    def _drop_scratch(self) -> None:
+        for tmp in self._scratch:
+            _remove(tmp)
+        self._scratch.clear()
 
     def __enter__(self) -> "Staging":
         return self

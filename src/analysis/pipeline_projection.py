@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from analysis import config
+from analysis.allocator import release_free_memory
 from analysis.errors import AnalysisError
 from analysis.indicators import load_indicators, load_targets, registry
-from analysis.io import CsvParts, ParquetParts, read_parquet_files, staged, write_parquet_normalised
+from analysis.io import CsvParts, join_csv_parts, read_parquet_files, staged, write_parquet_normalised
 
 KEY = ["indicator_id", "geo_level", "geo_code", "sex"]
 SEP = "|"
@@ -95,14 +96,15 @@ def series_targets(series: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class Vintage:
-    """One reporting year's projections and verdicts, in their saved layout. When the projections were
-    written straight to a file by the process that made them, ``projections`` is None."""
+    """One reporting year's projections and verdicts, in their saved layout. When they were written to files
+    by the process that made them, the frames are None and only the counts come back."""
 
     as_of: int
     projections: pd.DataFrame | None
-    verdicts: pd.DataFrame
+    verdicts: pd.DataFrame | None
     series: int
     projection_rows: int
+    verdict_rows: int
 
 
 @dataclass
@@ -117,6 +119,16 @@ class _Work:
     until: int
 
 
+@dataclass
+class _Folders:
+    """Where a vintage's worker writes: ``projections/<as_of>.parquet``, ``verdicts/<as_of>.parquet`` and its
+    rows of ``verdicts.csv`` (``<as_of>.csv``, joined in year order at the end)."""
+
+    projections: Path
+    verdicts: Path
+    csv_parts: Path
+
+
 def _work(ind: pd.DataFrame, targets: pd.DataFrame, until: int) -> _Work:
     hist, names, keys = _numbered(ind)
     key_codes, key_values = {}, {}
@@ -126,10 +138,10 @@ def _work(ind: pd.DataFrame, targets: pd.DataFrame, until: int) -> _Work:
     return _Work(hist, names, key_codes, key_values, tg, until)
 
 
-def _vintage(work: _Work, as_of: int, write_to: Path | None = None) -> Vintage | None:
-    """Project and judge every series with the data up to ``as_of``; with ``write_to``, the projections go
-    to ``<write_to>/<as_of>.parquet`` from here instead of back to the caller (they are most of the data: a
-    parent process receiving and writing every vintage's was the bottleneck)."""
+def _vintage(work: _Work, as_of: int, write_to: _Folders | None = None) -> Vintage | None:
+    """Project and judge every series with the data up to ``as_of``; with ``write_to``, the results go to
+    files from here instead of back to the caller (they are most of the data: a parent process receiving
+    and writing every vintage's was the bottleneck)."""
     from analysis import projection  # the report notebooks only read results: they need not import the engine
 
     hist = work.hist[work.hist["year"] <= as_of]
@@ -141,15 +153,19 @@ def _vintage(work: _Work, as_of: int, write_to: Path | None = None) -> Vintage |
     verdict = projection.assess(hist, proj, tg, as_of=as_of, lang="vi")
     verdict["label_en"] = projection.verdict_labels(verdict, "en")
     projections = _projections_layout(work, proj, as_of)
-    v = _checked(Vintage(as_of, projections, _verdicts_layout(work, verdict, as_of),
-                         series=len(projections["series_id"].cat.categories), projection_rows=len(projections)))
+    verdicts = _verdicts_layout(work, verdict, as_of)
+    v = _checked(Vintage(as_of, projections, verdicts, series=len(projections["series_id"].cat.categories),
+                         projection_rows=len(projections), verdict_rows=len(verdicts)))
     if write_to is not None:
-        write_parquet_normalised(projections, write_to / projection_file(as_of))
-        v.projections = None
+        write_parquet_normalised(projections, write_to.projections / vintage_file(as_of))
+        write_parquet_normalised(verdicts, write_to.verdicts / vintage_file(as_of))
+        with CsvParts(write_to.csv_parts / f"{as_of}.csv") as out:
+            out.write(verdicts)
+        v.projections = v.verdicts = None
     return v
 
 
-def projection_file(as_of: int) -> str:
+def vintage_file(as_of: int) -> str:
     return f"{as_of}.parquet"
 
 
@@ -180,7 +196,7 @@ def _verdicts_layout(work: _Work, verdict: pd.DataFrame, as_of: int) -> pd.DataF
     return pd.concat([pd.DataFrame(out, index=verdict.index), verdict.drop(columns="series_id")], axis=1)
 
 
-_FORKED: tuple[_Work, Path | None] | None = None  # what a forked vintage worker inherits from its parent
+_FORKED: tuple[_Work, _Folders | None] | None = None  # what a forked vintage worker inherits from its parent
 
 
 def _forked_vintage(as_of: int) -> Vintage | None:
@@ -190,25 +206,29 @@ def _forked_vintage(as_of: int) -> Vintage | None:
 
 def vintages_of(ind: pd.DataFrame, targets: pd.DataFrame, vintages: list[int] | None = None,
                 until: int = config.PROJECTION_UNTIL, jobs: int = 1,
-                write_projections_to: Path | None = None) -> Iterator[Vintage]:
-    """Projections and verdicts of every vintage, one vintage at a time, in order (a pure function of the
-    indicator table and targets). ``jobs`` > 1 projects that many vintages at once in forked processes (they
-    are independent); the caller sees the same vintages in the same order. ``write_projections_to``: each
-    vintage's projections are written there as ``<as_of>.parquet`` by the process that made them."""
+                write_to: _Folders | None = None) -> Iterator[Vintage]:
+    """Projections and verdicts of every vintage, one vintage at a time (a pure function of the indicator
+    table and targets). ``jobs`` > 1 projects that many vintages at once in forked processes (they are
+    independent). Without ``write_to`` the vintages come in year order, with their frames; with it, each
+    worker writes its vintage's files there, the latest vintages (the longest: most data) are started first
+    so that no worker idles at the end, and the vintages come back as they finish, as counts."""
     global _FORKED
     work = _work(ind, targets, until)
-    vintages = vintages or sorted(int(y) for y in work.hist["year"].unique())
+    vintages = sorted(vintages or (int(y) for y in work.hist["year"].unique()), reverse=write_to is not None)
     jobs = max(1, min(jobs, len(vintages)))
     if jobs == 1 or "fork" not in mp.get_all_start_methods():
         for as_of in vintages:
-            v = _vintage(work, as_of, write_projections_to)
+            v = _vintage(work, as_of, write_to)
             if v is not None:
                 yield v
         return
-    _FORKED = (work, write_projections_to)  # the workers inherit it: nothing of the history is pickled
+    _FORKED = (work, write_to)  # the workers inherit it: nothing of the history is pickled
+    release_free_memory()  # the loading's freed memory is not copied into every worker
     try:
         with mp.get_context("fork").Pool(jobs) as pool:
-            yield from (v for v in pool.imap(_forked_vintage, vintages) if v is not None)
+            results = pool.imap(_forked_vintage, vintages) if write_to is None \
+                else pool.imap_unordered(_forked_vintage, vintages)
+            yield from (v for v in results if v is not None)
     finally:
         _FORKED = None
 
@@ -253,58 +273,74 @@ def _concat_categorical(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+HISTORY_COLUMNS = [*KEY, "year", "value", "numerator", "denominator", "series_break"]  # what _numbered reads
+
+
 def load(processed_dir: Path | None = None, raw_dir: Path | None = None):
-    return load_indicators(processed_dir), load_targets(raw_dir)
+    """The indicator columns the projections need (a parent process holding all 40 of a country's table
+    would lend them to every forked worker) and the targets."""
+    return load_indicators(processed_dir, columns=HISTORY_COLUMNS), load_targets(raw_dir)
 
 
 PROJECTIONS_DIR = "projections"  # one Parquet file per vintage: <as_of>.parquet
-OBSOLETE = ("projections.parquet",)  # the single file of earlier versions
+VERDICTS_DIR = "verdicts"  # the same for the verdicts
+VERDICTS_CSV = "verdicts.csv"  # every vintage's verdicts in one CSV, in year order
+OBSOLETE = ("projections.parquet", "verdicts.parquet")  # the single files of earlier versions
 
 
 def save_vintages(ind: pd.DataFrame, targets: pd.DataFrame, processed_dir: Path | None = None, *,
                   vintages: list[int] | None = None, until: int = config.PROJECTION_UNTIL, jobs: int = 1) -> dict:
-    """Project every vintage and write it as it comes: the projections folder (one file per vintage, written
-    by the worker that made it), verdicts.parquet and verdicts.csv. All are replaced together, or not at all;
-    one vintage is in memory at a time. Returns what was written."""
+    """Project every vintage and write it as it comes: one file per vintage in the projections and verdicts
+    folders, each written by the worker that made it, and verdicts.csv (the workers' parts joined in year
+    order). All are replaced together, or not at all; a worker holds one vintage in memory at a time, the
+    parent none. Returns what was written."""
     folder = config.processed_dir(processed_dir)
     written = {"vintages": 0, "series": 0, "projection_rows": 0, "verdicts": 0}
     with staged(folder) as st:
-        projections_dir = st.reserve_dir(PROJECTIONS_DIR)
-        outputs = [ParquetParts(st.reserve("verdicts.parquet")), CsvParts(st.reserve("verdicts.csv"))]
-        try:
-            for v in vintages_of(ind, targets, vintages, until, jobs, write_projections_to=projections_dir):
-                for out in outputs:
-                    out.write(v.verdicts)
-                written["vintages"] += 1
-                written["series"] += v.series
-                written["projection_rows"] += v.projection_rows
-                written["verdicts"] += len(v.verdicts)
-        finally:
-            for out in outputs:
-                out.close()
-        if not written["vintages"]:
+        to = _Folders(st.reserve_dir(PROJECTIONS_DIR), st.reserve_dir(VERDICTS_DIR), st.scratch_dir())
+        years = []
+        for v in vintages_of(ind, targets, vintages, until, jobs, write_to=to):
+            years.append(v.as_of)
+            written["vintages"] += 1
+            written["series"] += v.series
+            written["projection_rows"] += v.projection_rows
+            written["verdicts"] += v.verdict_rows
+        if not years:
             raise AnalysisError("Bảng chỉ tiêu không có giá trị nào để dự báo.",
                                 "The indicator table has no values to project.")
+        join_csv_parts([to.csv_parts / f"{y}.csv" for y in sorted(years)], st.reserve(VERDICTS_CSV))
         st.commit()
     for name in OBSOLETE:
         (folder / name).unlink(missing_ok=True)
     return written
 
 
-def load_projections(processed_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every vintage's projections as one frame, and the verdicts."""
+def _read_vintages(folder: Path, as_of: int | None) -> pd.DataFrame:
+    """Every vintage's file in year order, or the one of ``as_of`` (no rows, same columns, if it has none)."""
+    files = sorted(folder.glob("*.parquet"), key=lambda p: int(p.stem))
+    if as_of is None or not files:
+        return read_parquet_files(files)
+    if (folder / vintage_file(as_of)).exists():
+        return read_parquet_files([folder / vintage_file(as_of)])
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(files[0]).empty_table().to_pandas()  # the columns without reading any row
+
+
+def load_projections(processed_dir: Path | None = None, as_of: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The projections and the verdicts of every vintage, each as one frame; with ``as_of``, of that
+    reporting year only (one file each: a report needs no other)."""
     folder = config.processed_dir(processed_dir)
-    if not ((folder / PROJECTIONS_DIR).is_dir() and (folder / "verdicts.parquet").exists()):
+    if not ((folder / PROJECTIONS_DIR).is_dir() and (folder / VERDICTS_DIR).is_dir()):
         raise AnalysisError("Chưa có dự báo; hãy chạy 'python -m analysis projections'.",
                             "No projections yet; run 'python -m analysis projections' first.")
-    files = sorted((folder / PROJECTIONS_DIR).glob("*.parquet"), key=lambda p: int(p.stem))  # vintage order
-    projections = read_parquet_files(files)
+    projections, verdicts = (_read_vintages(folder / name, as_of) for name in (PROJECTIONS_DIR, VERDICTS_DIR))
     for col in projections.columns:  # each vintage has its own categories: sorted again, as in one frame
         if isinstance(projections[col].dtype, pd.CategoricalDtype):
             cats = projections[col].cat.categories
             if not cats.is_monotonic_increasing:
                 projections[col] = projections[col].cat.reorder_categories(cats.sort_values())
-    return projections, pd.read_parquet(folder / "verdicts.parquet")
+    return projections, verdicts
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -325,6 +361,6 @@ def run(args: argparse.Namespace) -> int:
     written = save_vintages(ind, targets, args.processed_dir, until=args.until, jobs=args.jobs)
     print(f"{written['series']:,} chuỗi/series × năm báo cáo/vintage, {written['verdicts']:,} đánh giá/verdicts "
           f"({time.perf_counter() - started:.1f} s) -> "
-          f"{config.display_path(config.processed_dir(args.processed_dir))}/{PROJECTIONS_DIR}/, verdicts.parquet, "
-          f"verdicts.csv")
+          f"{config.display_path(config.processed_dir(args.processed_dir))}/{PROJECTIONS_DIR}/, {VERDICTS_DIR}/, "
+          f"{VERDICTS_CSV}")
     return 0

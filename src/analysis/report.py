@@ -534,7 +534,7 @@ def headline_verdicts(year: int, lang: str = "vi", processed_dir=None) -> str:
     from analysis.pipeline_projection import load_projections
 
     try:
-        _, verdicts = load_projections(processed_dir)
+        _, verdicts = load_projections(processed_dir, as_of=year)
     except Exception:
         return ""
     v = district_verdicts(verdicts, year)
