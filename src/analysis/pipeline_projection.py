@@ -147,10 +147,11 @@ def _vintage(work: _Work, as_of: int, write_to: _Folders | None = None) -> Vinta
     hist = work.hist[work.hist["year"] <= as_of]
     if hist.empty:
         return None
-    proj = projection.project(hist, until=work.until)
+    checked = projection.check_input(hist)  # once for both
+    proj = projection.project(hist, until=work.until, checked=checked)
     present = pd.DataFrame({"series_id": pd.unique(hist["series_id"])})
     tg = present.merge(work.targets, on="series_id")
-    verdict = projection.assess(hist, proj, tg, as_of=as_of, lang="vi")
+    verdict = projection.assess(hist, proj, tg, as_of=as_of, lang="vi", checked=checked)
     verdict["label_en"] = projection.verdict_labels(verdict, "en")
     projections = _projections_layout(work, proj, as_of)
     verdicts = _verdicts_layout(work, verdict, as_of)

@@ -227,7 +227,8 @@ def _after_breaks(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return rows[rows["value"].notna()], breaks
 
 
-def _prepare(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, pd.Series, pd.DataFrame]:
+def _prepare(frame: pd.DataFrame, checked: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+             ) -> tuple[pd.DataFrame, np.ndarray, pd.Series, pd.DataFrame]:
     """Usable rows (from the last break on); every series id of the input; break years; problems."""
     if "series_id" not in frame:
         ids = np.array([], object)
@@ -235,7 +236,7 @@ def _prepare(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, pd.Series, 
         ids = pd.unique(frame["series_id"].to_numpy(np.int64))
     else:
         ids = np.asarray(pd.unique(frame["series_id"]), dtype=object)
-    rows, problems = check_input(frame)
+    rows, problems = check_input(frame) if checked is None else checked
     rows, breaks = _after_breaks(rows)
     return rows, ids, breaks, problems
 
@@ -716,7 +717,7 @@ def _auto_weights(bt: _Backtest, n_series: int, components: list[str]) -> tuple[
 
 
 def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *,
-            calibrate: bool | None = None) -> pd.DataFrame:
+            calibrate: bool | None = None, checked: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Project every series of a long frame to ``until``; never fails for one series.
 
     Input columns: ``series_id, year, value``; optional ``lower, upper`` (bounds of the scale, NaN = none),
@@ -732,7 +733,8 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
 
     ``method``: 'auto' (the YAML's default: backtest-weighted combination) or one of METHODS. ``calibrate``
     (default: the YAML) recalibrates the intervals on the run's rolling-origin backtest; False gives the
-    plain model intervals (what statsmodels would give).
+    plain model intervals (what statsmodels would give). ``checked``: what ``check_input(frame)`` returned,
+    when the caller has it already (the pipeline projects and then judges the same history: one check).
     """
     meta = metadata()
     method = meta["default_method"] if method is None else method
@@ -740,7 +742,7 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
         raise AnalysisError(f"Phương pháp không hợp lệ: {method}",
                             f"Unknown method: {method} (choose {AUTO} or one of {', '.join(METHODS)})")
     calibrate = meta["calibration"]["enabled"] if calibrate is None else calibrate
-    rows, ids, breaks, problems = _prepare(frame)
+    rows, ids, breaks, problems = _prepare(frame, checked)
     panel = _pack(rows, ids)
     S = len(ids)
     components = list(meta["selection"]["components"]) if method == AUTO else [method]
@@ -1006,7 +1008,8 @@ def _trend_stats(rows: pd.DataFrame, ids: np.ndarray) -> pd.DataFrame:
 
 
 def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFrame, *,
-           as_of: int | None = None, lang: str = "vi") -> pd.DataFrame:
+           as_of: int | None = None, lang: str = "vi",
+           checked: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
     """The verdict for every target (series x target year): DESIGN §6 STATUS plus the evidence behind it.
 
     ``history``: the input of ``project``; ``projections``: its output (or the command's CSV);
@@ -1028,19 +1031,21 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     A target equal to a bound of the scale ("maintain 100%") is met within half a unit of the bound: half
     a reporting unit (``bound_tolerance_fraction``), or with counts half a count (the continuity
     correction), since a continuous projection cannot land exactly on the bound. Extra columns: see STATUS_EXTRA_COLUMNS; ``label`` is the report
-    label in ``lang`` ('Không đạt' for a target year reached and missed).
+    label in ``lang`` ('Không đạt' for a target year reached and missed). ``checked``: what
+    ``check_input(history)`` returned, when the caller has it already (see ``project``).
     """
     meta = metadata()["verdict"]
     tg = normalise_targets(targets)
-    checked, _ = check_input(history)
+    checked, _ = check_input(history) if checked is None else checked
     ids = np.asarray(pd.unique(pd.concat([checked["series_id"], tg["series_id"]]).astype(object)), dtype=object)
     out = tg.merge(_trend_stats(_after_breaks(checked)[0], ids), on="series_id", how="left")
     observed = checked.loc[checked["value"].notna(), ["series_id", "year", "value"]]  # before a break too
     out = out.merge(observed.rename(columns={"year": "target_year", "value": "observed"}),
                     on=["series_id", "target_year"], how="left")
     keep = [c for c in (*LEVEL_COLUMNS, "method", "method_reason") if c in projections.columns]
-    proj = projections.dropna(subset=["year"]).astype({"year": "int64"})[["series_id", "year", *keep]]
-    proj = proj.astype({c: object for c in keep if isinstance(proj[c].dtype, pd.CategoricalDtype)})
+    proj = projections[["series_id", "year", *keep]]
+    proj = proj[proj["year"].isin(tg["target_year"].unique())]  # the rows the merge can match (not every year's)
+    proj = proj.astype({"year": "int64", **{c: object for c in keep if isinstance(proj[c].dtype, pd.CategoricalDtype)}})
     out = out.merge(proj.rename(columns={"year": "target_year"}), on=["series_id", "target_year"], how="left")
 
     target, comp = out["target_value"].to_numpy(float), out["comparator"].to_numpy(object)
