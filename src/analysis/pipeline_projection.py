@@ -128,6 +128,9 @@ class _Folders:
     verdicts: Path
     csv_parts: Path
 
+    def csv_part(self, as_of: int) -> Path:
+        return self.csv_parts / f"{as_of}.csv"
+
 
 def _work(ind: pd.DataFrame, targets: pd.DataFrame, until: int) -> _Work:
     hist, names, keys = _numbered(ind)
@@ -160,7 +163,7 @@ def _vintage(work: _Work, as_of: int, write_to: _Folders | None = None) -> Vinta
     if write_to is not None:
         write_parquet_normalised(projections, write_to.projections / vintage_file(as_of))
         write_parquet_normalised(verdicts, write_to.verdicts / vintage_file(as_of))
-        with CsvParts(write_to.csv_parts / f"{as_of}.csv") as out:
+        with CsvParts(write_to.csv_part(as_of)) as out:
             out.write(verdicts)
         v.projections = v.verdicts = None
     return v
@@ -309,7 +312,7 @@ def save_vintages(ind: pd.DataFrame, targets: pd.DataFrame, processed_dir: Path 
         if not years:
             raise AnalysisError("Bảng chỉ tiêu không có giá trị nào để dự báo.",
                                 "The indicator table has no values to project.")
-        join_csv_parts([to.csv_parts / f"{y}.csv" for y in sorted(years)], st.reserve(VERDICTS_CSV))
+        join_csv_parts([to.csv_part(y) for y in sorted(years)], st.reserve(VERDICTS_CSV))
         st.commit()
     for name in OBSOLETE:
         (folder / name).unlink(missing_ok=True)
