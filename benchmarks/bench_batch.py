@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from analysis import batch  # noqa: E402
+from analysis import batch, config  # noqa: E402
 from analysis.errors import AnalysisError  # noqa: E402
 
 BIN = Path(sys.executable).parent  # the environment's own papermill and jupyter
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         sys.exit(f"unknown notebook(s): {', '.join(unknown)}")
     repeats = args.repeats or (1 if args.quick else 2)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = config.available_cores()
     print(f"{len(years)} year(s) {years[0]}-{years[-1]} x {len(notebooks)} notebook(s) "
           f"({', '.join(notebooks)}), {repeats} run(s) of each way, alternating; "
           f"batch --jobs {args.jobs}; {cores} cores, load average {os.getloadavg()[0]:.2f} at start")

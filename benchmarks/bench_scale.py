@@ -212,6 +212,8 @@ def _fmt_row(name: str, seconds: str, peak: str, what: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from analysis.config import available_cores
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="raw folder of the synthetic country (default benchmarks/_data/country, "
                                        "or a temporary folder with --small)")
@@ -221,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vintages", choices=("all", "latest"), default="all",
                         help="projections stage: every reporting year, as the pipeline does (default), or only the "
                              "latest one")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cores()
     parser.add_argument("--jobs", type=int, default=cores,
                         help=f"workbooks cleaned, and vintages projected, at once (default: cores, {cores})")
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)

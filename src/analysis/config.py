@@ -60,6 +60,12 @@ TARGET_YEARS = (2025, 2030)
 PROJECTION_UNTIL = 2030
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity where the system says it): the default number of
+    workers of the commands that run in parallel."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def raw_dir(path: str | os.PathLike | None = None) -> Path:
     """The raw-data folder, or ``path`` resolved (notebook parameters pass None for the default)."""
     return Path(path).resolve() if path else RAW_DIR

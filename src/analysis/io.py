@@ -138,11 +138,16 @@ def _arrow_schema(table):
 def write_parquet_normalised(frame: pd.DataFrame, path: Path) -> None:
     """One Parquet file in the normalised types of ``_arrow_schema``, so that files written apart (one per
     vintage, by different processes) read back together as one table."""
-    out = ParquetParts(path)
-    try:
-        out.write(frame)
-    finally:
-        out.close()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    schema = _arrow_schema(table)
+    # dictionary encoding for text only: numbers such as projected values are nearly all distinct, and trying
+    # a dictionary for each of their columns cost a fifth of the writing
+    text = [f.name for f in schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)
+            or pa.types.is_large_string(f.type)]
+    pq.write_table(table.cast(schema), path, compression="zstd", use_dictionary=text)
 
 
 def read_parquet_files(files: list[Path]) -> pd.DataFrame:
@@ -155,38 +160,6 @@ def read_parquet_files(files: list[Path]) -> pd.DataFrame:
     # a column without any value in one file (text of a vintage that projected nothing) may have a narrower
     # type there: the widest wins, as a concatenation of the frames would have it
     return pa.concat_tables(tables, promote_options="permissive").to_pandas() if tables else pd.DataFrame()
-
-
-class ParquetParts:
-    """One Parquet file written part by part (each part a row group or more), so that only one part need be in
-    memory. Categorical columns may have different categories in each part: reading the file unifies them.
-    The first part fixes the columns and their types."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._writer = None
-        self._schema = None
-
-    def write(self, frame: pd.DataFrame) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        if self._writer is None:
-            self._schema = _arrow_schema(table)
-            # dictionary encoding for text only: numbers such as projected values are nearly all distinct, and
-            # trying a dictionary for each of their columns cost a fifth of the writing
-            text = [f.name for f in self._schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)
-                    or pa.types.is_large_string(f.type)]
-            self._writer = pq.ParquetWriter(self.path, self._schema, compression="zstd", use_dictionary=text)
-        elif table.schema.names != self._schema.names:
-            raise ValueError(f"{self.path.name}: a part has columns {table.schema.names}, "
-                             f"expected {self._schema.names}")
-        self._writer.write_table(table.cast(self._schema))
-
-    def close(self) -> None:
-        if self._writer is not None:  # nothing written: the caller decides whether an empty output is an error
-            self._writer.close()
 
 
 def _arrow_ready(frame: pd.DataFrame) -> pd.DataFrame:
@@ -327,8 +300,8 @@ class Staging:
         self.add(name, table_csv_writer(frame))
 
     def reserve(self, name: str) -> Path:
-        """A staged temporary file that the caller writes itself (for outputs written part by part, see
-        ``ParquetParts``); it is committed, or discarded, with the others."""
+        """A staged temporary file that the caller writes itself (an output assembled from parts, such as
+        ``join_csv_parts``); it is committed, or discarded, with the others."""
         final = self.folder / name
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = _tmp_path(final)

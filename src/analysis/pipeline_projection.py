@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -351,12 +350,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processed-dir", help="thư mục dữ liệu đã xử lý (mặc định data/processed)")
     parser.add_argument("--raw-dir", help="thư mục chứa chi_tieu_ke_hoach.csv (mặc định data/raw)")
     parser.add_argument("--until", type=int, default=config.PROJECTION_UNTIL, help="dự báo đến năm (mặc định 2030)")
-    parser.add_argument("--jobs", type=int, default=default_jobs(),
-                        help=f"số năm báo cáo dự báo cùng lúc / vintages projected at once (mặc định {default_jobs()})")
-
-
-def default_jobs() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    parser.add_argument("--jobs", type=int, default=config.available_cores(),
+                        help="số năm báo cáo dự báo cùng lúc / vintages projected at once "
+                             f"(mặc định {config.available_cores()})")
 
 
 def run(args: argparse.Namespace) -> int:
