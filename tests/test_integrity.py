@@ -189,9 +189,12 @@ def test_the_commands_keep_freed_memory_and_can_give_it_back():
     import subprocess
     import sys
 
-    code = ("from analysis import allocator; a = allocator.keep_freed_memory(); b = allocator.keep_freed_memory(); "
+    code = ("from analysis import allocator; from numpy._core import multiarray as m; h = m._get_madvise_hugepage(); "
+            "a = allocator.keep_freed_memory(); b = allocator.keep_freed_memory(); "
             "allocator.release_free_memory(); import numpy as np; x = np.ones(50_000_000); del x; "
-            "allocator.release_free_memory(); print(a, b)")
+            "allocator.release_free_memory(); print(a, b, m._get_madvise_hugepage() if a else h)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     expected = "True" if sys.platform.startswith("linux") else "False"
-    assert out == [expected, expected]
+    # and numpy no longer asks for huge pages (measured slower on a heap that keeps its memory)
+    assert out[:2] == [expected, expected]
+    assert out[2] == ("False" if expected == "True" else out[2])

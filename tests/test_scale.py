@@ -146,6 +146,39 @@ def test_wards_under_matches_its_definition(country):
         assert cw.wards_under(code, year) == brute and brute
 
 
+
+def test_ancestry_matches_its_definition(country):
+    """Crosswalk.ancestry (one walk per parent, spread by integer codes) gives every ward's units above it
+    exactly as ancestors_from does ward by ward, for every school year of the country."""
+    cw = Crosswalk.load(country)
+    for year in TINY.year_list:
+        parents = cw.parents_at(year)
+        wards = cw.wards_of_year(year)["unit_code"].tolist() + ["NOT_A_WARD"]
+        found = cw.ancestry(year, wards)
+        assert set(found) == {"district", "province", "country"}
+        for i, ward in enumerate(wards):
+            expected = cw.ancestors_from(ward, parents)
+            assert {lv: col[i] for lv, col in found.items() if col[i] is not None} == expected
+        assert all(col[-1] is None for col in found.values())  # a code the crosswalk does not know: no units
+
+
+def test_ancestry_walks_a_ward_on_its_own_where_a_chain_loops_through_it():
+    """A crosswalk whose parents loop back through a ward (D1 -> W1 -> D1): W1's own chain stops before it
+    repeats, W2 under D1 shares D1's chain (which passes W1). Nothing loops forever, and each ward gets what
+    ancestors_from says."""
+    rows = [("W1", "Xã Một", "Xã", "ward", "D1"), ("W2", "Xã Hai", "Xã", "ward", "D1"),
+            ("D1", "Huyện Một", "Huyện", "district", "W1")]
+    frame = pd.DataFrame([{"unit_code": c, "unit_name": n, "unit_type": t, "level": lv, "parent_code": p,
+                           "valid_from": "2000-01-01", "valid_to": "", "successor_code": "", "mapping": "",
+                           "source": "test", "note": ""} for c, n, t, lv, p in rows])
+    cw = Crosswalk(frame)
+    found = cw.ancestry(2020, ["W1", "W2"])
+    parents = cw.parents_at(2020)
+    assert cw.ancestors_from("W1", parents) == {"district": "D1"}
+    assert cw.ancestors_from("W2", parents) == {"district": "D1", "ward": "W1"}
+    assert found["district"].tolist() == ["D1", "D1"] and found["ward"].tolist() == [None, "W1"]
+    assert cw.wards_under("D1", 2020) == frozenset({"W1", "W2"})
+
 # --- the benchmark script ---------------------------------------------------------------------------------
 
 def test_bench_scale_smoke_run():

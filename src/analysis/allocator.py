@@ -9,6 +9,11 @@ reused: 1.5-2 s of system time once a worker is warm. The price is that a proces
 it ends, which the commands measure (``benchmarks/bench_scale.py``) and can afford: they are short-lived and
 their peak does not change. Notebooks and the library never call this: it is a decision for a process, made
 by the command line (``python -m analysis``) before it computes.
+
+The same call turns off numpy's request for transparent huge pages on large arrays (``madvise``). On a heap
+that keeps its memory the request does not pay: measured on this project's 2-core machine, faulting in a
+fresh 256 MiB array took 0.88 s with it and 0.18 s without, and the country's indicator computation went from
+5.8 s to 4.4 s (its Wilson intervals alone from 0.51 s to 0.14 s).
 """
 
 from __future__ import annotations
@@ -41,7 +46,17 @@ def keep_freed_memory() -> bool:
     _applied = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _KEEP))
     global _libc
     _libc = libc if _applied else None
+    if _applied:
+        _no_huge_pages_for_numpy()
     return _applied
+
+
+def _no_huge_pages_for_numpy() -> None:
+    from numpy._core import multiarray
+
+    setter = getattr(multiarray, "_set_madvise_hugepage", None)  # numpy's own switch (private, so looked up)
+    if setter is not None:
+        setter(False)
 
 
 def release_free_memory() -> None:

@@ -93,13 +93,34 @@ class Crosswalk:
 
     # --- one school year ------------------------------------------------------------------------------
     def valid_at(self, day: date, level: str | None = None) -> pd.DataFrame:
+        return self.versions.iloc[self._valid_positions(day, level)]
+
+    @cached_property
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """The version columns the yearly questions read, as numpy arrays (no pandas per question: a country
+        asks them for 10,000 wards x 11 years)."""
         v = self.versions
-        mask = (v["valid_from"].isna() | (v["valid_from"] <= pd.Timestamp(day))) & (
-            v["valid_to"].isna() | (v["valid_to"] >= pd.Timestamp(day))
-        )
+        return {"from": v["valid_from"].to_numpy("datetime64[ns]"), "to": v["valid_to"].to_numpy("datetime64[ns]"),
+                "level": v["level"].to_numpy(object, na_value=None),
+                "code": v["unit_code"].to_numpy(object, na_value=None),
+                "parent": v["parent_code"].to_numpy(object, na_value=None)}
+
+    def _valid_positions(self, day: date, level: str | None = None) -> np.ndarray:
+        """Positions (in file order) of the versions valid on ``day``: from and to inclusive, open ends open."""
+        a, t = self._arrays, np.datetime64(day, "ns")
+        mask = (np.isnat(a["from"]) | (a["from"] <= t)) & (np.isnat(a["to"]) | (a["to"] >= t))
         if level is not None:
-            mask &= v["level"] == level
-        return v[mask]
+            mask &= a["level"] == level
+        return np.flatnonzero(mask)
+
+    def _during_positions(self, year: int, level: str | None = None) -> np.ndarray:
+        """``units_during`` as positions: valid at the school year's start, then those created during it."""
+        start = self._valid_positions(school_year_start(year), level)
+        end = self._valid_positions(school_year_end(year), level)
+        codes = self._arrays["code"]
+        seen = set(codes[start].tolist())
+        later = np.fromiter((c not in seen for c in codes[end].tolist()), dtype=bool, count=len(end))
+        return np.concatenate([start, end[later]])
 
     def wards_of_year(self, year: int) -> pd.DataFrame:
         """Wards valid at the start of the school year, and those created during it (named either way)."""
@@ -110,9 +131,7 @@ class Crosswalk:
 
     def units_during(self, year: int, level: str | None = None) -> pd.DataFrame:
         """Units (of one level, or all) valid at the start of the school year, and those created during it."""
-        start = self.valid_at(school_year_start(year), level)
-        end = self.valid_at(school_year_end(year), level)
-        return pd.concat([start, end[_not_in(end["unit_code"], start["unit_code"])]], ignore_index=True)
+        return self.versions.iloc[self._during_positions(year, level)].reset_index(drop=True)
 
     def match_ward(self, text: object, year: int, *, by_code: bool = False) -> WardMatch:
         """Which ward a name (or code) written in that school year's workbook means."""
@@ -166,12 +185,16 @@ class Crosswalk:
 
     def parents_at(self, year: int) -> dict[str, str]:
         """unit -> parent for the units of a school year (valid at its start, or created during it)."""
+        return dict(self._parents(year))
+
+    def _parents(self, year: int) -> dict[str, str]:
         cache = self.__dict__.setdefault("_parents_at", {})
         if year not in cache:
-            both = self.units_during(year)
-            both = both[both["parent_code"].notna()]
-            cache[year] = dict(zip(both["unit_code"].tolist(), both["parent_code"].tolist()))
-        return dict(cache[year])
+            pos = self._during_positions(year)
+            parent = self._arrays["parent"][pos]
+            known = np.flatnonzero(parent != None)  # noqa: E711 (elementwise on an object array)
+            cache[year] = dict(zip(self._arrays["code"][pos][known].tolist(), parent[known].tolist()))
+        return cache[year]
 
     def _above(self, code: str, parents: dict[str, str]) -> list[str]:
         """Every unit above ``code``, nearest first (a chain that loops back stops where it would repeat)."""
@@ -188,20 +211,30 @@ class Crosswalk:
         """level -> code of every unit above ``code`` (levels above ward only)."""
         return {self.level_of.get(unit, "?"): unit for unit in self._above(code, parents)}
 
-    def chains_at(self, year: int, wards) -> dict[str, dict[str, str]]:
-        """ward -> ``ancestors_from(ward)`` for many wards of one school year. The wards under one parent
-        share the chain above it, so it is walked once per parent (a country has 10,000 wards and 700
-        districts); a ward is walked on its own only where the chain above its parent runs back through it."""
-        parents = self.parents_at(year)
-        shared: dict = {}
-        out: dict[str, dict[str, str]] = {}
-        for ward in wards:
-            parent = parents.get(ward)
-            if parent not in shared:
-                path = [parent, *self._above(parent, parents)] if parent else []
-                shared[parent] = ({self.level_of.get(unit, "?"): unit for unit in path}, set(path))
-            chain, path = shared[parent]
-            out[ward] = self.ancestors_from(ward, parents) if ward in path else chain
+    def ancestry(self, year: int, wards) -> dict[str, np.ndarray]:
+        """level -> the code of the unit of that level above each of ``wards`` (None: none), for one school
+        year: ``ancestors_from`` for many wards at once. The wards under one parent share the chain above it,
+        so it is walked once per parent (a country has 10,000 wards and 700 districts) and spread to the wards
+        by integer codes; a ward is walked on its own only where its parent's chain runs back through it."""
+        parents = self._parents(year)
+        wards = list(wards)
+        codes, distinct = pd.factorize(np.asarray([parents.get(w) for w in wards], dtype=object),
+                                       use_na_sentinel=True)
+        chains, paths = [], []
+        for parent in distinct.tolist():
+            path = [parent, *self._above(parent, parents)]
+            chains.append({self.level_of.get(unit, "?"): unit for unit in path})
+            paths.append(set(path))
+        levels = list(dict.fromkeys(level for chain in chains for level in chain))
+        out = {level: np.asarray([chain.get(level) for chain in chains] + [None], dtype=object)[codes]
+               for level in levels}  # code -1 (no parent) takes the last entry, None
+        anywhere = set().union(*paths)
+        for i in (i for i, ward in enumerate(wards) if ward in anywhere and codes[i] >= 0 and ward in paths[codes[i]]):
+            chain = self.ancestors_from(wards[i], parents)
+            for level in chain:
+                out.setdefault(level, np.full(len(wards), None, dtype=object))
+            for level, column in out.items():
+                column[i] = chain.get(level)
         return out
 
     def canonical(self, code: str) -> str:
@@ -221,11 +254,14 @@ class Crosswalk:
         """unit -> ``wards_under(unit, year)`` for every unit above a ward that school year (one pass)."""
         cache = self.__dict__.setdefault("_wards_under", {})
         if year not in cache:
+            wards = np.asarray(list(dict.fromkeys(self.wards_of_year(year)["unit_code"].tolist())), dtype=object)
             under: dict[str, set[str]] = {}
-            wards = dict.fromkeys(self.wards_of_year(year)["unit_code"].tolist())
-            for ward, chain in self.chains_at(year, wards).items():
-                for unit in set(chain.values()):
-                    under.setdefault(unit, set()).add(ward)
+            for units in self.ancestry(year, wards).values():
+                codes, distinct = pd.factorize(units, use_na_sentinel=True)
+                order = np.argsort(codes, kind="stable")
+                bounds = np.searchsorted(codes[order], np.arange(len(distinct) + 1))
+                for k, unit in enumerate(distinct.tolist()):
+                    under.setdefault(unit, set()).update(wards[order[bounds[k]:bounds[k + 1]]].tolist())
             cache[year] = {unit: frozenset(ws) for unit, ws in under.items()}
         return cache[year]
 

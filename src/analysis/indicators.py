@@ -193,16 +193,14 @@ class Geography:
 
 def _hierarchy(wards: pd.DataFrame, crosswalk: Crosswalk) -> pd.DataFrame:
     """One row per (year, ward) of the data: ``year, ward_code`` and the code of every unit above the ward."""
-    years, codes, chains = [], [], []
+    parts = []
     for year, column in wards.groupby("year", sort=True)["ma_xa_phuong"]:
-        found = crosswalk.chains_at(int(year), column.tolist())
-        years += [int(year)] * len(found)
-        codes += list(found)
-        chains += list(found.values())
-    distinct = {id(chain): chain for chain in chains}.values()
-    levels = list(dict.fromkeys(level for chain in distinct for level in chain))
-    return pd.DataFrame({"year": years, "ward_code": codes,
-                         **{level: [chain.get(level) for chain in chains] for level in levels}})
+        codes = list(dict.fromkeys(column.tolist()))
+        parts.append(pd.DataFrame({"year": int(year), "ward_code": np.asarray(codes, dtype=object),
+                                   **crosswalk.ancestry(int(year), codes)}))
+    if not parts:
+        return pd.DataFrame({"year": [], "ward_code": []})
+    return pd.concat(parts, ignore_index=True)
 
 
 def build_geography(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk) -> Geography:
@@ -327,9 +325,27 @@ class _Keys:
         self._t_index: pd.Index | None = None
 
     def institution_keys(self, frame: pd.DataFrame) -> np.ndarray:
-        """(year, institution) as one integer; -1 institution code for one not in Truong."""
-        return (frame["year"].to_numpy(np.int64) - self.y0) * max(len(self.institutions), 1) \
-            + _codes(frame["ma_truong"], self.institutions)
+        """(year, institution) as one integer; -1 for an institution in no year of Truong."""
+        code = _codes(frame["ma_truong"], self.institutions)
+        return np.where(code >= 0, (frame["year"].to_numpy(np.int64) - self.y0) * max(len(self.institutions), 1)
+                        + code, -1)
+
+    def table_rows(self, table: str, where: dict) -> tuple[np.ndarray, np.ndarray | None]:
+        """(Truong row of each row of ``table`` that ``where`` keeps, -1 when its institution is not in Truong
+        that year; the kept rows as a mask, None for all). Once per table and filter: the indicators of one
+        table share them, and only the columns an indicator reads are then taken, not the whole frame."""
+        cache = self.__dict__.setdefault("_table_rows", {})
+        token = (table, tuple((col, tuple(allowed)) for col, allowed in where.items()))
+        if token not in cache:
+            data = self.tables[table]
+            if table not in cache:
+                cache[table] = self.truong_rows(self.institution_keys(data))
+            mask = None
+            for col, allowed in where.items():
+                keep = data[col].isin(allowed).to_numpy(dtype=bool, na_value=False)
+                mask = keep if mask is None else mask & keep
+            cache[token] = (cache[table] if mask is None else cache[table][mask], mask)
+        return cache[token]
 
     def truong_rows(self, keys: np.ndarray) -> np.ndarray:
         """Position in Truong of each (year, institution) key, -1 when absent (a left merge)."""
@@ -385,25 +401,30 @@ def _units(ind: Indicator, keys: _Keys) -> _Units:
                       ownership=keys.t_own[expected], num=values, den=np.where(np.isnan(values), np.nan, 1.0),
                       num_f=nan, den_f=nan, present=np.ones(len(values), bool))
     data = tables[c["table"]]
-    for col, allowed in c.get("where", {}).items():
-        data = data[data[col].isin(allowed)]
-    row = keys.truong_rows(keys.institution_keys(data))  # the institution's attributes (-1: not in Truong)
+    row, mask = keys.table_rows(c["table"], c.get("where", {}))  # each row's institution in Truong (-1: none)
     found = row >= 0
 
     def attr(values: np.ndarray) -> np.ndarray:
         return np.where(found, values[np.where(found, row, 0)], -1) if len(values) else np.full(len(row), -1)
 
-    missing = np.flatnonzero(expected & ~np.isin(keys.t_key, keys.institution_keys(data)))
+    def counts(name: str) -> np.ndarray:
+        values = _counts(data, name)
+        return values if mask is None else values[mask]
+
+    reported = np.zeros(len(keys.t_key), bool)
+    reported[row[found]] = True
+    missing = np.flatnonzero(expected & ~reported)  # expected institutions with no row: did not report
     nan = np.full(len(missing), np.nan)
+    year = data["year"].to_numpy(np.int64) - keys.y0
     return _Units(
-        year=np.r_[data["year"].to_numpy(np.int64) - keys.y0, keys.t_year[missing]],
+        year=np.r_[year if mask is None else year[mask], keys.t_year[missing]],
         ward=np.r_[attr(keys.t_ward), keys.t_ward[missing]],
         school_type=np.r_[attr(keys.t_type), keys.t_type[missing]],
         ownership=np.r_[attr(keys.t_own), keys.t_own[missing]],
-        num=np.r_[_counts(data, c["numerator"]), nan], den=np.r_[_counts(data, c["denominator"]), nan],
-        num_f=np.r_[_counts(data, c["numerator"] + FEMALE_SUFFIX), nan],
-        den_f=np.r_[_counts(data, c["denominator"] + FEMALE_SUFFIX), nan],
-        present=np.r_[np.ones(len(data), bool), np.zeros(len(missing), bool)],
+        num=np.r_[counts(c["numerator"]), nan], den=np.r_[counts(c["denominator"]), nan],
+        num_f=np.r_[counts(c["numerator"] + FEMALE_SUFFIX), nan],
+        den_f=np.r_[counts(c["denominator"] + FEMALE_SUFFIX), nan],
+        present=np.r_[np.ones(len(row), bool), np.zeros(len(missing), bool)],
     )
 
 
