@@ -103,6 +103,7 @@ class Crosswalk:
         return {"from": v["valid_from"].to_numpy("datetime64[ns]"), "to": v["valid_to"].to_numpy("datetime64[ns]"),
                 "level": v["level"].to_numpy(object, na_value=None),
                 "code": v["unit_code"].to_numpy(object, na_value=None),
+                "name": v["unit_name"].to_numpy(object, na_value=None),
                 "parent": v["parent_code"].to_numpy(object, na_value=None)}
 
     def _valid_positions(self, day: date, level: str | None = None) -> np.ndarray:
@@ -166,11 +167,16 @@ class Crosswalk:
 
     def names_at(self, year: int) -> dict[str, str]:
         """code -> ``name_of(code, year)`` for every unit: the first version (in file order) valid at the start
-        of the school year, else the latest name. One vectorised pass per year, then dictionary lookups."""
+        of the school year, else the latest name. One pass over numpy arrays per year, then dictionary lookups."""
         cache = self.__dict__.setdefault("_names_at", {})
         if year not in cache:
-            valid = self.valid_at(school_year_start(year)).drop_duplicates("unit_code", keep="first")
-            cache[year] = {**self._latest_names, **dict(zip(valid["unit_code"].tolist(), valid["unit_name"].tolist()))}
+            pos = self._valid_positions(school_year_start(year))
+            names = dict(self._latest_names)
+            valid: dict[str, str] = {}
+            for code, name in zip(self._arrays["code"][pos].tolist(), self._arrays["name"][pos].tolist()):
+                valid.setdefault(code, name)  # the first valid version of a code, in file order
+            names.update(valid)
+            cache[year] = names
         return cache[year]
 
     def name_of(self, code: str, year: int | None = None) -> str:
@@ -213,9 +219,39 @@ class Crosswalk:
 
     def ancestry(self, year: int, wards) -> dict[str, np.ndarray]:
         """level -> the code of the unit of that level above each of ``wards`` (None: none), for one school
-        year: ``ancestors_from`` for many wards at once. The wards under one parent share the chain above it,
-        so it is walked once per parent (a country has 10,000 wards and 700 districts) and spread to the wards
-        by integer codes; a ward is walked on its own only where its parent's chain runs back through it."""
+        year: ``ancestors_from`` for many wards at once. The year's own wards are walked once and kept (the
+        data's wards and ``wards_under_all`` both ask); other codes are walked as they come."""
+        known, walked = self._year_ancestry(year)
+        wards = list(wards)
+        where = known.get_indexer(wards)
+        found = where >= 0
+        if found.all():  # the levels these wards have (the year's other wards may have more)
+            taken = {level: column[where] for level, column in walked.items()}
+            return {level: column for level, column in taken.items() if (column != None).any()}  # noqa: E711
+        other = self._walk(year, [w for w, ok in zip(wards, found) if not ok])
+        out = {}
+        for level in dict.fromkeys([*walked, *other]):
+            column = np.full(len(wards), None, dtype=object)
+            if level in walked:
+                column[found] = walked[level][where[found]]
+            if level in other:
+                column[~found] = other[level]
+            if (column != None).any():  # noqa: E711
+                out[level] = column
+        return out
+
+    def _year_ancestry(self, year: int) -> tuple[pd.Index, dict[str, np.ndarray]]:
+        cache = self.__dict__.setdefault("_ancestry", {})
+        if year not in cache:
+            codes = self._arrays["code"][self._during_positions(year, "ward")]  # wards_of_year's codes
+            wards = pd.Index(list(dict.fromkeys(codes.tolist())), dtype=object)
+            cache[year] = (wards, self._walk(year, wards.tolist()))
+        return cache[year]
+
+    def _walk(self, year: int, wards: list) -> dict[str, np.ndarray]:
+        """``ancestry`` computed: the wards under one parent share the chain above it, so it is walked once per
+        parent (a country has 10,000 wards and 700 districts) and spread to the wards by integer codes; a ward
+        is walked on its own only where its parent's chain runs back through it."""
         parents = self._parents(year)
         wards = list(wards)
         codes, distinct = pd.factorize(np.asarray([parents.get(w) for w in wards], dtype=object),
@@ -254,9 +290,10 @@ class Crosswalk:
         """unit -> ``wards_under(unit, year)`` for every unit above a ward that school year (one pass)."""
         cache = self.__dict__.setdefault("_wards_under", {})
         if year not in cache:
-            wards = np.asarray(list(dict.fromkeys(self.wards_of_year(year)["unit_code"].tolist())), dtype=object)
+            index, walked = self._year_ancestry(year)
+            wards = index.to_numpy(dtype=object)
             under: dict[str, set[str]] = {}
-            for units in self.ancestry(year, wards).values():
+            for units in walked.values():
                 codes, distinct = pd.factorize(units, use_na_sentinel=True)
                 order = np.argsort(codes, kind="stable")
                 bounds = np.searchsorted(codes[order], np.arange(len(distinct) + 1))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
+import pyarrow as pa
 
 from analysis import config
 from analysis.errors import AnalysisError, DataFileError
@@ -72,7 +72,7 @@ class Indicator:
 
 @cache
 def _registry_file() -> dict:
-    return yaml.safe_load(REGISTRY_FILE.read_text(encoding="utf-8"))
+    return config.read_yaml(REGISTRY_FILE)
 
 
 def registry(include_cross_checks: bool = True) -> dict[str, Indicator]:
@@ -191,21 +191,44 @@ class Geography:
         return out
 
 
-def _hierarchy(wards: pd.DataFrame, crosswalk: Crosswalk) -> pd.DataFrame:
-    """One row per (year, ward) of the data: ``year, ward_code`` and the code of every unit above the ward."""
-    parts = []
-    for year, column in wards.groupby("year", sort=True)["ma_xa_phuong"]:
-        codes = list(dict.fromkeys(column.tolist()))
-        parts.append(pd.DataFrame({"year": int(year), "ward_code": np.asarray(codes, dtype=object),
-                                   **crosswalk.ancestry(int(year), codes)}))
+def _wards_by_year(tables: dict[str, pd.DataFrame]) -> dict[int, list[str]]:
+    """year -> the distinct ward codes of the data that year (Truong and XaPhuong), ordered by year then first
+    appearance. Found on Arrow's integer dictionary codes and a count per (year, code): a country's 600,000 rows
+    of text deduplicated as Python strings took a fifth of a second."""
+    frames = [tables[n] for n in ("truong", "xa_phuong") if n in tables and len(tables[n])]
+    if not frames:
+        return {}
+    columns = [pa.array(f["ma_xa_phuong"], from_pandas=True) for f in frames]  # Arrow text: no copy
+    chunks = [c.cast(pa.large_string()) for col in columns
+              for c in (col.chunks if isinstance(col, pa.ChunkedArray) else [col])]
+    encoded = pa.concat_arrays(chunks).dictionary_encode()
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    year = np.concatenate([f["year"].to_numpy(np.int64) for f in frames])[codes >= 0]
+    codes = codes[codes >= 0]
+    if not len(codes):
+        return {}
+    n_words, y0 = len(encoded.dictionary), int(year.min())
+    seen = np.flatnonzero(np.bincount((year - y0) * n_words + codes))  # sorted by year, then code
+    words = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    out: dict[int, list[str]] = {}
+    for y, ward in zip((seen // n_words + y0).tolist(), words[seen % n_words].tolist()):
+        out.setdefault(y, []).append(ward)
+    return out
+
+
+def _hierarchy(wards: dict[int, list[str]], crosswalk: Crosswalk) -> pd.DataFrame:
+    """One row per (year, ward) of the data: ``year, ward_code`` and the code of every unit above the ward
+    (text columns as objects: the table is read back as Python strings, not as a pandas text column)."""
+    parts = [pd.DataFrame({"year": np.full(len(codes), year, np.int64), "ward_code": np.asarray(codes, dtype=object),
+                           **crosswalk.ancestry(year, codes)}, dtype=object).astype({"year": np.int64})
+             for year, codes in wards.items()]
     if not parts:
         return pd.DataFrame({"year": [], "ward_code": []})
     return pd.concat(parts, ignore_index=True)
 
 
 def build_geography(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk) -> Geography:
-    frames = [tables[t][["year", "ma_xa_phuong"]] for t in ("truong", "xa_phuong") if t in tables]
-    wards = pd.concat(frames).dropna().drop_duplicates()
+    wards = _wards_by_year(tables)
     hierarchy = _hierarchy(wards, crosswalk)
     levels_above = [lv for lv in ("district", "province", "country") if lv in hierarchy]
     territory = "ward"
@@ -219,7 +242,7 @@ def build_geography(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk) -> Ge
         levels = levels_above[: levels_above.index(territory) + 1][::-1]  # territory first, then downwards
     # today's wards only where history changed (a merger, a new code): an unchanged ward's series is its
     # `ward` series already, and repeating it would double the output at country scale
-    current = {old: new for old, new in crosswalk.current_ward_map(set(wards["ma_xa_phuong"].tolist())).items()
+    current = {old: new for old, new in crosswalk.current_ward_map({w for ws in wards.values() for w in ws}).items()
                if crosswalk.has_history(new)}
     return Geography(crosswalk, hierarchy, territory, levels, current)
 
@@ -240,7 +263,8 @@ def _objects(series: pd.Series) -> np.ndarray:
 
 def _vocabulary(values) -> pd.Index:
     """Distinct strings, sorted (so code order is string order), as an object Index for lookups."""
-    return pd.Index(sorted({v for v in values if isinstance(v, str)}), dtype=object)
+    distinct = pd.unique(np.asarray(values if isinstance(values, (list, np.ndarray)) else list(values), dtype=object))
+    return pd.Index(sorted(v for v in distinct.tolist() if isinstance(v, str)), dtype=object)
 
 
 def _distinct(series: pd.Series) -> list:
@@ -316,9 +340,10 @@ class _Keys:
             new = self.vocab["ward_current"].get_indexer(list(geo.current_map.values()))
             self.current[old[old >= 0]] = new[old >= 0]
         # institutions: attributes per Truong row, and (year, institution) keys to find them
-        self.institutions = pd.Index(_distinct(truong["ma_truong"]), dtype=object)
+        codes, distinct = pd.factorize(truong["ma_truong"], use_na_sentinel=True)  # the institutions, in order
+        self.institutions = pd.Index(np.asarray(distinct, dtype=object), dtype=object)
         self.t_year = truong["year"].to_numpy(np.int64) - self.y0
-        self.t_key = self.institution_keys(truong)
+        self.t_key = np.where(codes >= 0, self.t_year * max(len(self.institutions), 1) + codes, -1)
         self.t_ward = _codes(truong["ma_xa_phuong"], ward_vocab)
         self.t_type = _codes(truong["loai_truong"], self.vocab["school_level"])
         self.t_own = _codes(truong["loai_hinh"], self.vocab["ownership"], own)
@@ -392,8 +417,10 @@ def _units(ind: Indicator, keys: _Keys) -> _Units:
                       num_f=_counts(data, c["numerator"] + FEMALE_SUFFIX),
                       den_f=_counts(data, c["denominator"] + FEMALE_SUFFIX), present=np.ones(len(data), bool))
     members = institution_groups()[c.get("institutions", "all")]
-    member_codes = keys.vocab["school_level"].get_indexer(np.asarray(members, dtype=object))
-    expected = np.isin(keys.t_type, member_codes[member_codes >= 0])
+    member = np.zeros(len(keys.vocab["school_level"]) + 1, bool)  # by type code; the last entry for code -1
+    member[keys.vocab["school_level"].get_indexer(np.asarray(members, dtype=object))] = True
+    member[-1] = False  # a member type absent from the data (code -1) marks no institution
+    expected = member[keys.t_type]
     if c["table"] == "truong":
         values = tables["truong"][c["flag"]].to_numpy(dtype="float64", na_value=np.nan)[expected]
         nan = np.full(len(values), np.nan)
@@ -441,14 +468,19 @@ def _unit_counts(units) -> tuple[np.ndarray, ...]:
     return arr("num"), arr("den"), arr("num_f"), arr("den_f"), units["present"].to_numpy(dtype=bool)
 
 
-def _sex_columns(units) -> dict[str, np.ndarray]:
-    """Per-unit numerator, denominator and validity for each sex (pairwise-complete, nothing imputed)."""
+def _sex_columns(units, sexes: tuple[str, ...] = SEXES) -> dict[str, np.ndarray]:
+    """Per-unit numerator, denominator and validity for each sex (pairwise-complete, nothing imputed); only
+    the sexes asked for (an institution share has no girls' columns: a third of the work)."""
     num, den, num_f, den_f, present = _unit_counts(units)
-    valid = {"total": ~np.isnan(num) & ~np.isnan(den), "female": ~np.isnan(num_f) & ~np.isnan(den_f)}
-    valid["male"] = valid["total"] & valid["female"]
-    parts = {"total": (num, den), "female": (num_f, den_f), "male": (num - num_f, den - den_f)}
+    valid = {"total": ~np.isnan(num) & ~np.isnan(den)}
+    parts = {"total": (num, den)}
+    if "female" in sexes or "male" in sexes:
+        valid["female"] = ~np.isnan(num_f) & ~np.isnan(den_f)
+        valid["male"] = valid["total"] & valid["female"]
+        parts.update(female=(num_f, den_f), male=(num - num_f, den - den_f))
     cols = {"n_units": np.ones(len(units))}
-    for sex, (n_, d_) in parts.items():
+    for sex in sexes:
+        n_, d_ = parts[sex]
         ok = valid[sex]
         cols[f"numerator|{sex}"] = np.where(ok, n_, 0.0)
         cols[f"denominator|{sex}"] = np.where(ok, d_, 0.0)
@@ -571,14 +603,53 @@ def _blocks(ind: Indicator, keys: _Keys) -> list[tuple[str, dict[str, np.ndarray
                 for level, key in keys.groupings(ind, units)
                 if level not in ("ward", "ward_current")]  # cohorts move between schools and wards
     sexes = SEXES if ind.compute["method"] == "ratio" else ("total",)
-    per_unit = _sex_columns(units)
-    cell_year, cell_ward, cell_sums = _ward_cells(units, per_unit, keys.n_years, len(keys.vocab["ward"]))
-    out = [(level, _ratio_block(cell_year, cell_sums, key, len(keys.vocab[level]), keys.n_years, sexes))
-           for level, key in keys.geo_groupings(cell_year, cell_ward)]
-    if ind.compute["table"] != "xa_phuong":
-        for level, key in (("school_level", units.school_type), ("ownership", units.ownership)):
-            out.append((level, _ratio_block(units.year, per_unit, key, len(keys.vocab[level]), keys.n_years, sexes)))
+    n_years = keys.n_years
+    per_unit = _sex_columns(units, sexes)
+    cell_year, cell_ward, cell_sums = _ward_cells(units, per_unit, n_years, len(keys.vocab["ward"]))
+    geo = keys.geo_groupings(cell_year, cell_ward)
+    # the levels above the ward from the cells' combinations of units above (a country: ~8,000 per year
+    # instead of ~10,000 cells for each level); the ward levels from the cells
+    above = [(level, key) for level, key in geo if level in keys.geo.levels]
+    out = []
+    if above:
+        sizes = [len(keys.vocab[level]) for level, _ in above]
+        g_year, g_codes, g_sums = _combination_sums(cell_year, n_years, [key for _, key in above], sizes, cell_sums)
+        out += [(level, _ratio_block(g_year, g_sums, code, size, n_years, sexes))
+                for (level, _), code, size in zip(above, g_codes, sizes)]
+    out += [(level, _ratio_block(cell_year, cell_sums, key, len(keys.vocab[level]), n_years, sexes))
+            for level, key in geo if level not in keys.geo.levels]
+    if ind.compute["table"] != "xa_phuong":  # institution type and ownership: one pass over the units for both
+        sizes = [len(keys.vocab["school_level"]), len(keys.vocab["ownership"])]
+        g_year, g_codes, g_sums = _combination_sums(units.year, n_years, [units.school_type, units.ownership],
+                                                    sizes, per_unit)
+        out += [(level, _ratio_block(g_year, g_sums, code, size, n_years, sexes))
+                for level, code, size in zip(("school_level", "ownership"), g_codes, sizes)]
     return out
+
+
+def _combination_sums(year: np.ndarray, n_years: int, codes: list[np.ndarray], sizes: list[int],
+                      columns: dict[str, np.ndarray]) -> tuple[np.ndarray, list[np.ndarray], dict[str, np.ndarray]]:
+    """The rows summed by year and combination of codes (each code -1 allowed: kept as a value of its own):
+    (year of each combination, each code of it, sums). A breakdown by any one of the codes is then a sum of
+    these few combinations instead of another pass over every row: sums of sums are the same."""
+    combined = np.zeros(len(year), np.int64)
+    for code, size in zip(codes, sizes):  # mixed radix, one digit (code + 1) per breakdown
+        combined *= size + 1
+        combined += code + 1
+    span = int(np.prod([size + 1 for size in sizes], dtype=np.float64))
+    if span <= 50_000_000:  # the combinations that occur, numbered in order without sorting the rows
+        distinct = np.flatnonzero(np.bincount(combined, minlength=span))
+        number = np.zeros(span, np.int64)
+        number[distinct] = np.arange(len(distinct))
+        inverse = number[combined]
+    else:
+        distinct, inverse = np.unique(combined, return_inverse=True)
+    g_year, g_key, sums = _group_sums(year, n_years, inverse.ravel(), len(distinct), columns)
+    digits, out = distinct[g_key], []
+    for size in reversed(sizes):
+        out.append(digits % (size + 1) - 1)
+        digits = digits // (size + 1)
+    return g_year, out[::-1], sums
 
 
 # --- the long table ------------------------------------------------------------------------------------------
@@ -634,10 +705,12 @@ class _Names:
         elif level == "ward_current":
             row = [self._short(cw.name_of(code)) for code in vocab]
             out = np.tile(np.asarray(row, dtype=np.int64), (keys.n_years, 1))
-        elif level == "ward":
-            out = np.asarray([[short(names.get(code, code)) for code in vocab]
-                              for names, short in ((cw.names_at(y), self._short) for y in years)],
-                             dtype=np.int64).reshape(keys.n_years, len(vocab))
+        elif level == "ward":  # 10,000 wards x 11 years at country scale: each distinct name shortened once
+            every = np.asarray([names.get(code, code) for names in map(cw.names_at, years) for code in vocab],
+                               dtype=object)
+            codes, distinct = pd.factorize(every)
+            ids = np.asarray([self._short(name) for name in distinct.tolist()], dtype=np.int64)
+            out = ids[codes].reshape(keys.n_years, len(vocab))
         else:
             unit = self.geo.territory_unit if level == self.geo.territory_level else {}
             out = np.asarray([[self._id(names.get(unit.get(y, code), unit.get(y, code))) for code in vocab]
@@ -821,12 +894,13 @@ def with_targets(ind: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
         with np.errstate(invalid="ignore", divide="ignore"):
             out[f"needed_per_year_{target_year}"] = np.where(years_left > 0, (target - value) / years_left, np.nan)
         met = np.zeros(len(out), bool)
-        known = np.zeros(len(out), bool)
-        has_value = ~np.isnan(value)
-        for c in comp_of_id.dropna().unique():
-            m = np.append((comp_of_id == c).to_numpy(dtype=bool, na_value=False), False)[codes] & has_value
-            met[m] = meets(value[m], target[m], c)
-            known |= m
+        judged = np.zeros(len(out), bool)  # rows whose indicator has a comparator for that year
+        with np.errstate(invalid="ignore"):
+            for c in comp_of_id.dropna().unique():
+                rows = np.append((comp_of_id == c).to_numpy(dtype=bool, na_value=False), False)[codes]
+                met |= rows & meets(value, target, c)  # a comparison with NaN is False
+                judged |= rows
+        known = judged & ~np.isnan(value)
         out[f"meets_{target_year}"] = pd.Series(pd.arrays.BooleanArray(met, ~known), index=out.index)
     return out
 

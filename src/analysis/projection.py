@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import special
 
+from analysis import config
 from analysis.errors import AnalysisError
 
 METHODS = ("last_value", "linear", "logit_linear", "damped", "cagr")
@@ -64,7 +64,7 @@ _CHUNK = 100_000  # series per pass of the final projection (bounds memory on co
 @lru_cache(maxsize=1)
 def metadata() -> dict:
     """The content of projection.yaml (read once)."""
-    return yaml.safe_load(Path(__file__).with_name("projection.yaml").read_text(encoding="utf-8"))
+    return config.read_yaml(Path(__file__).with_name("projection.yaml"))
 
 
 def status_label(status: str, lang: str = "vi") -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from analysis import config
 from analysis.indicators import Indicator, main_indicators, registry
 from analysis.template import SHEETS
 
@@ -27,7 +27,7 @@ SMALL_CELL = 5  # counts of children with disabilities below this are shown as "
 
 @cache
 def _labels() -> dict:
-    return yaml.safe_load(LABELS_FILE.read_text(encoding="utf-8"))
+    return config.read_yaml(LABELS_FILE)
 
 
 def check_lang(lang: str) -> str:

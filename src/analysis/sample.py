@@ -45,7 +45,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from analysis import config
 from analysis import template as T
@@ -79,7 +78,7 @@ EXPORT_DEFAULTS = {
 
 def load_story(path: str | os.PathLike | None = None) -> dict:
     """The story (YAML) the generator is given; checked for the keys the simulation needs."""
-    story = yaml.safe_load(Path(path or STORY_FILE).read_text(encoding="utf-8"))
+    story = config.read_yaml(path or STORY_FILE)
     years = list(range(story["first_year"], story["last_year"] + 1))
     for group in ("indicators", "cross_checks"):
         for key, spec in story[group].items():
