@@ -1,4 +1,5 @@
-"""Keep freed memory for reuse in the long-running commands (Linux with glibc; elsewhere nothing happens).
+"""Two decisions about fresh memory, each measured: freed memory kept for reuse in the commands (Linux with
+glibc; elsewhere nothing happens), and numpy's huge pages left off where they do not pay.
 
 glibc serves every allocation above a threshold (at most 32 MiB) with a fresh ``mmap`` and returns it to the
 system when freed. The engine and the indicator code make many temporary arrays of 100 MiB and more (a
@@ -7,13 +8,17 @@ kernel had to fault in and zero: a quarter to a third of a projection worker's t
 (measured: 6-8 s of 24-27 s per vintage). Served from the heap and kept there when freed, the same memory is
 reused: 1.5-2 s of system time once a worker is warm. The price is that a process keeps its peak heap until
 it ends, which the commands measure (``benchmarks/bench_scale.py``) and can afford: they are short-lived and
-their peak does not change. Notebooks and the library never call this: it is a decision for a process, made
-by the command line (``python -m analysis``) before it computes.
+their peak does not change. Notebooks and the library never call ``keep_freed_memory``: it is a decision for a
+process, made by the command line (``python -m analysis``) before it computes.
 
-The same call turns off numpy's request for transparent huge pages on large arrays (``madvise``). On a heap
-that keeps its memory the request does not pay: measured on this project's 2-core machine, faulting in a
-fresh 256 MiB array took 0.88 s with it and 0.18 s without, and the country's indicator computation went from
-5.8 s to 4.4 s (its Wilson intervals alone from 0.51 s to 0.14 s).
+``without_huge_pages()`` is the other decision about fresh memory. numpy asks the kernel for transparent huge
+pages (``madvise``) on every large array. They cost more to fault in (measured on this project's 2-core
+machine, on a heap that keeps its memory: a fresh 256 MiB array in 0.88 s with them, 0.18 s without) and
+make later passes over the memory faster. A one-pass computation pays the first and gets little of the
+second: the country's indicators took 5.8 s with them and 4.4 s without. The projection workers reuse their
+memory for minutes and gain: their stage took 105.6 s with huge pages and 124.4 s without. So the
+indicator computation turns them off while it runs (``indicators.process``) and everything else keeps
+numpy's default.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from contextlib import contextmanager
 
 _M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
 _M_MMAP_MAX = -4
@@ -46,17 +52,26 @@ def keep_freed_memory() -> bool:
     _applied = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _KEEP))
     global _libc
     _libc = libc if _applied else None
-    if _applied:
-        _no_huge_pages_for_numpy()
     return _applied
 
 
-def _no_huge_pages_for_numpy() -> None:
+@contextmanager
+def without_huge_pages():
+    """numpy's request for transparent huge pages off while the block runs, then as it was (a one-pass
+    computation: see the module's note). Nothing happens where numpy has no such switch."""
     from numpy._core import multiarray
 
-    setter = getattr(multiarray, "_set_madvise_hugepage", None)  # numpy's own switch (private, so looked up)
-    if setter is not None:
-        setter(False)
+    getter = getattr(multiarray, "_get_madvise_hugepage", None)  # numpy's own switch (private, so looked up)
+    setter = getattr(multiarray, "_set_madvise_hugepage", None)
+    if getter is None or setter is None:
+        yield
+        return
+    before = bool(getter())
+    setter(False)
+    try:
+        yield
+    finally:
+        setter(before)
 
 
 def release_free_memory() -> None:

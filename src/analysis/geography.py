@@ -302,6 +302,25 @@ class Crosswalk:
             cache[year] = {unit: frozenset(ws) for unit, ws in under.items()}
         return cache[year]
 
+    def units_changed(self, year: int, level: str) -> frozenset[str]:
+        """Units of ``level`` whose wards that school year (``wards_under``) differ from the year before's: a
+        unit some ward left or joined, or one that a ward that ended or began was under. Compared ward by ward
+        on the chains, without building any unit's set of wards."""
+        cache = self.__dict__.setdefault("_units_changed", {})
+        if (year, level) not in cache:
+            (before, walk_before), (now, walk_now) = self._year_ancestry(year - 1), self._year_ancestry(year)
+            wards = before.union(now)
+            parts = []
+            for index, walked in ((before, walk_before), (now, walk_now)):
+                unit = np.full(len(wards), None, dtype=object)
+                if level in walked:
+                    unit[wards.get_indexer(index)] = walked[level]
+                parts.append(unit)
+            moved = parts[0] != parts[1]  # elementwise on objects: None against a code counts as moved
+            units = np.concatenate([parts[0][moved], parts[1][moved]]).tolist()
+            cache[(year, level)] = frozenset(u for u in units if u is not None)
+        return cache[(year, level)]
+
     # --- across years ---------------------------------------------------------------------------------
     @cached_property
     def _predecessors(self) -> dict[str, list[tuple[str, str]]]:

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from analysis import config
+from analysis.allocator import without_huge_pages
 from analysis.errors import AnalysisError, DataFileError
 from analysis.geography import Crosswalk, short_name
 from analysis.io import staged
@@ -178,16 +179,17 @@ class Geography:
         """year -> the territory's series code, stable across renames (BEN_CAT_KH continues BEN_CAT)."""
         return {y: self.crosswalk.canonical(c) for y, c in self.territory_unit.items()}
 
-    def expected_wards(self, level: str) -> dict[tuple[int, str], frozenset[str]]:
-        """(year, series code) -> the wards a unit of ``level`` covers that year, per the crosswalk."""
-        out = {}
+    def series_units(self, level: str) -> dict[str, list[tuple[int, str]]]:
+        """series code -> [(year, unit)] by year, for the units of ``level`` the data has: the unit whose
+        wards the series covers each year (the territory's unit may be renamed; its series code stays)."""
         if level == self.territory_level:
-            for year, unit in self.territory_unit.items():
-                out[(year, self.crosswalk.canonical(unit))] = self.crosswalk.wards_under(unit, year)
+            pairs = [(year, self.crosswalk.canonical(unit), unit) for year, unit in self.territory_unit.items()]
         else:
-            pairs = self.hierarchy[["year", level]].dropna().drop_duplicates()
-            for year, code in zip(pairs["year"].astype(int).tolist(), pairs[level].tolist()):
-                out[(year, code)] = self.crosswalk.wards_under(code, year)
+            h = self.hierarchy[["year", level]].dropna().drop_duplicates()
+            pairs = [(year, code, code) for year, code in zip(h["year"].astype(int).tolist(), h[level].tolist())]
+        out: dict[str, list[tuple[int, str]]] = {}
+        for year, code, unit in sorted(pairs, key=lambda p: p[0]):
+            out.setdefault(code, []).append((year, unit))
         return out
 
 
@@ -267,16 +269,17 @@ def _vocabulary(values) -> pd.Index:
     return pd.Index(sorted(v for v in distinct.tolist() if isinstance(v, str)), dtype=object)
 
 
-def _distinct(series: pd.Series) -> list:
-    return pd.unique(series.dropna()).tolist()
-
-
 def _codes(series: pd.Series, vocab: pd.Index, mapping: dict | None = None) -> np.ndarray:
     """Code of each value in ``vocab`` (-1: missing or not in it), through the column's distinct values
     (factorizing an Arrow column is fast; converting it value by value to Python is not)."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    uniques = [mapping.get(u) for u in uniques.tolist()] if mapping is not None else uniques.tolist()
-    found = np.append(vocab.get_indexer(np.asarray(uniques, dtype=object)), -1)
+    return _recode(codes, uniques.tolist(), vocab, mapping)
+
+
+def _recode(codes: np.ndarray, distinct: list, vocab: pd.Index, mapping: dict | None = None) -> np.ndarray:
+    """Codes into ``distinct`` (-1: missing) as codes into ``vocab`` (through ``mapping`` first, if given)."""
+    distinct = [mapping.get(u) for u in distinct] if mapping is not None else distinct
+    found = np.append(vocab.get_indexer(np.asarray(distinct, dtype=object)), -1)
     return found[codes]  # code -1 (missing) takes the appended -1
 
 
@@ -303,20 +306,21 @@ class _Keys:
 
     def __init__(self, tables: dict[str, pd.DataFrame], geo: Geography):
         self.tables, self.geo = tables, geo
+        self._factorized: dict[tuple[str, str], tuple[np.ndarray, list]] = {}
         years = np.concatenate([tables[t]["year"].to_numpy(np.int64) for t in TABLE_SHEET if t in tables]
                                + [np.zeros(0, np.int64)])
         self.y0 = int(years.min()) if len(years) else 0
         self.n_years = int(years.max()) - self.y0 + 1 if len(years) else 1
         truong = tables["truong"]
         own = {m: g for g, spec in ownership_groups().items() for m in spec["members"]}
-        ward_values = [v for t in ("truong", "xa_phuong") if t in tables for v in _distinct(tables[t]["ma_xa_phuong"])]
+        ward_values = [v for t in ("truong", "xa_phuong") if t in tables for v in self.factorized(t, "ma_xa_phuong")[1]]
         territory = geo.territory_codes
         h = geo.hierarchy
         self.vocab: dict[str, pd.Index] = {
             "ward": _vocabulary(ward_values),
             "ward_current": _vocabulary(geo.current_map.values()),
-            "school_level": _vocabulary(_distinct(truong["loai_truong"])),
-            "ownership": _vocabulary(own.get(v) for v in _distinct(truong["loai_hinh"])),
+            "school_level": _vocabulary(self.factorized("truong", "loai_truong")[1]),
+            "ownership": _vocabulary([own.get(v) for v in self.factorized("truong", "loai_hinh")[1]]),
         }
         for level in geo.levels:
             self.vocab[level] = _vocabulary(territory.values() if level == geo.territory_level else h[level].tolist())
@@ -344,10 +348,23 @@ class _Keys:
         self.institutions = pd.Index(np.asarray(distinct, dtype=object), dtype=object)
         self.t_year = truong["year"].to_numpy(np.int64) - self.y0
         self.t_key = np.where(codes >= 0, self.t_year * max(len(self.institutions), 1) + codes, -1)
-        self.t_ward = _codes(truong["ma_xa_phuong"], ward_vocab)
-        self.t_type = _codes(truong["loai_truong"], self.vocab["school_level"])
-        self.t_own = _codes(truong["loai_hinh"], self.vocab["ownership"], own)
+        self.t_ward = self.codes("truong", "ma_xa_phuong", ward_vocab)
+        self.t_type = self.codes("truong", "loai_truong", self.vocab["school_level"])
+        self.t_own = self.codes("truong", "loai_hinh", self.vocab["ownership"], own)
         self._t_index: pd.Index | None = None
+
+    def factorized(self, table: str, column: str) -> tuple[np.ndarray, list]:
+        """(code per row, -1 missing; the distinct values in order of appearance) of a text column, once per
+        run: the vocabularies and the codes of the same column come from one pass over it."""
+        if (table, column) not in self._factorized:
+            codes, distinct = pd.factorize(self.tables[table][column], use_na_sentinel=True)
+            self._factorized[(table, column)] = (codes, distinct.tolist())
+        return self._factorized[(table, column)]
+
+    def codes(self, table: str, column: str, vocab: pd.Index, mapping: dict | None = None) -> np.ndarray:
+        """Code of each row's value in ``vocab`` (-1: missing or not in it), through the distinct values."""
+        codes, distinct = self.factorized(table, column)
+        return _recode(codes, distinct, vocab, mapping)
 
     def institution_keys(self, frame: pd.DataFrame) -> np.ndarray:
         """(year, institution) as one integer; -1 for an institution in no year of Truong."""
@@ -412,7 +429,7 @@ def _units(ind: Indicator, keys: _Keys) -> _Units:
     if c["table"] == "xa_phuong":
         data = tables["xa_phuong"]
         return _Units(year=data["year"].to_numpy(np.int64) - keys.y0,
-                      ward=_codes(data["ma_xa_phuong"], keys.vocab["ward"]), school_type=None,
+                      ward=keys.codes("xa_phuong", "ma_xa_phuong", keys.vocab["ward"]), school_type=None,
                       ownership=None, num=_counts(data, c["numerator"]), den=_counts(data, c["denominator"]),
                       num_f=_counts(data, c["numerator"] + FEMALE_SUFFIX),
                       den_f=_counts(data, c["denominator"] + FEMALE_SUFFIX), present=np.ones(len(data), bool))
@@ -497,6 +514,9 @@ def _group_sums(year: np.ndarray, n_years: int, key: np.ndarray, n_keys: int,
     every = bool(keep.all())  # no copy of every column when no row is left out (territory, types)
     n_keys = max(n_keys, 1)
     gid = (year if every else year[keep]).astype(np.int64) * n_keys + (key if every else key[keep])
+    if len(gid) and (gid[1:] > gid[:-1]).all():  # one row per group already, in order (the wards' own cells)
+        return gid // n_keys, gid % n_keys, {name: (values if every else values[keep]).round().astype(np.int64)
+                                              for name, values in columns.items()}
     size = n_years * n_keys
     groups = np.flatnonzero(np.bincount(gid, minlength=size))
     sums = {name: np.bincount(gid, weights=values if every else values[keep], minlength=size)[groups]
@@ -722,26 +742,27 @@ class _Names:
 
 def _segments(geo: Geography, keys: _Keys, level: str) -> tuple[np.ndarray, np.ndarray]:
     """(year, code) -> (first year of a new territory?, first year of the code's current territory) for a
-    level above the wards: the crosswalk's wards under each unit, compared year to year."""
+    level above the wards: the crosswalk's wards under each unit, compared year to year. A unit none of whose
+    wards moved since the year before (``Crosswalk.units_changed``) is the same territory without building
+    its sets of wards; only the others are compared (``same_territory``)."""
     vocab = keys.vocab[level]
     years = np.arange(keys.y0, keys.y0 + keys.n_years)
     breaks = np.zeros((keys.n_years, len(vocab)), bool)
     starts = np.repeat(years[:, None], len(vocab), axis=1)  # a year outside the crosswalk sets: itself
-    sets = geo.expected_wards(level)  # (year, code) -> frozenset of wards
-    by_code: dict[str, list[int]] = {}
-    for y, c in sets:
-        by_code.setdefault(c, []).append(y)
+    cw = geo.crosswalk
     position = {code: k for k, code in enumerate(vocab)}
-    for code, code_years in by_code.items():
+    for code, seq in geo.series_units(level).items():
         k = position.get(code, -1)
         if k < 0:
             continue
-        code_years = sorted(code_years)
-        start = code_years[0]
-        for i, y in enumerate(code_years):
-            if i and not geo.crosswalk.same_territory(sets[(code_years[i - 1], code)], sets[(y, code)]):
-                breaks[y - keys.y0, k] = True
-                start = y
+        start = seq[0][0]
+        for i, (y, unit) in enumerate(seq):
+            if i:
+                before, earlier = seq[i - 1][1], seq[i - 1][0]
+                unchanged = earlier == y - 1 and before == unit and unit not in cw.units_changed(y, level)
+                if not unchanged and not cw.same_territory(cw.wards_under(before, earlier), cw.wards_under(unit, y)):
+                    breaks[y - keys.y0, k] = True
+                    start = y
             starts[y - keys.y0, k] = start
     return breaks, starts
 
@@ -786,11 +807,14 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     # final order: indicator, year, then level, code and sex as inside the blocks: slices, concatenated once
     slices = [(block, bounds[y], bounds[y + 1]) for i in range(len(reg)) for y in range(keys.n_years)
               for block, bounds in pieces if block["indicator"] == i and bounds[y] < bounds[y + 1]]
-    col = {f: np.concatenate([block[f][a:b] for block, a, b in slices])
-           for f in (*_BLOCK_FIELDS, "name", "series_break", "territory")}
     lengths = [b - a for _, a, b in slices]
-    for f in ("indicator", "level"):
-        col[f] = np.repeat(np.array([block[f] for block, _, _ in slices], dtype=np.int64), lengths)
+    col = {f: np.repeat(np.array([block[f] for block, _, _ in slices], dtype=np.int64), lengths)
+           for f in ("indicator", "level")}
+    for f in (*_BLOCK_FIELDS, "name", "series_break", "territory"):
+        col[f] = np.concatenate([block[f][a:b] for block, a, b in slices])
+        for block, _ in pieces:  # each field's blocks freed once joined: the next field reuses their memory
+            del block[f]
+    del pieces, slices
 
     num, den = col["numerator"], col["denominator"]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -958,7 +982,8 @@ def load(processed_dir: Path | None = None, raw_dir: Path | None = None):
 
 
 def process(tables, crosswalk, targets) -> pd.DataFrame:
-    return with_targets(compute(tables, crosswalk), targets)
+    with without_huge_pages():  # one pass over fresh memory: huge pages cost more than they give (allocator.py)
+        return with_targets(compute(tables, crosswalk), targets)
 
 
 def save(frame: pd.DataFrame, processed_dir: Path | None = None) -> None:
