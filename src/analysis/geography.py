@@ -119,8 +119,7 @@ class Crosswalk:
         start = self._valid_positions(school_year_start(year), level)
         end = self._valid_positions(school_year_end(year), level)
         codes = self._arrays["code"]
-        seen = set(codes[start].tolist())
-        later = np.fromiter((c not in seen for c in codes[end].tolist()), dtype=bool, count=len(end))
+        later = ~pd.Index(codes[end], dtype=object).isin(codes[start])  # hash lookups, no Python loop
         return np.concatenate([start, end[later]])
 
     def wards_of_year(self, year: int) -> pd.DataFrame:

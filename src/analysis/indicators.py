@@ -211,11 +211,10 @@ def _wards_by_year(tables: dict[str, pd.DataFrame]) -> dict[int, list[str]]:
         return {}
     n_words, y0 = len(encoded.dictionary), int(year.min())
     seen = np.flatnonzero(np.bincount((year - y0) * n_words + codes))  # sorted by year, then code
-    words = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
-    out: dict[int, list[str]] = {}
-    for y, ward in zip((seen // n_words + y0).tolist(), words[seen % n_words].tolist()):
-        out.setdefault(y, []).append(ward)
-    return out
+    words = np.asarray(encoded.dictionary.to_pylist(), dtype=object)[seen % n_words]
+    years = seen // n_words + y0
+    bounds = np.flatnonzero(np.diff(years)) + 1
+    return {int(y[0]): w.tolist() for y, w in zip(np.split(years, bounds), np.split(words, bounds))}
 
 
 def _hierarchy(wards: dict[int, list[str]], crosswalk: Crosswalk) -> pd.DataFrame:
@@ -489,21 +488,27 @@ def _sex_columns(units, sexes: tuple[str, ...] = SEXES) -> dict[str, np.ndarray]
     """Per-unit numerator, denominator and validity for each sex (pairwise-complete, nothing imputed); only
     the sexes asked for (an institution share has no girls' columns: a third of the work)."""
     num, den, num_f, den_f, present = _unit_counts(units)
-    valid = {"total": ~np.isnan(num) & ~np.isnan(den)}
+    valid = {"total": present & ~np.isnan(num) & ~np.isnan(den)}  # a unit that did not report has no counts
     parts = {"total": (num, den)}
     if "female" in sexes or "male" in sexes:
-        valid["female"] = ~np.isnan(num_f) & ~np.isnan(den_f)
+        valid["female"] = present & ~np.isnan(num_f) & ~np.isnan(den_f)
         valid["male"] = valid["total"] & valid["female"]
         parts.update(female=(num_f, den_f), male=(num - num_f, den - den_f))
-    cols = {"n_units": np.ones(len(units))}
+    # a unit with valid counts for a sex is present, so each sex's excluded units are the present ones without
+    # them: one column of present units summed instead of one excluded column per sex (_excluded)
+    cols = {"n_units": np.ones(len(units)), "n_present": present.astype(float)}
     for sex in sexes:
         n_, d_ = parts[sex]
         ok = valid[sex]
         cols[f"numerator|{sex}"] = np.where(ok, n_, 0.0)
         cols[f"denominator|{sex}"] = np.where(ok, d_, 0.0)
         cols[f"n_reporting|{sex}"] = ok.astype(float)
-        cols[f"n_excluded|{sex}"] = (present & ~ok).astype(float)
     return cols
+
+
+def _excluded(sums: dict[str, np.ndarray], sex: str) -> np.ndarray:
+    """Units present but without valid counts for that sex (excluded by cleaning), from summed columns."""
+    return sums["n_present"] - sums[f"n_reporting|{sex}"]
 
 
 def _group_sums(year: np.ndarray, n_years: int, key: np.ndarray, n_keys: int,
@@ -542,8 +547,9 @@ def _aggregate(units: pd.DataFrame, key: pd.Series, sex: str | None = None,
     out = []
     for s in SEXES if sex is None else (sex,):
         part = g[["year", "geo_code", "n_units"]].copy()
-        for field in ("numerator", "denominator", "n_reporting", "n_excluded"):
+        for field in ("numerator", "denominator", "n_reporting"):
             part[field] = g[f"{field}|{s}"]
+        part["n_excluded"] = _excluded(g, s).to_numpy()
         out.append(part.assign(sex=s))
     return pd.concat(out, ignore_index=True)
 
@@ -574,7 +580,8 @@ def _ratio_block(year: np.ndarray, per_unit: dict, key: np.ndarray, n_keys: int,
         gpi[~np.isfinite(gpi)] = np.nan
     return {"year": g_year[group], "code": g_key[group], "sex": np.tile(np.arange(len(sexes)), G)[flat],
             "numerator": by_sex("numerator"), "denominator": by_sex("denominator"), "n_units": s["n_units"][group],
-            "n_reporting": by_sex("n_reporting"), "n_excluded": by_sex("n_excluded"), "gpi": gpi[group]}
+            "n_reporting": by_sex("n_reporting"),
+            "n_excluded": np.stack([_excluded(s, x) for x in sexes], axis=1).ravel()[flat], "gpi": gpi[group]}
 
 
 def _cohort_block(ind: Indicator, units: _Units, key: np.ndarray, n_keys: int, n_years: int) -> dict[str, np.ndarray]:
@@ -828,19 +835,21 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     flag_text = [";".join(n for k, n in enumerate(flags) if code >> k & 1) for code in range(1 << len(flags))]
     territory_vocab = code_vocab + [f"{code_vocab[c]}@{start}" for c, start in territory_ids]
     inds = list(reg.values())
+    # each integer column is dropped once its text column is made: the next one reuses its memory
+    text = {"indicator_id": _strings(col["indicator"], reg), "geo_level": _strings(col.pop("level"), levels),
+            "geo_code": _strings(col.pop("code"), code_vocab), "geo_name": _strings(col.pop("name"), names.names),
+            "sex": _strings(col.pop("sex"), SEXES), "flags": _strings(flag_code, flag_text),
+            "territory_id": _strings(col.pop("territory"), territory_vocab),
+            "cross_check_of": _strings(col["indicator"], [x.cross_check_of or "" for x in inds]),
+            "direction": _strings(col["indicator"], [x.direction for x in inds])}
+    del flag_code
+    population_based = np.array([x.population_based for x in inds], bool)[col.pop("indicator")]
     out = pd.DataFrame(copy=False, data={  # the arrays are new: no copy, no consolidation
-        "indicator_id": _strings(col["indicator"], reg), "year": col["year"] + keys.y0,
-        "geo_level": _strings(col["level"], levels), "geo_code": _strings(col["code"], code_vocab),
-        "geo_name": _strings(col["name"], names.names), "sex": _strings(col["sex"], SEXES),
-        "numerator": num, "denominator": den, "value": value, "ci_low": ci_low, "ci_high": ci_high,
-        "n_units": col["n_units"], "n_reporting": col["n_reporting"], "reporting_share": reporting_share,
-        "n_excluded": col["n_excluded"], **{f"flag_{k}" if k != "denominator_zero" else "flag_zero_denominator": v
-                                             for k, v in flags.items()},
-        "flags": _strings(flag_code, flag_text), "series_break": col["series_break"],
-        "territory_id": _strings(col["territory"], territory_vocab), "gpi": col["gpi"],
-        "cross_check_of": _strings(col["indicator"], [x.cross_check_of or "" for x in inds]),
-        "direction": _strings(col["indicator"], [x.direction for x in inds]),
-        "population_based": np.array([x.population_based for x in inds], bool)[col["indicator"]],
+        **text, "year": col["year"] + keys.y0, "numerator": num, "denominator": den, "value": value,
+        "ci_low": ci_low, "ci_high": ci_high, "n_units": col["n_units"], "n_reporting": col["n_reporting"],
+        "reporting_share": reporting_share, "n_excluded": col["n_excluded"],
+        **{f"flag_{k}" if k != "denominator_zero" else "flag_zero_denominator": v for k, v in flags.items()},
+        "series_break": col["series_break"], "gpi": col["gpi"], "population_based": population_based,
     })
     out = _typed(out[OUTPUT_COLUMNS])
     # sanity: sums of counts, never rates; a subset never exceeds its total where cleaning held
