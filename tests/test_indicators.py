@@ -235,3 +235,46 @@ def test_aggregate_partition_property(units):
     lo, hi = indicators.wilson_interval(parts["numerator"], parts["denominator"])
     ok = parts["denominator"].to_numpy() > 0
     assert (lo[ok] <= values[ok] * 100 + 1e-9).all() and (values[ok] * 100 <= hi[ok] + 1e-9).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(-1, 4), st.integers(0, 9)), min_size=1, max_size=40),
+       st.booleans())
+def test_group_sums_match_pandas(rows, one_row_per_group):
+    """_group_sums (bincount, or the rows themselves when each group already has one row, in order) gives the
+    sums pandas gives, key -1 left out; groups sorted by year then key."""
+    if one_row_per_group:
+        rows = sorted({(y, k): (y, k, v) for y, k, v in rows}.values())
+    year = np.array([y for y, _, _ in rows])
+    key = np.array([k for _, k, _ in rows])
+    value = np.array([float(v) for _, _, v in rows])
+    g_year, g_key, sums = indicators._group_sums(year, 3, key, 5, {"v": value, "n": np.ones(len(rows))})
+    frame = pd.DataFrame({"year": year, "key": key, "v": value, "n": 1.0})
+    expected = frame[frame["key"] >= 0].groupby(["year", "key"], sort=True)[["v", "n"]].sum()
+    assert list(zip(g_year.tolist(), g_key.tolist())) == expected.index.tolist()
+    assert sums["v"].tolist() == expected["v"].astype(int).tolist()
+    assert sums["n"].tolist() == expected["n"].astype(int).tolist()
+
+
+def test_combination_sums_give_each_breakdown():
+    """Summing by combinations of two codes (each -1 allowed), then by one code, is summing by that code."""
+    year = np.array([0, 0, 0, 1, 1, 1, 1])
+    first = np.array([0, 1, 0, -1, 2, 2, 0])
+    second = np.array([1, 1, -1, 0, 0, 1, 1])
+    value = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
+    g_year, (g_first, g_second), sums = indicators._combination_sums(year, 2, [first, second], [3, 2], {"v": value})
+    for codes, got in ((first, g_first), (second, g_second)):
+        direct = indicators._group_sums(year, 2, codes, 3, {"v": value})
+        again = indicators._group_sums(g_year, 2, got, 3, sums)
+        assert [a.tolist() for a in direct[:2]] == [a.tolist() for a in again[:2]]
+        assert direct[2]["v"].tolist() == again[2]["v"].tolist()
+    assert sorted(zip(g_year.tolist(), g_first.tolist(), g_second.tolist())) == [
+        (0, 0, -1), (0, 0, 1), (0, 1, 1), (1, -1, 0), (1, 0, 1), (1, 2, 0), (1, 2, 1)]
+
+
+def test_wards_by_year_dedupes_across_tables_and_skips_missing():
+    tables = {"truong": pd.DataFrame({"year": [2024, 2024, 2025, 2025], "ma_xa_phuong": ["B", "A", "B", None]}),
+              "xa_phuong": pd.DataFrame({"year": [2024, 2026], "ma_xa_phuong": ["C", "A"]})}
+    found = indicators._wards_by_year(tables)
+    assert {y: sorted(w) for y, w in found.items()} == {2024: ["A", "B", "C"], 2025: ["B"], 2026: ["A"]}
+    assert indicators._wards_by_year({"truong": tables["truong"].iloc[:0]}) == {}

@@ -162,6 +162,21 @@ def test_ancestry_matches_its_definition(country):
         assert all(col[-1] is None for col in found.values())  # a code the crosswalk does not know: no units
 
 
+
+@pytest.mark.parametrize("which", ["country", "sample"])
+def test_units_changed_matches_the_sets_of_wards(which, country):
+    """Crosswalk.units_changed (ward by ward on the chains) names exactly the units whose wards_under differs
+    from the year before, at every level, on the tiny country (whole mergers) and on Bến Cát's crosswalk
+    (the 2025 reorganisation)."""
+    cw = Crosswalk.load(country if which == "country" else config.RAW_DIR)
+    years = sorted({int(str(d.year)) for d in cw.versions["valid_from"].dropna()} | {2016, 2026})
+    for year in range(min(years), max(years) + 2):
+        before, now = cw.wards_under_all(year - 1), cw.wards_under_all(year)
+        for level in ("district", "province", "country"):
+            units = {u for u in {*before, *now} if cw.level_of.get(u) == level}
+            brute = {u for u in units if before.get(u, frozenset()) != now.get(u, frozenset())}
+            assert cw.units_changed(year, level) == brute, (year, level)
+
 def test_ancestry_walks_a_ward_on_its_own_where_a_chain_loops_through_it():
     """A crosswalk whose parents loop back through a ward (D1 -> W1 -> D1): W1's own chain stops before it
     repeats, W2 under D1 shares D1's chain (which passes W1). Nothing loops forever, and each ward gets what

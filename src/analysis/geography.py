@@ -388,12 +388,6 @@ class Crosswalk:
         return frozenset(out)
 
 
-def _not_in(values: pd.Series, others: pd.Series) -> np.ndarray:
-    """``~values.isin(others)`` through a Python set (Arrow's ``isin`` converts ``others`` one by one)."""
-    seen = set(others.dropna().tolist())
-    return np.fromiter((v is pd.NA or v not in seen for v in values.tolist()), dtype=bool, count=len(values))
-
-
 def _validate(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     missing = [c for c in COLUMNS[:9] if c not in frame.columns]
     if missing:

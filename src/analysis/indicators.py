@@ -194,9 +194,9 @@ class Geography:
 
 
 def _wards_by_year(tables: dict[str, pd.DataFrame]) -> dict[int, list[str]]:
-    """year -> the distinct ward codes of the data that year (Truong and XaPhuong), ordered by year then first
-    appearance. Found on Arrow's integer dictionary codes and a count per (year, code): a country's 600,000 rows
-    of text deduplicated as Python strings took a fifth of a second."""
+    """year -> the distinct ward codes of the data that year (Truong and XaPhuong), each year's in the order
+    they first appear in the data. Found on Arrow's integer dictionary codes and a count per (year, code): a
+    country's 600,000 rows of text deduplicated as Python strings took a fifth of a second."""
     frames = [tables[n] for n in ("truong", "xa_phuong") if n in tables and len(tables[n])]
     if not frames:
         return {}
@@ -306,6 +306,8 @@ class _Keys:
     def __init__(self, tables: dict[str, pd.DataFrame], geo: Geography):
         self.tables, self.geo = tables, geo
         self._factorized: dict[tuple[str, str], tuple[np.ndarray, list]] = {}
+        self._rows_in_truong: dict[str, np.ndarray] = {}
+        self._table_rows: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = {}
         years = np.concatenate([tables[t]["year"].to_numpy(np.int64) for t in TABLE_SHEET if t in tables]
                                + [np.zeros(0, np.int64)])
         self.y0 = int(years.min()) if len(years) else 0
@@ -375,18 +377,17 @@ class _Keys:
         """(Truong row of each row of ``table`` that ``where`` keeps, -1 when its institution is not in Truong
         that year; the kept rows as a mask, None for all). Once per table and filter: the indicators of one
         table share them, and only the columns an indicator reads are then taken, not the whole frame."""
-        cache = self.__dict__.setdefault("_table_rows", {})
         token = (table, tuple((col, tuple(allowed)) for col, allowed in where.items()))
-        if token not in cache:
+        if token not in self._table_rows:
             data = self.tables[table]
-            if table not in cache:
-                cache[table] = self.truong_rows(self.institution_keys(data))
-            mask = None
+            if table not in self._rows_in_truong:
+                self._rows_in_truong[table] = self.truong_rows(self.institution_keys(data))
+            rows, mask = self._rows_in_truong[table], None
             for col, allowed in where.items():
                 keep = data[col].isin(allowed).to_numpy(dtype=bool, na_value=False)
                 mask = keep if mask is None else mask & keep
-            cache[token] = (cache[table] if mask is None else cache[table][mask], mask)
-        return cache[token]
+            self._table_rows[token] = (rows if mask is None else rows[mask], mask)
+        return self._table_rows[token]
 
     def truong_rows(self, keys: np.ndarray) -> np.ndarray:
         """Position in Truong of each (year, institution) key, -1 when absent (a left merge)."""
