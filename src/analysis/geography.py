@@ -170,12 +170,16 @@ class Crosswalk:
         cache = self.__dict__.setdefault("_names_at", {})
         if year not in cache:
             pos = self._valid_positions(school_year_start(year))
+            same = self.__dict__.setdefault("_names_by_versions", {})  # years with the same versions share
+            if pos.tobytes() in same:
+                cache[year] = same[pos.tobytes()]
+                return cache[year]
             names = dict(self._latest_names)
             valid: dict[str, str] = {}
             for code, name in zip(self._arrays["code"][pos].tolist(), self._arrays["name"][pos].tolist()):
                 valid.setdefault(code, name)  # the first valid version of a code, in file order
             names.update(valid)
-            cache[year] = names
+            cache[year] = same[pos.tobytes()] = names
         return cache[year]
 
     def name_of(self, code: str, year: int | None = None) -> str:
@@ -196,9 +200,14 @@ class Crosswalk:
         cache = self.__dict__.setdefault("_parents_at", {})
         if year not in cache:
             pos = self._during_positions(year)
+            same = self.__dict__.setdefault("_parents_by_versions", {})
+            if pos.tobytes() in same:  # the same units as another year: the same parents
+                cache[year] = same[pos.tobytes()]
+                return cache[year]
             parent = self._arrays["parent"][pos]
             known = np.flatnonzero(parent != None)  # noqa: E711 (elementwise on an object array)
-            cache[year] = dict(zip(self._arrays["code"][pos][known].tolist(), parent[known].tolist()))
+            cache[year] = same[pos.tobytes()] = dict(zip(self._arrays["code"][pos][known].tolist(),
+                                                         parent[known].tolist()))
         return cache[year]
 
     def _above(self, code: str, parents: dict[str, str]) -> list[str]:
@@ -242,9 +251,14 @@ class Crosswalk:
     def _year_ancestry(self, year: int) -> tuple[pd.Index, dict[str, np.ndarray]]:
         cache = self.__dict__.setdefault("_ancestry", {})
         if year not in cache:
-            codes = self._arrays["code"][self._during_positions(year, "ward")]  # wards_of_year's codes
-            wards = pd.Index(list(dict.fromkeys(codes.tolist())), dtype=object)
-            cache[year] = (wards, self._walk(year, wards.tolist()))
+            ward_positions = self._during_positions(year, "ward")
+            key = self._during_positions(year).tobytes() + b"|" + ward_positions.tobytes()  # its units and wards
+            same = self.__dict__.setdefault("_ancestry_by_versions", {})
+            if key not in same:  # most years have the same units as the year before: walked once for all
+                codes = self._arrays["code"][ward_positions]  # wards_of_year's codes
+                wards = pd.Index(list(dict.fromkeys(codes.tolist())), dtype=object)
+                same[key] = (wards, self._walk(year, wards.tolist()))
+            cache[year] = same[key]
         return cache[year]
 
     def _walk(self, year: int, wards: list) -> dict[str, np.ndarray]:
@@ -290,6 +304,10 @@ class Crosswalk:
         cache = self.__dict__.setdefault("_wards_under", {})
         if year not in cache:
             index, walked = self._year_ancestry(year)
+            same = self.__dict__.setdefault("_wards_under_by_walk", {})  # years that share their walk
+            if id(walked) in same:
+                cache[year] = same[id(walked)]
+                return cache[year]
             wards = index.to_numpy(dtype=object)
             under: dict[str, set[str]] = {}
             for units in walked.values():
@@ -298,7 +316,7 @@ class Crosswalk:
                 bounds = np.searchsorted(codes[order], np.arange(len(distinct) + 1))
                 for k, unit in enumerate(distinct.tolist()):
                     under.setdefault(unit, set()).update(wards[order[bounds[k]:bounds[k + 1]]].tolist())
-            cache[year] = {unit: frozenset(ws) for unit, ws in under.items()}
+            cache[year] = same[id(walked)] = {unit: frozenset(ws) for unit, ws in under.items()}
         return cache[year]
 
     def units_changed(self, year: int, level: str) -> frozenset[str]:
@@ -308,6 +326,9 @@ class Crosswalk:
         cache = self.__dict__.setdefault("_units_changed", {})
         if (year, level) not in cache:
             (before, walk_before), (now, walk_now) = self._year_ancestry(year - 1), self._year_ancestry(year)
+            if walk_before is walk_now:  # the same units both years (shared by _year_ancestry)
+                cache[(year, level)] = frozenset()
+                return cache[(year, level)]
             wards = before.union(now)
             parts = []
             for index, walked in ((before, walk_before), (now, walk_now)):
