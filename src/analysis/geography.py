@@ -11,10 +11,12 @@ Nothing here is specific to Bến Cát: a province or the whole country is the s
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -115,12 +117,32 @@ class Crosswalk:
         return np.flatnonzero(mask)
 
     def _during_positions(self, year: int, level: str | None = None) -> np.ndarray:
-        """``units_during`` as positions: valid at the school year's start, then those created during it."""
-        start = self._valid_positions(school_year_start(year), level)
-        end = self._valid_positions(school_year_end(year), level)
-        codes = self._arrays["code"]
-        later = ~pd.Index(codes[end], dtype=object).isin(codes[start])  # hash lookups, no Python loop
-        return np.concatenate([start, end[later]])
+        """``units_during`` as positions: valid at the school year's start, then those created during it
+        (kept: the parents, the walk and their keys all ask for them)."""
+        cache = self.__dict__.setdefault("_during", {})
+        if (year, level) not in cache:
+            start = self._valid_positions(school_year_start(year), level)
+            end = self._valid_positions(school_year_end(year), level)
+            codes = self._arrays["code"]
+            later = ~pd.Index(codes[end], dtype=object).isin(codes[start])  # hash lookups, no Python loop
+            cache[(year, level)] = np.concatenate([start, end[later]])
+        return cache[(year, level)]
+
+    def _yearly(self, name: str, year: int, key: Callable[[], bytes], build: Callable[[], Any]) -> Any:
+        """A per-year answer, built once per distinct ``key`` (the positions of the unit versions it depends
+        on): most years of a crosswalk have the same units as the year before, and share the answer."""
+        by_year = self.__dict__.setdefault(f"_{name}_by_year", {})
+        if year not in by_year:
+            by_key = self.__dict__.setdefault(f"_{name}_by_key", {})
+            found = key()
+            if found not in by_key:
+                by_key[found] = build()
+            by_year[year] = by_key[found]
+        return by_year[year]
+
+    def _units_key(self, year: int) -> bytes:
+        """What a year's walk depends on: its units (the parents) and its wards."""
+        return self._during_positions(year).tobytes() + b"|" + self._during_positions(year, "ward").tobytes()
 
     def wards_of_year(self, year: int) -> pd.DataFrame:
         """Wards valid at the start of the school year, and those created during it (named either way)."""
@@ -167,20 +189,16 @@ class Crosswalk:
     def names_at(self, year: int) -> dict[str, str]:
         """code -> ``name_of(code, year)`` for every unit: the first version (in file order) valid at the start
         of the school year, else the latest name. One pass over numpy arrays per year, then dictionary lookups."""
-        cache = self.__dict__.setdefault("_names_at", {})
-        if year not in cache:
-            pos = self._valid_positions(school_year_start(year))
-            same = self.__dict__.setdefault("_names_by_versions", {})  # years with the same versions share
-            if pos.tobytes() in same:
-                cache[year] = same[pos.tobytes()]
-                return cache[year]
-            names = dict(self._latest_names)
+        def build(pos: np.ndarray) -> dict[str, str]:
             valid: dict[str, str] = {}
             for code, name in zip(self._arrays["code"][pos].tolist(), self._arrays["name"][pos].tolist()):
                 valid.setdefault(code, name)  # the first valid version of a code, in file order
-            names.update(valid)
-            cache[year] = same[pos.tobytes()] = names
-        return cache[year]
+            return {**self._latest_names, **valid}
+
+        def start() -> np.ndarray:
+            return self._valid_positions(school_year_start(year))
+
+        return self._yearly("names", year, lambda: start().tobytes(), lambda: build(start()))
 
     def name_of(self, code: str, year: int | None = None) -> str:
         """The unit's name in that school year (its latest name when no year is given)."""
@@ -197,18 +215,13 @@ class Crosswalk:
         return dict(self._parents(year))
 
     def _parents(self, year: int) -> dict[str, str]:
-        cache = self.__dict__.setdefault("_parents_at", {})
-        if year not in cache:
+        def build() -> dict[str, str]:
             pos = self._during_positions(year)
-            same = self.__dict__.setdefault("_parents_by_versions", {})
-            if pos.tobytes() in same:  # the same units as another year: the same parents
-                cache[year] = same[pos.tobytes()]
-                return cache[year]
             parent = self._arrays["parent"][pos]
             known = np.flatnonzero(parent != None)  # noqa: E711 (elementwise on an object array)
-            cache[year] = same[pos.tobytes()] = dict(zip(self._arrays["code"][pos][known].tolist(),
-                                                         parent[known].tolist()))
-        return cache[year]
+            return dict(zip(self._arrays["code"][pos][known].tolist(), parent[known].tolist()))
+
+        return self._yearly("parents", year, lambda: self._during_positions(year).tobytes(), build)
 
     def _above(self, code: str, parents: dict[str, str]) -> list[str]:
         """Every unit above ``code``, nearest first (a chain that loops back stops where it would repeat)."""
@@ -249,17 +262,13 @@ class Crosswalk:
         return out
 
     def _year_ancestry(self, year: int) -> tuple[pd.Index, dict[str, np.ndarray]]:
-        cache = self.__dict__.setdefault("_ancestry", {})
-        if year not in cache:
-            ward_positions = self._during_positions(year, "ward")
-            key = self._during_positions(year).tobytes() + b"|" + ward_positions.tobytes()  # its units and wards
-            same = self.__dict__.setdefault("_ancestry_by_versions", {})
-            if key not in same:  # most years have the same units as the year before: walked once for all
-                codes = self._arrays["code"][ward_positions]  # wards_of_year's codes
-                wards = pd.Index(list(dict.fromkeys(codes.tolist())), dtype=object)
-                same[key] = (wards, self._walk(year, wards.tolist()))
-            cache[year] = same[key]
-        return cache[year]
+        """The year's own wards (``wards_of_year``'s codes) and their ``_walk``."""
+        def build() -> tuple[pd.Index, dict[str, np.ndarray]]:
+            codes = self._arrays["code"][self._during_positions(year, "ward")]
+            wards = pd.Index(list(dict.fromkeys(codes.tolist())), dtype=object)
+            return wards, self._walk(year, wards.tolist())
+
+        return self._yearly("ancestry", year, lambda: self._units_key(year), build)
 
     def _walk(self, year: int, wards: list) -> dict[str, np.ndarray]:
         """``ancestry`` computed: the wards under one parent share the chain above it, so it is walked once per
@@ -301,13 +310,8 @@ class Crosswalk:
 
     def wards_under_all(self, year: int) -> dict[str, frozenset[str]]:
         """unit -> ``wards_under(unit, year)`` for every unit above a ward that school year (one pass)."""
-        cache = self.__dict__.setdefault("_wards_under", {})
-        if year not in cache:
+        def build() -> dict[str, frozenset[str]]:
             index, walked = self._year_ancestry(year)
-            same = self.__dict__.setdefault("_wards_under_by_walk", {})  # years that share their walk
-            if id(walked) in same:
-                cache[year] = same[id(walked)]
-                return cache[year]
             wards = index.to_numpy(dtype=object)
             under: dict[str, set[str]] = {}
             for units in walked.values():
@@ -316,8 +320,9 @@ class Crosswalk:
                 bounds = np.searchsorted(codes[order], np.arange(len(distinct) + 1))
                 for k, unit in enumerate(distinct.tolist()):
                     under.setdefault(unit, set()).update(wards[order[bounds[k]:bounds[k + 1]]].tolist())
-            cache[year] = same[id(walked)] = {unit: frozenset(ws) for unit, ws in under.items()}
-        return cache[year]
+            return {unit: frozenset(ws) for unit, ws in under.items()}
+
+        return self._yearly("wards_under", year, lambda: self._units_key(year), build)
 
     def units_changed(self, year: int, level: str) -> frozenset[str]:
         """Units of ``level`` whose wards that school year (``wards_under``) differ from the year before's: a
@@ -325,21 +330,22 @@ class Crosswalk:
         on the chains, without building any unit's set of wards."""
         cache = self.__dict__.setdefault("_units_changed", {})
         if (year, level) not in cache:
-            (before, walk_before), (now, walk_now) = self._year_ancestry(year - 1), self._year_ancestry(year)
-            if walk_before is walk_now:  # the same units both years (shared by _year_ancestry)
-                cache[(year, level)] = frozenset()
-                return cache[(year, level)]
-            wards = before.union(now)
-            parts = []
-            for index, walked in ((before, walk_before), (now, walk_now)):
-                unit = np.full(len(wards), None, dtype=object)
-                if level in walked:
-                    unit[wards.get_indexer(index)] = walked[level]
-                parts.append(unit)
-            moved = parts[0] != parts[1]  # elementwise on objects: None against a code counts as moved
-            units = np.concatenate([parts[0][moved], parts[1][moved]]).tolist()
-            cache[(year, level)] = frozenset(u for u in units if u is not None)
+            cache[(year, level)] = self._moved(year, level)
         return cache[(year, level)]
+
+    def _moved(self, year: int, level: str) -> frozenset[str]:
+        (before, walk_before), (now, walk_now) = self._year_ancestry(year - 1), self._year_ancestry(year)
+        if walk_before is walk_now:  # the same units both years (shared by _yearly)
+            return frozenset()
+        wards = before.union(now)
+        parts = []
+        for index, walked in ((before, walk_before), (now, walk_now)):
+            unit = np.full(len(wards), None, dtype=object)
+            if level in walked:
+                unit[wards.get_indexer(index)] = walked[level]
+            parts.append(unit)
+        moved = parts[0] != parts[1]  # elementwise on objects: None against a code counts as moved
+        return frozenset(u for u in np.concatenate([parts[0][moved], parts[1][moved]]).tolist() if u is not None)
 
     # --- across years ---------------------------------------------------------------------------------
     @cached_property

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -166,7 +166,7 @@ class Geography:
     levels: list[str]  # levels reported between the territory (first) and the ward (excluded)
     current_map: dict[str, str]
 
-    @property
+    @cached_property
     def territory_unit(self) -> dict[int, str]:
         """year -> the unit (of the territory level) that contains every ward that year."""
         if self.territory_level == "ward":
@@ -174,7 +174,7 @@ class Geography:
         h = self.hierarchy.drop_duplicates("year")
         return dict(zip(h["year"].astype(int).tolist(), h[self.territory_level].tolist()))
 
-    @property
+    @cached_property
     def territory_codes(self) -> dict[int, str]:
         """year -> the territory's series code, stable across renames (BEN_CAT_KH continues BEN_CAT)."""
         return {y: self.crosswalk.canonical(c) for y, c in self.territory_unit.items()}
@@ -264,7 +264,7 @@ def _objects(series: pd.Series) -> np.ndarray:
 
 def _vocabulary(values) -> pd.Index:
     """Distinct strings, sorted (so code order is string order), as an object Index for lookups."""
-    distinct = pd.unique(np.asarray(values if isinstance(values, (list, np.ndarray)) else list(values), dtype=object))
+    distinct = pd.unique(np.asarray(list(values), dtype=object))  # hashed once, not every value sorted
     return pd.Index(sorted(v for v in distinct.tolist() if isinstance(v, str)), dtype=object)
 
 
@@ -569,6 +569,8 @@ def _ratio_block(year: np.ndarray, per_unit: dict, key: np.ndarray, n_keys: int,
     flat = keep.ravel()
     group = np.repeat(np.arange(G), len(sexes))[flat]
 
+    s.update({f"n_excluded|{x}": _excluded(s, x) for x in sexes})
+
     def by_sex(field):
         return np.stack([s[f"{field}|{x}"] for x in sexes], axis=1).ravel()[flat]
 
@@ -581,8 +583,7 @@ def _ratio_block(year: np.ndarray, per_unit: dict, key: np.ndarray, n_keys: int,
         gpi[~np.isfinite(gpi)] = np.nan
     return {"year": g_year[group], "code": g_key[group], "sex": np.tile(np.arange(len(sexes)), G)[flat],
             "numerator": by_sex("numerator"), "denominator": by_sex("denominator"), "n_units": s["n_units"][group],
-            "n_reporting": by_sex("n_reporting"),
-            "n_excluded": np.stack([_excluded(s, x) for x in sexes], axis=1).ravel()[flat], "gpi": gpi[group]}
+            "n_reporting": by_sex("n_reporting"), "n_excluded": by_sex("n_excluded"), "gpi": gpi[group]}
 
 
 def _cohort_block(ind: Indicator, units: _Units, key: np.ndarray, n_keys: int, n_years: int) -> dict[str, np.ndarray]:
