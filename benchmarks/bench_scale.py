@@ -155,7 +155,7 @@ def _stage(stage: str, raw: Path, work: Path, vintages: str, jobs: int) -> dict:
         tables, crosswalk, targets = indicators.load(work, raw)
         out["load_seconds"] = time.perf_counter() - started
         started = time.perf_counter()
-        frame = indicators.process(tables, crosswalk, targets)
+        frame = indicators.process(tables, crosswalk, targets, jobs=jobs)  # as the command: one core per job
         out["compute_seconds"] = time.perf_counter() - started
         started = time.perf_counter()
         indicators.save(frame, work)  # indicators.parquet and indicators.csv, as the command writes them

@@ -196,6 +196,19 @@ def test_ancestry_walks_a_ward_on_its_own_where_a_chain_loops_through_it():
 
 # --- the benchmark script ---------------------------------------------------------------------------------
 
+def test_two_jobs_give_the_same_table(ind, country, cleaned, monkeypatch):
+    """Every level and territories: the same table when half the indicators are summed in a
+    forked process (the threshold lowered: the tiny country is below it)."""
+    from analysis import parallel
+
+    if not parallel.available():
+        pytest.skip("needs os.fork and os.memfd_create (Linux)")
+    monkeypatch.setattr(indicators, "PARALLEL_ROWS", 0)
+    two = indicators.compute(cleaned, Crosswalk.load(country), jobs=2)
+    assert two["territory_id"].astype(str).str.contains("@").any()
+    pd.testing.assert_frame_equal(ind, two, check_exact=True)
+
+
 def test_bench_scale_smoke_run():
     script = config.PROJECT_ROOT / "benchmarks" / "bench_scale.py"
     result = subprocess.run([sys.executable, str(script), "--small", "--vintages", "all"], capture_output=True,

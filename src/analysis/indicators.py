@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from analysis import config
+from analysis import config, parallel
 from analysis.allocator import without_huge_pages
 from analysis.errors import AnalysisError, DataFileError
 from analysis.geography import Crosswalk, short_name
@@ -256,6 +256,7 @@ def build_geography(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk) -> Ge
 # x 3 sexes, ~5 million rows) is then a few seconds, where per-group pandas took minutes.
 
 EXTRA_LEVELS = ("ward", "ward_current", "school_level", "ownership")
+PARALLEL_ROWS = 200_000  # cleaned rows from which two processes pay (a fork and the shared arrays: ~0.1 s)
 
 
 def _objects(series: pd.Series) -> np.ndarray:
@@ -776,76 +777,168 @@ def _segments(geo: Geography, keys: _Keys, level: str) -> tuple[np.ndarray, np.n
     return breaks, starts
 
 
+def _split(inds: list[Indicator], tables: dict[str, pd.DataFrame]) -> tuple[list[int], list[int]]:
+    """The indicators in two parts of about equal work (rows read x sexes summed; longest first, each to the
+    lighter part), for ``parallel.in_two``."""
+    def work(ind: Indicator) -> int:
+        c = ind.compute
+        return len(tables.get(c["table"], ())) * (3 if c["method"] == "ratio" else 1)
+
+    parts: tuple[list[int], list[int]] = ([], [])
+    load = [0, 0]
+    for i in sorted(range(len(inds)), key=lambda k: -work(inds[k])):
+        side = 0 if load[0] <= load[1] else 1
+        parts[side].append(i)
+        load[side] += work(inds[i])
+    return sorted(parts[0]), sorted(parts[1])
+
+
+@dataclass
+class _Layout:
+    """Where each indicator's blocks go in the long table: their level and their codes among all levels."""
+
+    inds: list[Indicator]
+    keys: _Keys
+    levels: list[str]
+    level_offset: dict[str, int]
+
+    def blocks(self, indices: list[int]) -> list[dict[str, np.ndarray]]:
+        """The blocks of these indicators, each code made global (a pure function of the keys: it may run
+        in a forked child)."""
+        out = []
+        for i in indices:
+            for level, block in _blocks(self.inds[i], self.keys):
+                block["code"] += self.level_offset[level]
+                block["indicator"], block["level"] = i, self.levels.index(level)
+                out.append(block)
+        return out
+
+
+def _by_code(tables: list[np.ndarray]) -> np.ndarray:
+    """Per-level (year, code) tables side by side: one (year, global code) table for every row at once."""
+    return np.concatenate(tables, axis=1) if tables else np.zeros((0, 0))
+
+
+def _territories(keys: np.ndarray, code_vocab: list[str], span: int, y0: int) -> tuple[np.ndarray, list[str]]:
+    """Territory keys (code x span + first year of the territory - first year + 1, or 0 for the code's own
+    series) as codes into a vocabulary: every geo code, then "code@first year" for the segments used."""
+    n = len(code_vocab)
+    segmented = np.zeros(n * span, bool)
+    segmented[keys] = True
+    segmented[::span] = False
+    used = np.flatnonzero(segmented)
+    lut = np.zeros(n * span, np.int64)
+    lut[::span] = np.arange(n)
+    lut[used] = n + np.arange(len(used))
+    words = code_vocab + [f"{code_vocab[k // span]}@{y0 + k % span - 1}" for k in used.tolist()]
+    return lut[keys], words
+
+
 def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
-            indicators: dict[str, Indicator] | None = None) -> pd.DataFrame:
+            indicators: dict[str, Indicator] | None = None, jobs: int = 1) -> pd.DataFrame:
     """All indicators for all years: the long table of DESIGN §5 (pure function of its inputs).
 
     Rows are sorted by indicator (registry order), year, level (territory down to ward, today's wards,
-    institution type, ownership), geo_code and sex (total, female, male)."""
+    institution type, ownership), geo_code and sex (total, female, male). With ``jobs`` >= 2, the
+    indicators' sums are computed in two processes (``parallel.in_two``); the result is the same."""
     reg = indicators or registry()
+    inds = list(reg.values())
     geo = build_geography(tables, crosswalk)
     keys = _Keys(tables, geo)
-    names = _Names(keys)
     levels = [*geo.levels, *EXTRA_LEVELS]
     offsets = np.cumsum([0] + [len(keys.vocab[lv]) for lv in levels])
-    level_offset = dict(zip(levels, offsets[:-1]))
     code_vocab = [c for lv in levels for c in keys.vocab[lv]]
-    segments = {lv: _segments(geo, keys, lv) for lv in geo.levels} if any(
-        ind.population_based for ind in reg.values()) else {}
-    territory_ids: dict[tuple[int, int], int] = {}  # (global code, start year) -> index in territory vocab
-    pieces = []  # per indicator (registry order), per level (report order): a block sorted by year, code, sex
-    for i, ind in enumerate(reg.values()):
-        for level, block in _blocks(ind, keys):
-            n = len(block["year"])
-            code = block["code"] + level_offset[level]
-            block["name"] = names.table(level)[block["year"], block["code"]]
-            block["series_break"], block["territory"] = np.zeros(n, bool), code
-            if ind.population_based and level in segments:
-                breaks, starts = segments[level]
-                block["series_break"] = breaks[block["year"], block["code"]]
-                start = starts[block["year"], block["code"]]
-                uniq, inverse = np.unique(np.stack([code, start], axis=1), axis=0, return_inverse=True)
-                ids = [territory_ids.setdefault((int(c), int(y)), len(code_vocab) + len(territory_ids))
-                       for c, y in uniq]
-                block["territory"] = np.asarray(ids, dtype=np.int64)[inverse.ravel()]
-            block["code"] = code
-            block["indicator"], block["level"] = i, levels.index(level)
-            pieces.append((block, np.searchsorted(block["year"], np.arange(keys.n_years + 1))))
-    if not pieces:
+    layout = _Layout(inds, keys, levels, dict(zip(levels, offsets[:-1])))
+    names = _Names(keys)
+
+    def placed() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(year, global code) -> name id, series break, first year of the territory (the levels with series
+        breaks; elsewhere the year itself): computed here while the other process sums its part."""
+        name = _by_code([names.table(level) for level in levels])
+        breaks = np.zeros(name.shape, bool)
+        starts = np.repeat(np.arange(keys.y0, keys.y0 + keys.n_years)[:, None], name.shape[1], axis=1)
+        if any(ind.population_based for ind in inds):
+            for level in geo.levels:
+                k = layout.level_offset[level]
+                breaks[:, k:k + len(keys.vocab[level])], starts[:, k:k + len(keys.vocab[level])] = \
+                    _segments(geo, keys, level)
+        return name, breaks, starts
+
+    if jobs >= 2 and sum(len(t) for t in tables.values()) >= PARALLEL_ROWS and parallel.available():
+        for ind in inds:  # the filters indicators share, found once before the split, not in both processes
+            if ind.compute["table"] not in ("truong", "xa_phuong"):
+                keys.table_rows(ind.compute["table"], ind.compute.get("where", {}))
+        here, there = _split(inds, tables)
+        (by_code, mine), theirs = parallel.in_two(lambda: (placed(), layout.blocks(here)),
+                                                  lambda: layout.blocks(there), jobs=jobs)
+        blocks = mine + theirs
+    else:
+        by_code, blocks = placed(), layout.blocks(list(range(len(inds))))
+    if not blocks:
         return _typed(pd.DataFrame({c: [] for c in OUTPUT_COLUMNS}))
+    pieces = [(block, np.searchsorted(block["year"], np.arange(keys.n_years + 1))) for block in blocks]
+    del blocks
     # final order: indicator, year, then level, code and sex as inside the blocks: slices, concatenated once
     slices = [(block, bounds[y], bounds[y + 1]) for i in range(len(reg)) for y in range(keys.n_years)
               for block, bounds in pieces if block["indicator"] == i and bounds[y] < bounds[y + 1]]
     lengths = [b - a for _, a, b in slices]
     col = {f: np.repeat(np.array([block[f] for block, _, _ in slices], dtype=np.int64), lengths)
            for f in ("indicator", "level")}
-    for f in (*_BLOCK_FIELDS, "name", "series_break", "territory"):
-        col[f] = np.concatenate([block[f][a:b] for block, a, b in slices])
-        for block, _ in pieces:  # each field's blocks freed once joined: the next field reuses their memory
-            del block[f]
-    del pieces, slices
+    threads = 2 if jobs >= 2 else 1
 
-    num, den = col["numerator"], col["denominator"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        value = np.where(den > 0, num / den * 100, np.nan)
-        reporting_share = np.where(col["n_units"] > 0, col["n_reporting"] / col["n_units"] * 100, np.nan)
-    ci_low, ci_high = wilson_interval(num, den)
+    def joined(fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+        out = {}
+        for f in fields:
+            out[f] = np.concatenate([block[f][a:b] for block, a, b in slices])
+            for block, _ in pieces:  # each field's blocks freed once joined: the next field reuses their memory
+                del block[f]
+        return out
+
+    for part in parallel.at_once(*(lambda fs=fs: joined(fs) for fs in (_BLOCK_FIELDS[::2], _BLOCK_FIELDS[1::2])),
+                                 threads=threads):
+        col.update(part)
+    del pieces, slices
+    num, den, year, code = col["numerator"], col["denominator"], col["year"], col["code"]
+    population_based = np.array([x.population_based for x in inds], bool)[col["indicator"]]
+    span = keys.n_years + 1
+
+    def placed_columns() -> dict[str, np.ndarray]:
+        """Names, series breaks and territories by (year, code); breaks only for population-based indicators."""
+        name, breaks, starts = by_code
+        segmented = np.zeros(len(code_vocab), bool)
+        for level in geo.levels:
+            segmented[layout.level_offset[level]:layout.level_offset[level] + len(keys.vocab[level])] = True
+        territory = code * span + np.where(population_based & segmented[code], starts[year, code] - keys.y0 + 1, 0)
+        return {"name": name[year, code], "series_break": population_based & breaks[year, code],
+                "territory": territory}
+
+    def derived() -> dict[str, np.ndarray]:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = np.where(den > 0, num / den * 100, np.nan)
+            share = np.where(col["n_units"] > 0, col["n_reporting"] / col["n_units"] * 100, np.nan)
+        return {"value": value, "reporting_share": share}
+
+    ci, placed_cols, values = parallel.at_once(lambda: wilson_interval(num, den), placed_columns, derived,
+                                               threads=threads)
+    del by_code, year, code
+    (ci_low, ci_high), value, reporting_share = ci, values["value"], values["reporting_share"]
+    col.update(placed_cols)
     small = _registry_file().get("small_denominator", 30)
     flags = {"denominator_zero": den == 0, "above_100": value > 100, "excluded_values": col["n_excluded"] > 0,
              "small_denominator": (den > 0) & (den < small)}
     flag_code = sum(v.astype(np.int64) << k for k, v in enumerate(flags.values()))
-    flag_text = [";".join(n for k, n in enumerate(flags) if code >> k & 1) for code in range(1 << len(flags))]
-    territory_vocab = code_vocab + [f"{code_vocab[c]}@{start}" for c, start in territory_ids]
-    inds = list(reg.values())
-    # each integer column is dropped once its text column is made: the next one reuses its memory
-    text = {"indicator_id": _strings(col["indicator"], reg), "geo_level": _strings(col.pop("level"), levels),
-            "geo_code": _strings(col.pop("code"), code_vocab), "geo_name": _strings(col.pop("name"), names.names),
-            "sex": _strings(col.pop("sex"), SEXES), "flags": _strings(flag_code, flag_text),
-            "territory_id": _strings(col.pop("territory"), territory_vocab),
-            "cross_check_of": _strings(col["indicator"], [x.cross_check_of or "" for x in inds]),
-            "direction": _strings(col["indicator"], [x.direction for x in inds])}
-    del flag_code
-    population_based = np.array([x.population_based for x in inds], bool)[col.pop("indicator")]
+    flag_text = [";".join(n for k, n in enumerate(flags) if c >> k & 1) for c in range(1 << len(flags))]
+    territory, territory_vocab = _territories(col.pop("territory"), code_vocab, span, keys.y0)
+    # text columns from integer codes (categoricals), two at a time
+    made = {"indicator_id": (col["indicator"], list(reg)), "geo_level": (col.pop("level"), levels),
+            "geo_code": (col.pop("code"), code_vocab), "geo_name": (col.pop("name"), names.names),
+            "sex": (col.pop("sex"), SEXES), "flags": (flag_code, flag_text),
+            "territory_id": (territory, territory_vocab),
+            "cross_check_of": (col["indicator"], [x.cross_check_of or "" for x in inds]),
+            "direction": (col["indicator"], [x.direction for x in inds])}
+    del flag_code, territory, col["indicator"]
+    text = dict(zip(made, parallel.at_once(*(lambda a=a: _strings(*a) for a in made.values()), threads=threads)))
+    del made
     out = pd.DataFrame(copy=False, data={  # the arrays are new: no copy, no consolidation
         **text, "year": col["year"] + keys.y0, "numerator": num, "denominator": den, "value": value,
         "ci_low": ci_low, "ci_high": ci_high, "n_units": col["n_units"], "n_reporting": col["n_reporting"],
@@ -910,24 +1003,25 @@ def meets(value, target, comparator: str):
     return {">=": value >= target, ">": value > target, "<": value < target, "<=": value <= target}[comparator]
 
 
-def with_targets(ind: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
+def with_targets(ind: pd.DataFrame, targets: pd.DataFrame, threads: int = 1) -> pd.DataFrame:
     """Add, for each target year of the plan, the target, the gap and the change needed per year.
 
     Targets are looked up once per distinct indicator id, then spread by integer codes (a country's table
-    has millions of rows and a dozen indicators)."""
+    has millions of rows and a dozen indicators); the target years' columns are computed ``threads`` at a
+    time (``parallel.at_once``)."""
     out = ind.copy(deep=False)  # copy-on-write: the new columns never reach ``ind``
     codes, ids = pd.factorize(out["indicator_id"], use_na_sentinel=True)
     ids = pd.Series(np.asarray(ids, dtype=object))
     value = out["value"].to_numpy(dtype=float)
-    for target_year in sorted(targets["target_year"].unique()):
+    year = out["year"].to_numpy()
+
+    def columns(target_year: int) -> dict[str, np.ndarray]:
         t = targets[targets["target_year"] == target_year].set_index("indicator_id")
         target = np.append(ids.map(t["target_value"]).astype(float).to_numpy(), np.nan)[codes]
         comp_of_id = ids.map(t["comparator"])  # one comparator per indicator id (a dozen), not per row
-        out[f"target_{target_year}"] = pd.Series(target, index=out.index)
-        out[f"gap_{target_year}"] = pd.Series(target - value, index=out.index)
-        years_left = target_year - out["year"].to_numpy()
+        years_left = target_year - year
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"needed_per_year_{target_year}"] = np.where(years_left > 0, (target - value) / years_left, np.nan)
+            needed = np.where(years_left > 0, (target - value) / years_left, np.nan)
         met = np.zeros(len(out), bool)
         judged = np.zeros(len(out), bool)  # rows whose indicator has a comparator for that year
         with np.errstate(invalid="ignore"):
@@ -936,7 +1030,14 @@ def with_targets(ind: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
                 met |= rows & meets(value, target, c)  # a comparison with NaN is False
                 judged |= rows
         known = judged & ~np.isnan(value)
-        out[f"meets_{target_year}"] = pd.Series(pd.arrays.BooleanArray(met, ~known), index=out.index)
+        return {f"target_{target_year}": target, f"gap_{target_year}": target - value,
+                f"needed_per_year_{target_year}": needed,
+                f"meets_{target_year}": pd.arrays.BooleanArray(met, ~known)}
+
+    target_years = sorted(int(y) for y in targets["target_year"].unique())
+    for made in parallel.at_once(*(lambda y=y: columns(y) for y in target_years), threads=threads):
+        for name, values in made.items():
+            out[name] = pd.Series(values, index=out.index)
     return out
 
 
@@ -992,9 +1093,9 @@ def load(processed_dir: Path | None = None, raw_dir: Path | None = None):
     return tables, Crosswalk.load(raw_dir), load_targets(raw_dir)
 
 
-def process(tables, crosswalk, targets) -> pd.DataFrame:
+def process(tables, crosswalk, targets, jobs: int = 1) -> pd.DataFrame:
     with without_huge_pages():  # one pass over fresh memory: huge pages cost more than they give (allocator.py)
-        return with_targets(compute(tables, crosswalk), targets)
+        return with_targets(compute(tables, crosswalk, jobs=jobs), targets, threads=2 if jobs >= 2 else 1)
 
 
 def save(frame: pd.DataFrame, processed_dir: Path | None = None) -> None:
@@ -1023,11 +1124,14 @@ def load_indicators(processed_dir: Path | None = None, columns: list[str] | None
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processed-dir", help="thư mục dữ liệu đã làm sạch và kết quả (mặc định data/processed)")
     parser.add_argument("--raw-dir", help="thư mục chứa chi_tieu_ke_hoach.csv và don_vi_hanh_chinh.csv (mặc định data/raw)")
+    parser.add_argument("--jobs", type=int, default=config.available_cores(),
+                        help="số lõi CPU dùng cho dữ liệu lớn / cores used on large data "
+                             f"(mặc định {config.available_cores()}; kết quả như nhau / same result)")
 
 
 def run(args: argparse.Namespace) -> int:
     tables, crosswalk, targets = load(args.processed_dir, args.raw_dir)
-    frame = process(tables, crosswalk, targets)
+    frame = process(tables, crosswalk, targets, jobs=args.jobs)
     save(frame, args.processed_dir)
     n_ind = frame["indicator_id"].nunique()
     years = f"{frame['year'].min()}–{frame['year'].max()}" if len(frame) else "—"
