@@ -6,7 +6,8 @@ system when freed. The engine and the indicator code make many temporary arrays 
 country's quantiles: 270,000 series x 4-14 years x 15 levels), so each one came as fresh pages that the
 kernel had to fault in and zero: a quarter to a third of a projection worker's time was system time
 (measured: 6-8 s of 24-27 s per vintage). Served from the heap and kept there when freed, the same memory is
-reused: 1.5-2 s of system time once a worker is warm. The price is that a process keeps its peak heap until
+reused: 1.5-2 s of system time once a worker is warm. Threads share that heap (one arena) for the same
+reason. The price is that a process keeps its peak heap until
 it ends, which the commands measure (``benchmarks/bench_scale.py``) and can afford: they are short-lived and
 their peak does not change. Notebooks and the library never call ``keep_freed_memory``: it is a decision for a
 process, made by the command line (``python -m analysis``) before it computes.
@@ -30,6 +31,7 @@ from contextlib import contextmanager
 
 _M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
 _M_MMAP_MAX = -4
+_M_ARENA_MAX = -8
 _KEEP = 2**31 - 1  # the largest value mallopt takes: free space at the heap's top is kept up to 2 GiB
 
 _applied = False
@@ -50,6 +52,10 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     _applied = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _KEEP))
+    # every thread on the one heap: a thread's own arena cannot serve large arrays without mmap, and gives
+    # its memory back when freed, so threads computing columns (parallel.at_once) would fault in fresh pages
+    # where the heap had freed ones (measured: the indicators' derived columns, 71,000 -> 45,000 faults)
+    _applied = _applied and bool(mallopt(_M_ARENA_MAX, 1))
     global _libc
     _libc = libc if _applied else None
     return _applied

@@ -582,7 +582,8 @@ def _ratio_block(year: np.ndarray, per_unit: dict, key: np.ndarray, n_keys: int,
             m = np.where(s["denominator|male"] > 0, s["numerator|male"] / s["denominator|male"] * 100, np.nan)
             gpi = np.where(keep[:, 1] & keep[:, 2], f / m, np.nan)
         gpi[~np.isfinite(gpi)] = np.nan
-    return {"year": g_year[group], "code": g_key[group], "sex": np.tile(np.arange(len(sexes)), G)[flat],
+    return {"year": g_year.astype(np.int16)[group], "code": g_key.astype(np.int32)[group],
+            "sex": np.tile(np.arange(len(sexes), dtype=np.int8), G)[flat],
             "numerator": by_sex("numerator"), "denominator": by_sex("denominator"), "n_units": s["n_units"][group],
             "n_reporting": by_sex("n_reporting"), "n_excluded": by_sex("n_excluded"), "gpi": gpi[group]}
 
@@ -606,7 +607,7 @@ def _cohort_block(ind: Indicator, units: _Units, key: np.ndarray, n_keys: int, n
         both[lag:] = exists[lag:] & exists[:n_years - lag]
     year, code = np.nonzero(both)
     earlier = year - lag
-    return {"year": year, "code": code, "sex": np.zeros(len(year), np.int64),
+    return {"year": year.astype(np.int16), "code": code.astype(np.int32), "sex": np.zeros(len(year), np.int8),
             "numerator": dense["num"][year, code], "denominator": dense["den"][earlier, code],
             "n_units": dense["n_units"][year, code], "n_reporting": dense["n_num"][year, code],
             "n_excluded": dense["bad_n"][year, code] + dense["bad_d"][earlier, code],
@@ -687,10 +688,12 @@ def _combination_sums(year: np.ndarray, n_years: int, codes: list[np.ndarray], s
 def _strings(codes: np.ndarray, vocabulary) -> pd.Categorical:
     """A text column from integer codes into a vocabulary, as a pandas categorical: the column holds the few
     distinct strings once and an integer per row (as Parquet stores it anyway), instead of millions of strings.
-    A vocabulary may repeat a word (the same code at two levels): the codes are remapped to unique words."""
+    A vocabulary may repeat a word (the same code at two levels): the codes are remapped to unique words,
+    straight into the categorical's own code type (no int64 column on the way)."""
     words = np.asarray(list(vocabulary), dtype=object)
     unique, inverse = np.unique(words.astype(str), return_inverse=True)
-    return pd.Categorical.from_codes(inverse.ravel()[np.asarray(codes, dtype=np.int64)], categories=unique)
+    small = np.int8 if len(unique) < 2**7 else np.int16 if len(unique) < 2**15 else np.int32
+    return pd.Categorical.from_codes(inverse.ravel().astype(small)[codes], categories=unique, validate=False)
 
 
 class _Names:
@@ -777,19 +780,20 @@ def _segments(geo: Geography, keys: _Keys, level: str) -> tuple[np.ndarray, np.n
     return breaks, starts
 
 
-def _split(inds: list[Indicator], tables: dict[str, pd.DataFrame]) -> tuple[list[int], list[int]]:
-    """The indicators in two parts of about equal work (rows read x sexes summed; longest first, each to the
-    lighter part), for ``parallel.in_two``."""
-    def work(ind: Indicator) -> int:
-        c = ind.compute
-        return len(tables.get(c["table"], ())) * (3 if c["method"] == "ratio" else 1)
-
+def _split(inds: list[Indicator], head_start: int = 1) -> tuple[list[int], list[int]]:
+    """The indicators in two parts for ``parallel.in_two``: (here, there). Each indicator costs about the same
+    (measured on the country: 40-65 ms each, cohorts and shares included); an indicator's table goes whole
+    to one part, so each table's rows are matched to their institutions once; and the part computed here
+    starts ``head_start`` indicator behind, for the names and series breaks it places meanwhile (~0.2 s)."""
+    tables: dict[str, list[int]] = {}
+    for i, ind in enumerate(inds):
+        tables.setdefault(ind.compute["table"], []).append(i)
     parts: tuple[list[int], list[int]] = ([], [])
-    load = [0, 0]
-    for i in sorted(range(len(inds)), key=lambda k: -work(inds[k])):
-        side = 0 if load[0] <= load[1] else 1
-        parts[side].append(i)
-        load[side] += work(inds[i])
+    load = [head_start, 0]
+    for members in sorted(tables.values(), key=len, reverse=True):
+        side = 0 if load[0] < load[1] else 1
+        parts[side].extend(members)
+        load[side] += len(members)
     return sorted(parts[0]), sorted(parts[1])
 
 
@@ -854,7 +858,7 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     def placed() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(year, global code) -> name id, series break, first year of the territory (the levels with series
         breaks; elsewhere the year itself): computed here while the other process sums its part."""
-        name = _by_code([names.table(level) for level in levels])
+        name = _by_code([names.table(level) for level in levels]).astype(np.int32)
         breaks = np.zeros(name.shape, bool)
         starts = np.repeat(np.arange(keys.y0, keys.y0 + keys.n_years)[:, None], name.shape[1], axis=1)
         if any(ind.population_based for ind in inds):
@@ -865,10 +869,7 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
         return name, breaks, starts
 
     if jobs >= 2 and sum(len(t) for t in tables.values()) >= PARALLEL_ROWS and parallel.available():
-        for ind in inds:  # the filters indicators share, found once before the split, not in both processes
-            if ind.compute["table"] not in ("truong", "xa_phuong"):
-                keys.table_rows(ind.compute["table"], ind.compute.get("where", {}))
-        here, there = _split(inds, tables)
+        here, there = _split(inds)
         (by_code, mine), theirs = parallel.in_two(lambda: (placed(), layout.blocks(here)),
                                                   lambda: layout.blocks(there), jobs=jobs)
         blocks = mine + theirs
@@ -882,8 +883,8 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     slices = [(block, bounds[y], bounds[y + 1]) for i in range(len(reg)) for y in range(keys.n_years)
               for block, bounds in pieces if block["indicator"] == i and bounds[y] < bounds[y + 1]]
     lengths = [b - a for _, a, b in slices]
-    col = {f: np.repeat(np.array([block[f] for block, _, _ in slices], dtype=np.int64), lengths)
-           for f in ("indicator", "level")}
+    col = {f: np.repeat(np.array([block[f] for block, _, _ in slices], dtype=np.int16), lengths)
+           for f in ("indicator", "level")}  # small codes: every intermediate column is fresh memory
     threads = 2 if jobs >= 2 else 1
 
     def joined(fields: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -926,7 +927,7 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     small = _registry_file().get("small_denominator", 30)
     flags = {"denominator_zero": den == 0, "above_100": value > 100, "excluded_values": col["n_excluded"] > 0,
              "small_denominator": (den > 0) & (den < small)}
-    flag_code = sum(v.astype(np.int64) << k for k, v in enumerate(flags.values()))
+    flag_code = sum(v.astype(np.int8) << k for k, v in enumerate(flags.values()))
     flag_text = [";".join(n for k, n in enumerate(flags) if c >> k & 1) for c in range(1 << len(flags))]
     territory, territory_vocab = _territories(col.pop("territory"), code_vocab, span, keys.y0)
     # text columns from integer codes (categoricals), two at a time
@@ -940,7 +941,7 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     text = dict(zip(made, parallel.at_once(*(lambda a=a: _strings(*a) for a in made.values()), threads=threads)))
     del made
     out = pd.DataFrame(copy=False, data={  # the arrays are new: no copy, no consolidation
-        **text, "year": col["year"] + keys.y0, "numerator": num, "denominator": den, "value": value,
+        **text, "year": np.add(col["year"], keys.y0, dtype=np.int64), "numerator": num, "denominator": den, "value": value,
         "ci_low": ci_low, "ci_high": ci_high, "n_units": col["n_units"], "n_reporting": col["n_reporting"],
         "reporting_share": reporting_share, "n_excluded": col["n_excluded"],
         **{f"flag_{k}" if k != "denominator_zero" else "flag_zero_denominator": v for k, v in flags.items()},
