@@ -208,8 +208,8 @@ def test_huge_pages_are_off_only_inside_the_block(monkeypatch):
     start = multiarray._get_madvise_hugepage()
     try:
         seen = []
-        monkeypatch.setattr(indicators, "compute", lambda *a: seen.append(multiarray._get_madvise_hugepage()))
-        monkeypatch.setattr(indicators, "with_targets", lambda frame, targets: frame)
+        monkeypatch.setattr(indicators, "compute", lambda *a, **k: seen.append(multiarray._get_madvise_hugepage()))
+        monkeypatch.setattr(indicators, "with_targets", lambda frame, targets, **k: frame)
         multiarray._set_madvise_hugepage(True)
         indicators.process({}, None, None)
         assert seen == [False] and multiarray._get_madvise_hugepage() is True
