@@ -22,7 +22,7 @@ import pyarrow as pa
 from analysis import config, parallel
 from analysis.allocator import without_huge_pages
 from analysis.errors import AnalysisError, DataFileError
-from analysis.geography import Crosswalk, short_name
+from analysis.geography import Crosswalk, positions, short_name
 from analysis.io import staged
 from analysis.template import FEMALE_SUFFIX, OWNERSHIP_TYPES, SCHOOL_TYPES, SHEETS_BY_NAME, category_label
 
@@ -219,13 +219,29 @@ def _wards_by_year(tables: dict[str, pd.DataFrame]) -> dict[int, list[str]]:
 
 def _hierarchy(wards: dict[int, list[str]], crosswalk: Crosswalk) -> pd.DataFrame:
     """One row per (year, ward) of the data: ``year, ward_code`` and the code of every unit above the ward
-    (text columns as objects: the table is read back as Python strings, not as a pandas text column)."""
-    parts = [pd.DataFrame({"year": np.full(len(codes), year, np.int64), "ward_code": np.asarray(codes, dtype=object),
-                           **crosswalk.ancestry(year, codes)}, dtype=object).astype({"year": np.int64})
-             for year, codes in wards.items()]
-    if not parts:
-        return pd.DataFrame({"year": [], "ward_code": []})
-    return pd.concat(parts, ignore_index=True)
+    (text columns as objects, None where a ward has no unit of a level: the table is read back as Python
+    strings, not as a pandas text column). Joined as arrays: one frame, not one per year."""
+    if not wards:
+        return pd.DataFrame({"year": np.zeros(0, np.int64), "ward_code": np.zeros(0, object)})
+    found = {year: crosswalk.ancestry(year, codes) for year, codes in wards.items()}
+    levels = list(dict.fromkeys(level for above in found.values() for level in above))
+    columns = {"year": np.concatenate([np.full(len(codes), year, np.int64) for year, codes in wards.items()]),
+               "ward_code": np.concatenate([np.asarray(codes, dtype=object) for codes in wards.values()])}
+    for level in levels:
+        columns[level] = np.concatenate([found[year].get(level, np.full(len(codes), None, dtype=object))
+                                         for year, codes in wards.items()])
+    return pd.DataFrame({name: pd.Series(values, dtype=values.dtype, copy=False) for name, values in columns.items()})
+
+
+def _one_unit_a_year(hierarchy: pd.DataFrame, level: str) -> bool:
+    """Is every ward under one and the same unit of ``level`` each year (the territory the data covers)?"""
+    units = hierarchy[level].to_numpy(dtype=object)
+    if (units == None).any():  # noqa: E711 (elementwise on objects)
+        return False
+    codes, _ = pd.factorize(units)
+    year = hierarchy["year"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, year[1:] != year[:-1]])  # rows come year by year
+    return bool((np.minimum.reduceat(codes, starts) == np.maximum.reduceat(codes, starts)).all())
 
 
 def build_geography(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk) -> Geography:
@@ -234,7 +250,7 @@ def build_geography(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk) -> Ge
     levels_above = [lv for lv in ("district", "province", "country") if lv in hierarchy]
     territory = "ward"
     for lv in levels_above:
-        if hierarchy[lv].notna().all() and (hierarchy.groupby("year")[lv].nunique() == 1).all():
+        if len(hierarchy) and _one_unit_a_year(hierarchy, lv):
             territory = lv
             break
     if territory == "ward":
@@ -279,7 +295,7 @@ def _codes(series: pd.Series, vocab: pd.Index, mapping: dict | None = None) -> n
 def _recode(codes: np.ndarray, distinct: list, vocab: pd.Index, mapping: dict | None = None) -> np.ndarray:
     """Codes into ``distinct`` (-1: missing) as codes into ``vocab`` (through ``mapping`` first, if given)."""
     distinct = [mapping.get(u) for u in distinct] if mapping is not None else distinct
-    found = np.append(vocab.get_indexer(np.asarray(distinct, dtype=object)), -1)
+    found = np.append(positions(vocab, distinct), -1)
     return found[codes]  # code -1 (missing) takes the appended -1
 
 
@@ -330,7 +346,7 @@ class _Keys:
         ward_vocab = self.vocab["ward"]
         self.above: dict[str, np.ndarray] = {}
         h_year = h["year"].to_numpy(np.int64) - self.y0 if len(h) else np.zeros(0, np.int64)
-        h_ward = ward_vocab.get_indexer(_objects(h["ward_code"])) if len(h) else np.zeros(0, np.int64)
+        h_ward = positions(ward_vocab, _objects(h["ward_code"])) if len(h) else np.zeros(0, np.int64)
         for level in geo.levels:
             lut = np.full((self.n_years, max(len(ward_vocab), 1)), -1, dtype=np.int64)
             if level == geo.territory_level:
@@ -338,12 +354,12 @@ class _Keys:
                     lut[year - self.y0, :] = self.vocab[level].get_loc(code)
             else:
                 ok = h_ward >= 0
-                lut[h_year[ok], h_ward[ok]] = self.vocab[level].get_indexer(np.asarray(h[level].tolist(), object))[ok]
+                lut[h_year[ok], h_ward[ok]] = positions(self.vocab[level], _objects(h[level]))[ok]
             self.above[level] = lut
         self.current = np.full(max(len(ward_vocab), 1), -1, dtype=np.int64)
         if geo.current_map:
-            old = ward_vocab.get_indexer(list(geo.current_map))
-            new = self.vocab["ward_current"].get_indexer(list(geo.current_map.values()))
+            old = positions(ward_vocab, list(geo.current_map))
+            new = positions(self.vocab["ward_current"], list(geo.current_map.values()))
             self.current[old[old >= 0]] = new[old >= 0]
         # institutions: attributes per Truong row, and (year, institution) keys to find them
         codes, distinct = pd.factorize(truong["ma_truong"], use_na_sentinel=True)  # the institutions, in order
@@ -436,7 +452,7 @@ def _units(ind: Indicator, keys: _Keys) -> _Units:
                       den_f=_counts(data, c["denominator"] + FEMALE_SUFFIX), present=np.ones(len(data), bool))
     members = institution_groups()[c.get("institutions", "all")]
     member = np.zeros(len(keys.vocab["school_level"]) + 1, bool)  # by type code; the last entry for code -1
-    member[keys.vocab["school_level"].get_indexer(np.asarray(members, dtype=object))] = True
+    member[positions(keys.vocab["school_level"], members)] = True
     member[-1] = False  # a member type absent from the data (code -1) marks no institution
     expected = member[keys.t_type]
     if c["table"] == "truong":
