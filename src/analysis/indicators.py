@@ -115,15 +115,28 @@ def _validate_entry(iid: str, meta: dict, raw: dict) -> None:
 
 # --- proportions -------------------------------------------------------------------------------------------
 
+WILSON_CHUNK = 1 << 16  # rows at a time: the temporaries stay in the cache and are not fresh memory each time
+
+
 def wilson_interval(numerator, denominator, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval in percent; right at 0 and 100% and for small counts (NaN when n = 0, or when
     the ratio is not a proportion, e.g. a cohort proxy above 100%).
 
-    Written in place over a few full-length arrays (no masked copies): at country scale the table has
-    millions of rows and every temporary array is fresh memory to fault in."""
+    Computed a chunk of rows at a time into the two result arrays: at country scale the table has millions
+    of rows, and full-length temporaries were 160 MiB of fresh memory to fault in (each value is computed
+    the same way, whatever the chunk)."""
     shape = np.broadcast_shapes(np.shape(numerator), np.shape(denominator))
-    x = np.broadcast_to(np.asarray(numerator, dtype=float), shape).reshape(-1)
-    n = np.broadcast_to(np.asarray(denominator, dtype=float), shape).reshape(-1)
+    # numpy arrays are converted to floats a chunk at a time; anything else (lists, pandas columns with NA) once
+    x, n = (np.broadcast_to(v if isinstance(v, np.ndarray) else np.asarray(v, dtype=float), shape).reshape(-1)
+            for v in (numerator, denominator))
+    low, high = np.empty(x.shape), np.empty(x.shape)
+    for start in range(0, len(x), WILSON_CHUNK):
+        part = slice(start, start + WILSON_CHUNK)
+        _wilson_part(x[part].astype(float), n[part].astype(float), z, low[part], high[part])
+    return low.reshape(shape), high.reshape(shape)
+
+
+def _wilson_part(x: np.ndarray, n: np.ndarray, z: float, low: np.ndarray, high: np.ndarray) -> None:
     ok = (n > 0) & (x <= n)
     z2 = z * z
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -143,15 +156,14 @@ def wilson_interval(numerator, denominator, z: float = Z95) -> tuple[np.ndarray,
         np.sqrt(half, out=half)
         half *= z
         half /= denom
-    low = np.subtract(centre, half, out=p)
-    high = np.add(centre, half, out=centre)
+    np.subtract(centre, half, out=low)
+    np.add(centre, half, out=high)
     np.clip(low, 0.0, 1.0, out=low)
     np.clip(high, 0.0, 1.0, out=high)
     low[ok & (x == 0)] = 0.0  # exact ends: the interval always contains the estimate
     high[ok & (x == n)] = 1.0
     low *= 100.0
     high *= 100.0
-    return low.reshape(shape), high.reshape(shape)
 
 
 # --- geography of the data --------------------------------------------------------------------------------
@@ -929,11 +941,14 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
         return {"name": name[year, code], "series_break": population_based & breaks[year, code],
                 "territory": territory}
 
+    def percent(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+        """part / whole x 100, NaN where whole is 0 (written into one array: no full-length temporaries)."""
+        out = np.divide(part, whole, out=np.full(len(part), np.nan), where=whole > 0)
+        out *= 100
+        return out
+
     def derived() -> dict[str, np.ndarray]:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            value = np.where(den > 0, num / den * 100, np.nan)
-            share = np.where(col["n_units"] > 0, col["n_reporting"] / col["n_units"] * 100, np.nan)
-        return {"value": value, "reporting_share": share}
+        return {"value": percent(num, den), "reporting_share": percent(col["n_reporting"], col["n_units"])}
 
     ci, placed_cols, values = parallel.at_once(lambda: wilson_interval(num, den), placed_columns, derived,
                                                threads=threads)
@@ -1036,9 +1051,9 @@ def with_targets(ind: pd.DataFrame, targets: pd.DataFrame, threads: int = 1) -> 
         t = targets[targets["target_year"] == target_year].set_index("indicator_id")
         target = np.append(ids.map(t["target_value"]).astype(float).to_numpy(), np.nan)[codes]
         comp_of_id = ids.map(t["comparator"])  # one comparator per indicator id (a dozen), not per row
-        years_left = target_year - year
-        with np.errstate(invalid="ignore", divide="ignore"):
-            needed = np.where(years_left > 0, (target - value) / years_left, np.nan)
+        gap = target - value
+        years_left = np.subtract(target_year, year, dtype=np.int16)  # small: a full-length temporary
+        needed = np.divide(gap, years_left, out=np.full(len(gap), np.nan), where=years_left > 0)
         met = np.zeros(len(out), bool)
         judged = np.zeros(len(out), bool)  # rows whose indicator has a comparator for that year
         with np.errstate(invalid="ignore"):
@@ -1047,14 +1062,14 @@ def with_targets(ind: pd.DataFrame, targets: pd.DataFrame, threads: int = 1) -> 
                 met |= rows & meets(value, target, c)  # a comparison with NaN is False
                 judged |= rows
         known = judged & ~np.isnan(value)
-        return {f"target_{target_year}": target, f"gap_{target_year}": target - value,
+        return {f"target_{target_year}": target, f"gap_{target_year}": gap,
                 f"needed_per_year_{target_year}": needed,
                 f"meets_{target_year}": pd.arrays.BooleanArray(met, ~known)}
 
     target_years = sorted(int(y) for y in targets["target_year"].unique())
     for made in parallel.at_once(*(lambda y=y: columns(y) for y in target_years), threads=threads):
-        for name, values in made.items():
-            out[name] = pd.Series(values, index=out.index)
+        for name, values in made.items():  # the new arrays themselves (pandas' Series copies an array by default)
+            out[name] = pd.Series(values, index=out.index, copy=False)
     return out
 
 
