@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from functools import cache, cached_property
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from analysis import config, parallel
 from analysis.allocator import without_huge_pages
@@ -196,37 +196,91 @@ class Geography:
         wards the series covers each year (the territory's unit may be renamed; its series code stays)."""
         if level == self.territory_level:
             pairs = [(year, self.crosswalk.canonical(unit), unit) for year, unit in self.territory_unit.items()]
-        else:
-            h = self.hierarchy[["year", level]].dropna().drop_duplicates()
-            pairs = [(year, code, code) for year, code in zip(h["year"].astype(int).tolist(), h[level].tolist())]
+        else:  # the distinct (year, unit) of the hierarchy, found on integer codes
+            units = self.hierarchy[level].to_numpy(dtype=object)
+            known = units != None  # noqa: E711 (elementwise on objects)
+            codes, distinct = pd.factorize(units[known])
+            year = self.hierarchy["year"].to_numpy(np.int64)[known]
+            width = max(len(distinct), 1)
+            seen = np.unique(year * width + codes)
+            pairs = [(year, code, code) for year, code in
+                     zip((seen // width).tolist(), np.asarray(distinct, dtype=object)[seen % width].tolist())]
         out: dict[str, list[tuple[int, str]]] = {}
         for year, code, unit in sorted(pairs, key=lambda p: p[0]):
             out.setdefault(code, []).append((year, unit))
         return out
 
 
-def _wards_by_year(tables: dict[str, pd.DataFrame]) -> dict[int, list[str]]:
+class _Factorized:
+    """Each text column's codes (-1: missing) and distinct values (in order of appearance), found once per run
+    and shared by the geography and the keys. ``prefetch`` finds some in a thread while the caller goes on:
+    Arrow's dictionary encoding runs without the interpreter lock (the geography's crosswalk walks hold it)."""
+
+    def __init__(self, tables: dict[str, pd.DataFrame]):
+        self.tables = tables
+        self._found: dict[tuple[str, str], tuple[np.ndarray, list]] = {}
+        self._pending: dict[tuple[str, str], Any] = {}
+        self._pool = None
+
+    def _factorize(self, table: str, column: str) -> tuple[np.ndarray, list]:
+        codes, distinct = pd.factorize(self.tables[table][column], use_na_sentinel=True)
+        return codes, distinct.tolist()
+
+    def prefetch(self, columns: list[tuple[str, str]]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        wanted = [(t, c) for t, c in dict.fromkeys(columns) if t in self.tables and c in self.tables[t]]
+        if wanted:
+            self._pool = ThreadPoolExecutor(1)
+            self._pending.update({key: self._pool.submit(self._factorize, *key) for key in wanted})
+
+    def get(self, table: str, column: str) -> tuple[np.ndarray, list]:
+        key = (table, column)
+        if key not in self._found:
+            pending = self._pending.pop(key, None)
+            self._found[key] = pending.result() if pending is not None else self._factorize(table, column)
+        return self._found[key]
+
+    def finish(self) -> None:
+        """Every prefetch done and the thread ended (before a fork: a child must not inherit a running thread)."""
+        for key in list(self._pending):
+            self.get(*key)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+def _wards_by_year(tables: dict[str, pd.DataFrame], factorized: _Factorized | None = None) -> dict[int, list[str]]:
     """year -> the distinct ward codes of the data that year (Truong and XaPhuong), each year's in the order
-    they first appear in the data. Found on Arrow's integer dictionary codes and a count per (year, code): a
+    they first appear in the data. Found on the columns' integer codes and a count per (year, code): a
     country's 600,000 rows of text deduplicated as Python strings took a fifth of a second."""
-    frames = [tables[n] for n in ("truong", "xa_phuong") if n in tables and len(tables[n])]
-    if not frames:
+    factorized = factorized or _Factorized(tables)
+    names = [n for n in ("truong", "xa_phuong") if n in tables and len(tables[n])]
+    words: list = []
+    position: dict = {}
+    codes, years = [], []
+    for name in names:  # one vocabulary for both tables, in order of first appearance
+        own, distinct = factorized.get(name, "ma_xa_phuong")
+        lut = np.empty(len(distinct) + 1, np.int64)
+        lut[-1] = -1  # code -1 (missing) stays missing
+        for k, word in enumerate(distinct):
+            lut[k] = position.setdefault(word, len(words))
+            if lut[k] == len(words):
+                words.append(word)
+        codes.append(lut[own])
+        years.append(tables[name]["year"].to_numpy(np.int64))
+    if not codes:
         return {}
-    columns = [pa.array(f["ma_xa_phuong"], from_pandas=True) for f in frames]  # Arrow text: no copy
-    chunks = [c.cast(pa.large_string()) for col in columns
-              for c in (col.chunks if isinstance(col, pa.ChunkedArray) else [col])]
-    encoded = pa.concat_arrays(chunks).dictionary_encode()
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    year = np.concatenate([f["year"].to_numpy(np.int64) for f in frames])[codes >= 0]
-    codes = codes[codes >= 0]
-    if not len(codes):
+    code, year = np.concatenate(codes), np.concatenate(years)
+    year, code = year[code >= 0], code[code >= 0]
+    if not len(code):
         return {}
-    n_words, y0 = len(encoded.dictionary), int(year.min())
-    seen = np.flatnonzero(np.bincount((year - y0) * n_words + codes))  # sorted by year, then code
-    words = np.asarray(encoded.dictionary.to_pylist(), dtype=object)[seen % n_words]
-    years = seen // n_words + y0
-    bounds = np.flatnonzero(np.diff(years)) + 1
-    return {int(y[0]): w.tolist() for y, w in zip(np.split(years, bounds), np.split(words, bounds))}
+    n_words, y0 = len(words), int(year.min())
+    seen = np.flatnonzero(np.bincount((year - y0) * n_words + code))  # sorted by year, then code
+    found = np.asarray(words, dtype=object)[seen % n_words]
+    found_years = seen // n_words + y0
+    bounds = np.flatnonzero(np.diff(found_years)) + 1
+    return {int(y[0]): w.tolist() for y, w in zip(np.split(found_years, bounds), np.split(found, bounds))}
 
 
 def _hierarchy(wards: dict[int, list[str]], crosswalk: Crosswalk) -> pd.DataFrame:
@@ -256,8 +310,9 @@ def _one_unit_a_year(hierarchy: pd.DataFrame, level: str) -> bool:
     return bool((np.minimum.reduceat(codes, starts) == np.maximum.reduceat(codes, starts)).all())
 
 
-def build_geography(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk) -> Geography:
-    wards = _wards_by_year(tables)
+def build_geography(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
+                    factorized: _Factorized | None = None) -> Geography:
+    wards = _wards_by_year(tables, factorized)
     hierarchy = _hierarchy(wards, crosswalk)
     levels_above = [lv for lv in ("district", "province", "country") if lv in hierarchy]
     territory = "ward"
@@ -297,13 +352,6 @@ def _vocabulary(values) -> pd.Index:
     return pd.Index(sorted(v for v in distinct.tolist() if isinstance(v, str)), dtype=object)
 
 
-def _codes(series: pd.Series, vocab: pd.Index, mapping: dict | None = None) -> np.ndarray:
-    """Code of each value in ``vocab`` (-1: missing or not in it), through the column's distinct values
-    (factorizing an Arrow column is fast; converting it value by value to Python is not)."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    return _recode(codes, uniques.tolist(), vocab, mapping)
-
-
 def _recode(codes: np.ndarray, distinct: list, vocab: pd.Index, mapping: dict | None = None) -> np.ndarray:
     """Codes into ``distinct`` (-1: missing) as codes into ``vocab`` (through ``mapping`` first, if given)."""
     distinct = [mapping.get(u) for u in distinct] if mapping is not None else distinct
@@ -332,9 +380,9 @@ class _Units:
 class _Keys:
     """Integer codes of the run: years, institutions, and one sorted vocabulary per breakdown level."""
 
-    def __init__(self, tables: dict[str, pd.DataFrame], geo: Geography):
+    def __init__(self, tables: dict[str, pd.DataFrame], geo: Geography, factorized: _Factorized | None = None):
         self.tables, self.geo = tables, geo
-        self._factorized: dict[tuple[str, str], tuple[np.ndarray, list]] = {}
+        self._columns = factorized or _Factorized(tables)
         self._rows_in_truong: dict[str, np.ndarray] = {}
         self._table_rows: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = {}
         years = np.concatenate([tables[t]["year"].to_numpy(np.int64) for t in TABLE_SHEET if t in tables]
@@ -374,7 +422,7 @@ class _Keys:
             new = positions(self.vocab["ward_current"], list(geo.current_map.values()))
             self.current[old[old >= 0]] = new[old >= 0]
         # institutions: attributes per Truong row, and (year, institution) keys to find them
-        codes, distinct = pd.factorize(truong["ma_truong"], use_na_sentinel=True)  # the institutions, in order
+        codes, distinct = self.factorized("truong", "ma_truong")  # the institutions, in order
         self.institutions = pd.Index(np.asarray(distinct, dtype=object), dtype=object)
         self.t_year = truong["year"].to_numpy(np.int64) - self.y0
         self.t_key = np.where(codes >= 0, self.t_year * max(len(self.institutions), 1) + codes, -1)
@@ -386,21 +434,19 @@ class _Keys:
     def factorized(self, table: str, column: str) -> tuple[np.ndarray, list]:
         """(code per row, -1 missing; the distinct values in order of appearance) of a text column, once per
         run: the vocabularies and the codes of the same column come from one pass over it."""
-        if (table, column) not in self._factorized:
-            codes, distinct = pd.factorize(self.tables[table][column], use_na_sentinel=True)
-            self._factorized[(table, column)] = (codes, distinct.tolist())
-        return self._factorized[(table, column)]
+        return self._columns.get(table, column)
 
     def codes(self, table: str, column: str, vocab: pd.Index, mapping: dict | None = None) -> np.ndarray:
         """Code of each row's value in ``vocab`` (-1: missing or not in it), through the distinct values."""
         codes, distinct = self.factorized(table, column)
         return _recode(codes, distinct, vocab, mapping)
 
-    def institution_keys(self, frame: pd.DataFrame) -> np.ndarray:
-        """(year, institution) as one integer; -1 for an institution in no year of Truong."""
-        code = _codes(frame["ma_truong"], self.institutions)
-        return np.where(code >= 0, (frame["year"].to_numpy(np.int64) - self.y0) * max(len(self.institutions), 1)
-                        + code, -1)
+    def institution_keys(self, table: str) -> np.ndarray:
+        """(year, institution) of each row of ``table`` as one integer; -1 for an institution in no year of
+        Truong."""
+        code = self.codes(table, "ma_truong", self.institutions)
+        year = self.tables[table]["year"].to_numpy(np.int64)
+        return np.where(code >= 0, (year - self.y0) * max(len(self.institutions), 1) + code, -1)
 
     def table_rows(self, table: str, where: dict) -> tuple[np.ndarray, np.ndarray | None]:
         """(Truong row of each row of ``table`` that ``where`` keeps, -1 when its institution is not in Truong
@@ -410,7 +456,7 @@ class _Keys:
         if token not in self._table_rows:
             data = self.tables[table]
             if table not in self._rows_in_truong:
-                self._rows_in_truong[table] = self.truong_rows(self.institution_keys(data))
+                self._rows_in_truong[table] = self.truong_rows(self.institution_keys(table))
             rows, mask = self._rows_in_truong[table], None
             for col, allowed in where.items():
                 keep = data[col].isin(allowed).to_numpy(dtype=bool, na_value=False)
@@ -766,12 +812,17 @@ class _Names:
         elif level == "ward_current":
             row = [self._short(cw.name_of(code)) for code in vocab]
             out = np.tile(np.asarray(row, dtype=np.int64), (keys.n_years, 1))
-        elif level == "ward":  # 10,000 wards x 11 years at country scale: each distinct name shortened once
-            every = np.asarray([names.get(code, code) for names in map(cw.names_at, years) for code in vocab],
-                               dtype=object)
-            codes, distinct = pd.factorize(every)
-            ids = np.asarray([self._short(name) for name in distinct.tolist()], dtype=np.int64)
-            out = ids[codes].reshape(keys.n_years, len(vocab))
+        elif level == "ward":  # 10,000 wards x 11 years at country scale: each distinct name shortened once,
+            # each year's row once per set of names (the crosswalk shares them between years whose units agree)
+            rows: dict[int, np.ndarray] = {}
+            out = np.empty((keys.n_years, len(vocab)), np.int64)
+            for k, names in enumerate(map(cw.names_at, years)):
+                if id(names) not in rows:
+                    every = np.asarray([names.get(code, code) for code in vocab], dtype=object)
+                    codes, distinct = pd.factorize(every)
+                    ids = np.asarray([self._short(name) for name in distinct.tolist()], dtype=np.int64)
+                    rows[id(names)] = ids[codes]
+                out[k] = rows[id(names)]
         else:
             unit = self.geo.territory_unit if level == self.geo.territory_level else {}
             out = np.asarray([[self._id(names.get(unit.get(y, code), unit.get(y, code))) for code in vocab]
@@ -875,8 +926,16 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     indicators' sums are computed in two processes (``parallel.in_two``); the result is the same."""
     reg = indicators or registry()
     inds = list(reg.values())
-    geo = build_geography(tables, crosswalk)
-    keys = _Keys(tables, geo)
+    factorized = _Factorized(tables)  # the text columns the keys read, found while the geography is built
+    factorized.prefetch([("truong", "ma_xa_phuong"), ("xa_phuong", "ma_xa_phuong"), ("truong", "ma_truong"),
+                         ("truong", "loai_truong"), ("truong", "loai_hinh"),
+                         *((ind.compute["table"], "ma_truong") for ind in inds
+                           if ind.compute["table"] not in ("truong", "xa_phuong"))])
+    try:
+        geo = build_geography(tables, crosswalk, factorized)
+        keys = _Keys(tables, geo, factorized)
+    finally:
+        factorized.finish()
     levels = [*geo.levels, *EXTRA_LEVELS]
     offsets = np.cumsum([0] + [len(keys.vocab[lv]) for lv in levels])
     code_vocab = [c for lv in levels for c in keys.vocab[lv]]
