@@ -1006,18 +1006,24 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
         out *= 100
         return out
 
-    def derived() -> dict[str, np.ndarray]:
-        return {"value": percent(num, den), "reporting_share": percent(col["n_reporting"], col["n_units"])}
+    small = _registry_file().get("small_denominator", 30)
+
+    def derived() -> dict:
+        value = percent(num, den)
+        flags = {"denominator_zero": den == 0, "above_100": value > 100, "excluded_values": col["n_excluded"] > 0,
+                 "small_denominator": (den > 0) & (den < small)}
+        code = np.zeros(len(value), np.int8)
+        for k, flag in enumerate(flags.values()):
+            code |= flag.view(np.int8) << k
+        return {"value": value, "reporting_share": percent(col["n_reporting"], col["n_units"]), "flags": flags,
+                "flag_code": code}
 
     ci, placed_cols, values = parallel.at_once(lambda: wilson_interval(num, den), placed_columns, derived,
                                                threads=threads)
     del by_code, year, code
     (ci_low, ci_high), value, reporting_share = ci, values["value"], values["reporting_share"]
+    flags, flag_code = values["flags"], values["flag_code"]
     col.update(placed_cols)
-    small = _registry_file().get("small_denominator", 30)
-    flags = {"denominator_zero": den == 0, "above_100": value > 100, "excluded_values": col["n_excluded"] > 0,
-             "small_denominator": (den > 0) & (den < small)}
-    flag_code = sum(v.astype(np.int8) << k for k, v in enumerate(flags.values()))
     flag_text = [";".join(n for k, n in enumerate(flags) if c >> k & 1) for c in range(1 << len(flags))]
     territory, territory_vocab = _territories(col.pop("territory"), code_vocab, span, keys.y0)
     # text columns from integer codes (categoricals), two at a time
