@@ -271,6 +271,12 @@ class Crosswalk:
                 out[level] = column
         return out
 
+    def prepare(self, years) -> None:
+        """Walk these school years' wards now (kept: ``ancestry`` then only looks them up), e.g. while the data
+        is being read elsewhere."""
+        for year in years:
+            self._year_ancestry(int(year))
+
     def _year_ancestry(self, year: int) -> tuple[pd.Index, dict[str, np.ndarray]]:
         """The year's own wards (``wards_of_year``'s codes) and their ``_walk``."""
         def build() -> tuple[pd.Index, dict[str, np.ndarray]]:

@@ -932,6 +932,8 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
                          *((ind.compute["table"], "ma_truong") for ind in inds
                            if ind.compute["table"] not in ("truong", "xa_phuong"))])
     try:
+        crosswalk.prepare(sorted({int(y) for t in ("truong", "xa_phuong") if t in tables
+                                  for y in pd.unique(tables[t]["year"])}))  # while the codes are found
         geo = build_geography(tables, crosswalk, factorized)
         keys = _Keys(tables, geo, factorized)
     finally:
