@@ -918,12 +918,14 @@ def _territories(keys: np.ndarray, code_vocab: list[str], span: int, y0: int) ->
 
 
 def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
-            indicators: dict[str, Indicator] | None = None, jobs: int = 1) -> pd.DataFrame:
+            indicators: dict[str, Indicator] | None = None, jobs: int = 1,
+            targets: pd.DataFrame | None = None) -> pd.DataFrame:
     """All indicators for all years: the long table of DESIGN §5 (pure function of its inputs).
 
     Rows are sorted by indicator (registry order), year, level (territory down to ward, today's wards,
     institution type, ownership), geo_code and sex (total, female, male). With ``jobs`` >= 2, the
-    indicators' sums are computed in two processes (``parallel.in_two``); the result is the same."""
+    indicators' sums are computed in two processes (``parallel.in_two``); the result is the same. With
+    ``targets``, the columns of ``with_targets`` are added, computed with the text columns."""
     reg = indicators or registry()
     inds = list(reg.values())
     factorized = _Factorized(tables)  # the text columns the keys read, found while the geography is built
@@ -1029,17 +1031,22 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     flag_text = [";".join(n for k, n in enumerate(flags) if c >> k & 1) for c in range(1 << len(flags))]
     territory, territory_vocab = _territories(col.pop("territory"), code_vocab, span, keys.y0)
     # text columns from integer codes (categoricals), two at a time
-    made = {"indicator_id": (col["indicator"], list(reg)), "geo_level": (col.pop("level"), levels),
-            "geo_code": (col.pop("code"), code_vocab), "geo_name": (col.pop("name"), names.names),
-            "sex": (col.pop("sex"), SEXES), "flags": (flag_code, flag_text),
-            "territory_id": (territory, territory_vocab),
-            "cross_check_of": (col["indicator"], [x.cross_check_of or "" for x in inds]),
-            "direction": (col["indicator"], [x.direction for x in inds])}
-    del flag_code, territory, col["indicator"]
-    text = dict(zip(made, parallel.at_once(*(lambda a=a: _strings(*a) for a in made.values()), threads=threads)))
-    del made
+    texts = {"indicator_id": (col["indicator"], list(reg)), "geo_level": (col.pop("level"), levels),
+             "geo_code": (col.pop("code"), code_vocab), "geo_name": (col.pop("name"), names.names),
+             "sex": (col.pop("sex"), SEXES), "flags": (flag_code, flag_text),
+             "territory_id": (territory, territory_vocab),
+             "cross_check_of": (col["indicator"], [x.cross_check_of or "" for x in inds]),
+             "direction": (col["indicator"], [x.direction for x in inds])}
+    del flag_code, territory
+    year = np.add(col.pop("year"), keys.y0, dtype=np.int64)
+    aims = [] if targets is None else [  # computed with the text columns, two at a time
+        lambda y=y: _target_columns(targets, y, list(reg), col["indicator"], value, year)
+        for y in target_years(targets)]
+    made = parallel.at_once(*(lambda a=a: _strings(*a) for a in texts.values()), *aims, threads=threads)
+    text, aimed = dict(zip(texts, made[:len(texts)])), made[len(texts):]
+    del texts, made, col["indicator"]
     out = pd.DataFrame(copy=False, data={  # the arrays are new: no copy, no consolidation
-        **text, "year": np.add(col["year"], keys.y0, dtype=np.int64), "numerator": num, "denominator": den, "value": value,
+        **text, "year": year, "numerator": num, "denominator": den, "value": value,
         "ci_low": ci_low, "ci_high": ci_high, "n_units": col["n_units"], "n_reporting": col["n_reporting"],
         "reporting_share": reporting_share, "n_excluded": col["n_excluded"],
         **{f"flag_{k}" if k != "denominator_zero" else "flag_zero_denominator": v for k, v in flags.items()},
@@ -1049,7 +1056,7 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     # sanity: sums of counts, never rates; a subset never exceeds its total where cleaning held
     main = (out["cross_check_of"] == "").to_numpy()
     assert (num[main] <= den[main]).all(), "a main indicator has numerator > denominator"
-    return out
+    return _added(out, aimed) if aimed else out
 
 
 TEXT_COLUMNS = ("indicator_id", "geo_level", "geo_code", "geo_name", "sex", "flags", "territory_id",
@@ -1102,42 +1109,51 @@ def meets(value, target, comparator: str):
     return {">=": value >= target, ">": value > target, "<": value < target, "<=": value <= target}[comparator]
 
 
-def with_targets(ind: pd.DataFrame, targets: pd.DataFrame, threads: int = 1) -> pd.DataFrame:
-    """Add, for each target year of the plan, the target, the gap and the change needed per year.
+def target_years(targets: pd.DataFrame) -> list[int]:
+    return sorted(int(y) for y in targets["target_year"].unique())
 
-    Targets are looked up once per distinct indicator id, then spread by integer codes (a country's table
-    has millions of rows and a dozen indicators); the target years' columns are computed ``threads`` at a
-    time (``parallel.at_once``)."""
-    out = ind.copy(deep=False)  # copy-on-write: the new columns never reach ``ind``
-    codes, ids = pd.factorize(out["indicator_id"], use_na_sentinel=True)
+
+def _target_columns(targets: pd.DataFrame, target_year: int, ids: list, codes: np.ndarray, value: np.ndarray,
+                    year: np.ndarray) -> dict[str, np.ndarray]:
+    """For one target year of the plan: the target, the gap, the change needed per year and whether the value
+    meets it, each row's indicator being ``ids[codes]`` (code -1: none). Looked up once per indicator id (a
+    dozen), then spread by the integer codes (a country's table has millions of rows)."""
     ids = pd.Series(np.asarray(ids, dtype=object))
-    value = out["value"].to_numpy(dtype=float)
-    year = out["year"].to_numpy()
+    t = targets[targets["target_year"] == target_year].set_index("indicator_id")
+    target = np.append(ids.map(t["target_value"]).astype(float).to_numpy(), np.nan)[codes]
+    comp_of_id = ids.map(t["comparator"])  # one comparator per indicator id, not per row
+    gap = target - value
+    years_left = np.subtract(target_year, year, dtype=np.int16)  # small: a full-length temporary
+    needed = np.divide(gap, years_left, out=np.full(len(gap), np.nan), where=years_left > 0)
+    met = np.zeros(len(value), bool)
+    judged = np.zeros(len(value), bool)  # rows whose indicator has a comparator for that year
+    with np.errstate(invalid="ignore"):
+        for c in comp_of_id.dropna().unique():
+            rows = np.append((comp_of_id == c).to_numpy(dtype=bool, na_value=False), False)[codes]
+            met |= rows & meets(value, target, c)  # a comparison with NaN is False
+            judged |= rows
+    known = judged & ~np.isnan(value)
+    return {f"target_{target_year}": target, f"gap_{target_year}": gap, f"needed_per_year_{target_year}": needed,
+            f"meets_{target_year}": pd.arrays.BooleanArray(met, ~known)}
 
-    def columns(target_year: int) -> dict[str, np.ndarray]:
-        t = targets[targets["target_year"] == target_year].set_index("indicator_id")
-        target = np.append(ids.map(t["target_value"]).astype(float).to_numpy(), np.nan)[codes]
-        comp_of_id = ids.map(t["comparator"])  # one comparator per indicator id (a dozen), not per row
-        gap = target - value
-        years_left = np.subtract(target_year, year, dtype=np.int16)  # small: a full-length temporary
-        needed = np.divide(gap, years_left, out=np.full(len(gap), np.nan), where=years_left > 0)
-        met = np.zeros(len(out), bool)
-        judged = np.zeros(len(out), bool)  # rows whose indicator has a comparator for that year
-        with np.errstate(invalid="ignore"):
-            for c in comp_of_id.dropna().unique():
-                rows = np.append((comp_of_id == c).to_numpy(dtype=bool, na_value=False), False)[codes]
-                met |= rows & meets(value, target, c)  # a comparison with NaN is False
-                judged |= rows
-        known = judged & ~np.isnan(value)
-        return {f"target_{target_year}": target, f"gap_{target_year}": gap,
-                f"needed_per_year_{target_year}": needed,
-                f"meets_{target_year}": pd.arrays.BooleanArray(met, ~known)}
 
-    target_years = sorted(int(y) for y in targets["target_year"].unique())
-    for made in parallel.at_once(*(lambda y=y: columns(y) for y in target_years), threads=threads):
-        for name, values in made.items():  # the new arrays themselves (pandas' Series copies an array by default)
+def _added(frame: pd.DataFrame, parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """``frame`` with these columns added: the arrays themselves (pandas' Series copies an array by default)."""
+    out = frame.copy(deep=False)  # copy-on-write: the new columns never reach ``frame``
+    for part in parts:
+        for name, values in part.items():
             out[name] = pd.Series(values, index=out.index, copy=False)
     return out
+
+
+def with_targets(ind: pd.DataFrame, targets: pd.DataFrame, threads: int = 1) -> pd.DataFrame:
+    """Add, for each target year of the plan, the target, the gap and the change needed per year
+    (``_target_columns``), the target years ``threads`` at a time (``parallel.at_once``)."""
+    codes, ids = pd.factorize(ind["indicator_id"], use_na_sentinel=True)
+    value, year = ind["value"].to_numpy(dtype=float), ind["year"].to_numpy()
+    parts = parallel.at_once(*(lambda y=y: _target_columns(targets, y, list(ids), codes, value, year)
+                               for y in target_years(targets)), threads=threads)
+    return _added(ind, parts)
 
 
 # --- action lists ------------------------------------------------------------------------------------------
@@ -1194,7 +1210,7 @@ def load(processed_dir: Path | None = None, raw_dir: Path | None = None):
 
 def process(tables, crosswalk, targets, jobs: int = 1) -> pd.DataFrame:
     with without_huge_pages():  # one pass over fresh memory: huge pages cost more than they give (allocator.py)
-        return with_targets(compute(tables, crosswalk, jobs=jobs), targets, threads=2 if jobs >= 2 else 1)
+        return compute(tables, crosswalk, jobs=jobs, targets=targets)  # the targets' columns made with the text
 
 
 def save(frame: pd.DataFrame, processed_dir: Path | None = None) -> None:
