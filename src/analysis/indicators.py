@@ -383,6 +383,7 @@ class _Keys:
     def __init__(self, tables: dict[str, pd.DataFrame], geo: Geography, factorized: _Factorized | None = None):
         self.tables, self.geo = tables, geo
         self._columns = factorized or _Factorized(tables)
+        self._memo: dict[tuple, Any] = {}
         self._rows_in_truong: dict[str, np.ndarray] = {}
         self._table_rows: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = {}
         years = np.concatenate([tables[t]["year"].to_numpy(np.int64) for t in TABLE_SHEET if t in tables]
@@ -430,6 +431,13 @@ class _Keys:
         self.t_type = self.codes("truong", "loai_truong", self.vocab["school_level"])
         self.t_own = self.codes("truong", "loai_hinh", self.vocab["ownership"], own)
         self._t_index: pd.Index | None = None
+
+    def memo(self, token: tuple, build):
+        """``build()``, once per run for this token (shared by the indicators that ask the same question; the
+        arrays are never changed in place)."""
+        if token not in self._memo:
+            self._memo[token] = build()
+        return self._memo[token]
 
     def factorized(self, table: str, column: str) -> tuple[np.ndarray, list]:
         """(code per row, -1 missing; the distinct values in order of appearance) of a text column, once per
@@ -498,53 +506,66 @@ def _counts(data: pd.DataFrame, name: str) -> np.ndarray:
 
 
 def _units(ind: Indicator, keys: _Keys) -> _Units:
-    """The indicator's units with their numerator, denominator and girls' counts (NaN where missing)."""
+    """The indicator's units with their numerator, denominator and girls' counts (NaN where missing). The
+    units of a table, filter and group of institutions, and each count column of them, are found once per
+    run: indicators on the same units (the primary school's dropout, completion and cohort) share them."""
     c = ind.compute
+    table, group = c["table"], c.get("institutions", "all")
+    token = (table, tuple((col, tuple(allowed)) for col, allowed in c.get("where", {}).items()), group)
+    rows = keys.memo(("units", *token), lambda: _unit_rows(keys, table, c.get("where", {}), group))
+    if table == "truong":  # an institution share: the flag of each expected institution
+        values = keys.memo(("flag", *token, c["flag"]), lambda: keys.tables["truong"][c["flag"]].to_numpy(
+            dtype="float64", na_value=np.nan)[rows["expected"]])
+        nan = np.full(len(values), np.nan)
+        return _Units(**rows["units"], num=values, den=np.where(np.isnan(values), np.nan, 1.0), num_f=nan, den_f=nan)
+
+    def counts(name: str) -> np.ndarray:
+        def build() -> np.ndarray:
+            values = _counts(keys.tables[table], name)
+            return np.r_[values if rows["mask"] is None else values[rows["mask"]], np.full(rows["missing"], np.nan)]
+        return keys.memo(("counts", *token, name), build)
+
+    return _Units(**rows["units"], num=counts(c["numerator"]), den=counts(c["denominator"]),
+                  num_f=counts(c["numerator"] + FEMALE_SUFFIX), den_f=counts(c["denominator"] + FEMALE_SUFFIX))
+
+
+def _unit_rows(keys: _Keys, table: str, where: dict, group: str) -> dict:
+    """The units of a table, filter and group of institutions: their year, ward, type, ownership and presence
+    (``units``); for a table of institution rows, the kept rows (``mask``) and the number of expected
+    institutions without a row (``missing``: they did not report, and come last)."""
     tables = keys.tables
-    if c["table"] == "xa_phuong":
+    if table == "xa_phuong":
         data = tables["xa_phuong"]
-        return _Units(year=data["year"].to_numpy(np.int64) - keys.y0,
-                      ward=keys.codes("xa_phuong", "ma_xa_phuong", keys.vocab["ward"]), school_type=None,
-                      ownership=None, num=_counts(data, c["numerator"]), den=_counts(data, c["denominator"]),
-                      num_f=_counts(data, c["numerator"] + FEMALE_SUFFIX),
-                      den_f=_counts(data, c["denominator"] + FEMALE_SUFFIX), present=np.ones(len(data), bool))
-    members = institution_groups()[c.get("institutions", "all")]
+        units = dict(year=data["year"].to_numpy(np.int64) - keys.y0,
+                     ward=keys.codes("xa_phuong", "ma_xa_phuong", keys.vocab["ward"]), school_type=None,
+                     ownership=None, present=np.ones(len(data), bool))
+        return {"units": units, "mask": None, "missing": 0}
+    members = institution_groups()[group]
     member = np.zeros(len(keys.vocab["school_level"]) + 1, bool)  # by type code; the last entry for code -1
     member[positions(keys.vocab["school_level"], members)] = True
     member[-1] = False  # a member type absent from the data (code -1) marks no institution
     expected = member[keys.t_type]
-    if c["table"] == "truong":
-        values = tables["truong"][c["flag"]].to_numpy(dtype="float64", na_value=np.nan)[expected]
-        nan = np.full(len(values), np.nan)
-        return _Units(year=keys.t_year[expected], ward=keys.t_ward[expected], school_type=keys.t_type[expected],
-                      ownership=keys.t_own[expected], num=values, den=np.where(np.isnan(values), np.nan, 1.0),
-                      num_f=nan, den_f=nan, present=np.ones(len(values), bool))
-    data = tables[c["table"]]
-    row, mask = keys.table_rows(c["table"], c.get("where", {}))  # each row's institution in Truong (-1: none)
+    if table == "truong":
+        units = dict(year=keys.t_year[expected], ward=keys.t_ward[expected], school_type=keys.t_type[expected],
+                     ownership=keys.t_own[expected], present=np.ones(int(expected.sum()), bool))
+        return {"units": units, "mask": None, "missing": 0, "expected": expected}
+    data = tables[table]
+    row, mask = keys.table_rows(table, where)  # each row's institution in Truong (-1: none)
     found = row >= 0
 
     def attr(values: np.ndarray) -> np.ndarray:
         return np.where(found, values[np.where(found, row, 0)], -1) if len(values) else np.full(len(row), -1)
 
-    def counts(name: str) -> np.ndarray:
-        values = _counts(data, name)
-        return values if mask is None else values[mask]
-
     reported = np.zeros(len(keys.t_key), bool)
     reported[row[found]] = True
     missing = np.flatnonzero(expected & ~reported)  # expected institutions with no row: did not report
-    nan = np.full(len(missing), np.nan)
     year = data["year"].to_numpy(np.int64) - keys.y0
-    return _Units(
-        year=np.r_[year if mask is None else year[mask], keys.t_year[missing]],
-        ward=np.r_[attr(keys.t_ward), keys.t_ward[missing]],
-        school_type=np.r_[attr(keys.t_type), keys.t_type[missing]],
-        ownership=np.r_[attr(keys.t_own), keys.t_own[missing]],
-        num=np.r_[counts(c["numerator"]), nan], den=np.r_[counts(c["denominator"]), nan],
-        num_f=np.r_[counts(c["numerator"] + FEMALE_SUFFIX), nan],
-        den_f=np.r_[counts(c["denominator"] + FEMALE_SUFFIX), nan],
-        present=np.r_[np.ones(len(row), bool), np.zeros(len(missing), bool)],
-    )
+    units = dict(year=np.r_[year if mask is None else year[mask], keys.t_year[missing]],
+                 ward=np.r_[attr(keys.t_ward), keys.t_ward[missing]],
+                 school_type=np.r_[attr(keys.t_type), keys.t_type[missing]],
+                 ownership=np.r_[attr(keys.t_own), keys.t_own[missing]],
+                 present=np.r_[np.ones(len(row), bool), np.zeros(len(missing), bool)])
+    return {"units": units, "mask": mask, "missing": len(missing)}
 
 
 # --- aggregation ---------------------------------------------------------------------------------------------
