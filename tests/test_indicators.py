@@ -105,6 +105,16 @@ def test_excluded_values_are_flagged(raw_dir):
     assert (r.numerator, r.denominator, r.n_excluded) == (0, 400, 1) and r.flag_excluded_values
 
 
+def test_targets_made_with_the_table_equal_with_targets(fixture_out, raw_dir):
+    """compute(targets=...) makes the target columns itself (with the text columns); the same as adding them
+    afterwards, for every row, including rows of indicators without a target."""
+    targets = indicators.load_targets(raw_dir)
+    tables = clean.combine(clean.clean_all(raw_dir))
+    at_once = indicators.compute(tables, Crosswalk.load(raw_dir), targets=targets)
+    assert [c for c in at_once.columns if c.startswith(("target_", "gap_", "needed_", "meets_"))]
+    pd.testing.assert_frame_equal(at_once, indicators.with_targets(fixture_out, targets), check_exact=True)
+
+
 def test_targets_gap_and_needed_change(fixture_out, raw_dir):
     out = indicators.with_targets(fixture_out, indicators.load_targets(raw_dir))
     r = out[(out.indicator_id == "CT20B") & (out.year == 2023) & (out.geo_level == "district") & (out.sex == "total")].iloc[0]

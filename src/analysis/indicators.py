@@ -938,6 +938,25 @@ def _territories(keys: np.ndarray, code_vocab: list[str], span: int, y0: int) ->
     return lut[keys], words
 
 
+def _prepared(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
+              inds: list[Indicator]) -> tuple[Geography, _Keys]:
+    """The data's geography and the run's codes. The text columns the keys read are factorized in a thread
+    (Arrow's encoding runs without the interpreter lock) while the crosswalk's wards of the data's years are
+    walked; the thread has ended when this returns (a fork may follow)."""
+    factorized = _Factorized(tables)
+    factorized.prefetch([("truong", "ma_xa_phuong"), ("xa_phuong", "ma_xa_phuong"), ("truong", "ma_truong"),
+                         ("truong", "loai_truong"), ("truong", "loai_hinh"),
+                         *((ind.compute["table"], "ma_truong") for ind in inds
+                           if ind.compute["table"] not in ("truong", "xa_phuong"))])
+    try:
+        crosswalk.prepare(sorted({int(y) for t in ("truong", "xa_phuong") if t in tables
+                                  for y in pd.unique(tables[t]["year"])}))
+        geo = build_geography(tables, crosswalk, factorized)
+        return geo, _Keys(tables, geo, factorized)
+    finally:
+        factorized.finish()
+
+
 def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
             indicators: dict[str, Indicator] | None = None, jobs: int = 1,
             targets: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -949,18 +968,7 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     ``targets``, the columns of ``with_targets`` are added, computed with the text columns."""
     reg = indicators or registry()
     inds = list(reg.values())
-    factorized = _Factorized(tables)  # the text columns the keys read, found while the geography is built
-    factorized.prefetch([("truong", "ma_xa_phuong"), ("xa_phuong", "ma_xa_phuong"), ("truong", "ma_truong"),
-                         ("truong", "loai_truong"), ("truong", "loai_hinh"),
-                         *((ind.compute["table"], "ma_truong") for ind in inds
-                           if ind.compute["table"] not in ("truong", "xa_phuong"))])
-    try:
-        crosswalk.prepare(sorted({int(y) for t in ("truong", "xa_phuong") if t in tables
-                                  for y in pd.unique(tables[t]["year"])}))  # while the codes are found
-        geo = build_geography(tables, crosswalk, factorized)
-        keys = _Keys(tables, geo, factorized)
-    finally:
-        factorized.finish()
+    geo, keys = _prepared(tables, crosswalk, inds)
     levels = [*geo.levels, *EXTRA_LEVELS]
     offsets = np.cumsum([0] + [len(keys.vocab[lv]) for lv in levels])
     code_vocab = [c for lv in levels for c in keys.vocab[lv]]
@@ -988,7 +996,8 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     else:
         by_code, blocks = placed(), layout.blocks(list(range(len(inds))))
     if not blocks:
-        return _typed(pd.DataFrame({c: [] for c in OUTPUT_COLUMNS}))
+        empty = _typed(pd.DataFrame({c: [] for c in OUTPUT_COLUMNS}))
+        return empty if targets is None else with_targets(empty, targets)
     pieces = [(block, np.searchsorted(block["year"], np.arange(keys.n_years + 1))) for block in blocks]
     del blocks
     # final order: indicator, year, then level, code and sex as inside the blocks: slices, concatenated once
