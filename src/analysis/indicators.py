@@ -257,17 +257,14 @@ def _wards_by_year(tables: dict[str, pd.DataFrame], factorized: _Factorized | No
     factorized = factorized or _Factorized(tables)
     names = [n for n in ("truong", "xa_phuong") if n in tables and len(tables[n])]
     words: list = []
-    position: dict = {}
     codes, years = [], []
     for name in names:  # one vocabulary for both tables, in order of first appearance
         own, distinct = factorized.get(name, "ma_xa_phuong")
-        lut = np.empty(len(distinct) + 1, np.int64)
-        lut[-1] = -1  # code -1 (missing) stays missing
-        for k, word in enumerate(distinct):
-            lut[k] = position.setdefault(word, len(words))
-            if lut[k] == len(words):
-                words.append(word)
-        codes.append(lut[own])
+        found = positions(pd.Index(words, dtype=object), distinct) if words else np.full(len(distinct), -1)
+        new = np.flatnonzero(found < 0)  # each table's distinct values are distinct: new words in their order
+        found[new] = len(words) + np.arange(len(new))
+        words += [distinct[k] for k in new.tolist()]
+        codes.append(np.append(found, -1)[own])  # code -1 (missing) stays missing
         years.append(tables[name]["year"].to_numpy(np.int64))
     if not codes:
         return {}
