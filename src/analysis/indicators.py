@@ -658,11 +658,15 @@ def _ratio_block(year: np.ndarray, per_unit: dict, key: np.ndarray, n_keys: int,
     summed are units, or ward cells that already sum units (``_ward_cells``): sums of sums are the same."""
     g_year, g_key, s = _group_sums(year, n_years, key, n_keys, per_unit)
     G = len(g_year)
+    s.update({f"n_excluded|{x}": _excluded(s, x) for x in sexes})
+    if len(sexes) == 1:  # one row per group: the sums as they are
+        return {"year": g_year.astype(np.int16), "code": g_key.astype(np.int32), "sex": np.zeros(G, np.int8),
+                "numerator": s["numerator|total"], "denominator": s["denominator|total"], "n_units": s["n_units"],
+                "n_reporting": s["n_reporting|total"], "n_excluded": s["n_excluded|total"],
+                "gpi": np.full(G, np.nan)}
     keep = np.stack([np.ones(G, bool)] + [s[f"n_reporting|{x}"] > 0 for x in sexes[1:]], axis=1)
     flat = keep.ravel()
     group = np.repeat(np.arange(G), len(sexes))[flat]
-
-    s.update({f"n_excluded|{x}": _excluded(s, x) for x in sexes})
 
     def by_sex(field):
         return np.stack([s[f"{field}|{x}"] for x in sexes], axis=1).ravel()[flat]
