@@ -125,29 +125,30 @@ class Crosswalk:
             mask &= a["level"] == level
         return np.flatnonzero(mask)
 
+    def _kept(self, name: str, key, build: Callable[[], Any]) -> Any:
+        """``build()`` once per ``key`` of the question ``name``: a crosswalk is read once and never changes,
+        and its yearly questions are asked again for every indicator, level and ward."""
+        cache = self.__dict__.setdefault(f"_kept_{name}", {})
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
+
     def _during_positions(self, year: int, level: str | None = None) -> np.ndarray:
         """``units_during`` as positions: valid at the school year's start, then those created during it
         (kept: the parents, the walk and their keys all ask for them)."""
-        cache = self.__dict__.setdefault("_during", {})
-        if (year, level) not in cache:
+        def build() -> np.ndarray:
             start = self._valid_positions(school_year_start(year), level)
             end = self._valid_positions(school_year_end(year), level)
             codes = self._arrays["code"]
             later = ~pd.Index(codes[end], dtype=object).isin(codes[start])  # hash lookups, no Python loop
-            cache[(year, level)] = np.concatenate([start, end[later]])
-        return cache[(year, level)]
+            return np.concatenate([start, end[later]])
+
+        return self._kept("during", (year, level), build)
 
     def _yearly(self, name: str, year: int, key: Callable[[], bytes], build: Callable[[], Any]) -> Any:
         """A per-year answer, built once per distinct ``key`` (the positions of the unit versions it depends
         on): most years of a crosswalk have the same units as the year before, and share the answer."""
-        by_year = self.__dict__.setdefault(f"_{name}_by_year", {})
-        if year not in by_year:
-            by_key = self.__dict__.setdefault(f"_{name}_by_key", {})
-            found = key()
-            if found not in by_key:
-                by_key[found] = build()
-            by_year[year] = by_key[found]
-        return by_year[year]
+        return self._kept(f"{name}_by_year", year, lambda: self._kept(f"{name}_by_key", key(), build))
 
     def _units_key(self, year: int) -> bytes:
         """What a year's walk depends on: its units (the parents) and its wards."""
@@ -155,10 +156,7 @@ class Crosswalk:
 
     def wards_of_year(self, year: int) -> pd.DataFrame:
         """Wards valid at the start of the school year, and those created during it (named either way)."""
-        cache = self.__dict__.setdefault("_wards_of_year", {})
-        if year not in cache:
-            cache[year] = self.units_during(year, "ward")
-        return cache[year]
+        return self._kept("wards_of_year", year, lambda: self.units_during(year, "ward"))
 
     def units_during(self, year: int, level: str | None = None) -> pd.DataFrame:
         """Units (of one level, or all) valid at the start of the school year, and those created during it."""
@@ -182,12 +180,12 @@ class Crosswalk:
         return WardMatch(None, None, "unknown")
 
     def _ward_index(self, year: int) -> dict[str, dict[str, tuple[str, ...]]]:
-        cache = self.__dict__.setdefault("_ward_cache", {})
-        if year not in cache:
+        def build() -> dict[str, dict[str, tuple[str, ...]]]:
             wards = self.wards_of_year(year)
             by_name = wards.groupby("name_key")["unit_code"].agg(lambda s: tuple(dict.fromkeys(s)))
-            cache[year] = {"name": by_name.to_dict(), "code": {c: (c,) for c in wards["unit_code"]}}
-        return cache[year]
+            return {"name": by_name.to_dict(), "code": {c: (c,) for c in wards["unit_code"]}}
+
+        return self._kept("ward_index", year, build)
 
     @cached_property
     def _latest_names(self) -> dict[str, str]:
@@ -344,10 +342,7 @@ class Crosswalk:
         """Units of ``level`` whose wards that school year (``wards_under``) differ from the year before's: a
         unit some ward left or joined, or one that a ward that ended or began was under. Compared ward by ward
         on the chains, without building any unit's set of wards."""
-        cache = self.__dict__.setdefault("_units_changed", {})
-        if (year, level) not in cache:
-            cache[(year, level)] = self._moved(year, level)
-        return cache[(year, level)]
+        return self._kept("units_changed", (year, level), lambda: self._moved(year, level))
 
     def _moved(self, year: int, level: str) -> frozenset[str]:
         (before, walk_before), (now, walk_now) = self._year_ancestry(year - 1), self._year_ancestry(year)

@@ -374,6 +374,11 @@ class _Units:
         return len(self.year)
 
 
+def _where_key(where: dict) -> tuple:
+    """An indicator's row filter (column -> allowed values) as a key: indicators with the same one share."""
+    return tuple((col, tuple(allowed)) for col, allowed in where.items())
+
+
 class _Keys:
     """Integer codes of the run: years, institutions, and one sorted vocabulary per breakdown level."""
 
@@ -381,8 +386,6 @@ class _Keys:
         self.tables, self.geo = tables, geo
         self._columns = factorized or _Factorized(tables)
         self._memo: dict[tuple, Any] = {}
-        self._rows_in_truong: dict[str, np.ndarray] = {}
-        self._table_rows: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = {}
         years = np.concatenate([tables[t]["year"].to_numpy(np.int64) for t in TABLE_SHEET if t in tables]
                                + [np.zeros(0, np.int64)])
         self.y0 = int(years.min()) if len(years) else 0
@@ -427,7 +430,6 @@ class _Keys:
         self.t_ward = self.codes("truong", "ma_xa_phuong", ward_vocab)
         self.t_type = self.codes("truong", "loai_truong", self.vocab["school_level"])
         self.t_own = self.codes("truong", "loai_hinh", self.vocab["ownership"], own)
-        self._t_index: pd.Index | None = None
 
     def memo(self, token: tuple, build):
         """``build()``, once per run for this token (shared by the indicators that ask the same question; the
@@ -457,23 +459,20 @@ class _Keys:
         """(Truong row of each row of ``table`` that ``where`` keeps, -1 when its institution is not in Truong
         that year; the kept rows as a mask, None for all). Once per table and filter: the indicators of one
         table share them, and only the columns an indicator reads are then taken, not the whole frame."""
-        token = (table, tuple((col, tuple(allowed)) for col, allowed in where.items()))
-        if token not in self._table_rows:
+        def build() -> tuple[np.ndarray, np.ndarray | None]:
             data = self.tables[table]
-            if table not in self._rows_in_truong:
-                self._rows_in_truong[table] = self.truong_rows(self.institution_keys(table))
-            rows, mask = self._rows_in_truong[table], None
+            rows = self.memo(("rows in truong", table), lambda: self.truong_rows(self.institution_keys(table)))
+            mask = None
             for col, allowed in where.items():
                 keep = data[col].isin(allowed).to_numpy(dtype=bool, na_value=False)
                 mask = keep if mask is None else mask & keep
-            self._table_rows[token] = (rows if mask is None else rows[mask], mask)
-        return self._table_rows[token]
+            return (rows if mask is None else rows[mask]), mask
+
+        return self.memo(("table rows", table, _where_key(where)), build)
 
     def truong_rows(self, keys: np.ndarray) -> np.ndarray:
         """Position in Truong of each (year, institution) key, -1 when absent (a left merge)."""
-        if self._t_index is None:
-            self._t_index = pd.Index(self.t_key)
-        return self._t_index.get_indexer(keys)
+        return self.memo(("truong index",), lambda: pd.Index(self.t_key)).get_indexer(keys)
 
     def groupings(self, ind: Indicator, units: _Units) -> list[tuple[str, np.ndarray]]:
         """(geo_level, key code per unit row, -1 = left out) for every breakdown the indicator has."""
@@ -508,7 +507,7 @@ def _units(ind: Indicator, keys: _Keys) -> _Units:
     run: indicators on the same units (the primary school's dropout, completion and cohort) share them."""
     c = ind.compute
     table, group = c["table"], c.get("institutions", "all")
-    token = (table, tuple((col, tuple(allowed)) for col, allowed in c.get("where", {}).items()), group)
+    token = (table, _where_key(c.get("where", {})), group)
     rows = keys.memo(("units", *token), lambda: _unit_rows(keys, table, c.get("where", {}), group))
     if table == "truong":  # an institution share: the flag of each expected institution
         values = keys.memo(("flag", *token, c["flag"]), lambda: keys.tables["truong"][c["flag"]].to_numpy(

@@ -96,13 +96,14 @@ def _encoded(value, arrays: list[np.ndarray]):
     raise TypeError(f"{type(value).__name__} cannot be sent back from the child process")
 
 
-def _decoded(node, arrays: list[np.ndarray]):
+def _decoded(node, array: Callable[[dict], np.ndarray]):
+    """The result back from its JSON, each array made by ``array`` from its node."""
     if "array" in node:
-        return arrays[node["array"]]
+        return array(node)
     if "dict" in node:
-        return {k: _decoded(v, arrays) for k, v in node["dict"].items()}
+        return {k: _decoded(v, array) for k, v in node["dict"].items()}
     if "list" in node:
-        return [_decoded(v, arrays) for v in node["list"]]
+        return [_decoded(v, array) for v in node["list"]]
     return node["value"]
 
 
@@ -149,23 +150,15 @@ def _received(message: bytes, shared: int, status: int):
         # instead of faulted in one by one
         view = memoryview(mmap.mmap(shared, found["size"], flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
                                     prot=mmap.PROT_READ | mmap.PROT_WRITE))
-    arrays = []
 
-    def collect(node):
-        if "array" in node:
-            dtype, shape = np.dtype(node["dtype"]), tuple(node["shape"])
-            start = found["spans"][node["array"]]
-            count = int(np.prod(shape, dtype=np.int64))
-            arrays.append((node["array"], np.frombuffer(view, dtype, count, start).reshape(shape) if count
-                           else np.zeros(shape, dtype)))
-        for child in node.get("dict", {}).values():
-            collect(child)
-        for child in node.get("list", []):
-            collect(child)
+    def array(node: dict) -> np.ndarray:
+        dtype, shape = np.dtype(node["dtype"]), tuple(node["shape"])
+        count = int(np.prod(shape, dtype=np.int64))
+        if not count:
+            return np.zeros(shape, dtype)
+        return np.frombuffer(view, dtype, count, found["spans"][node["array"]]).reshape(shape)
 
-    collect(found["tree"])
-    arrays.sort(key=lambda pair: pair[0])
-    return _decoded(found["tree"], [array for _, array in arrays])
+    return _decoded(found["tree"], array)
 
 
 def at_once(*calls: Callable, threads: int = 2) -> list:
