@@ -126,6 +126,21 @@ def test_targets_gap_and_needed_change(fixture_out, raw_dir):
     assert d.needed_per_year_2025 == pytest.approx((0.12 - 3 / 1650 * 100) / 2)
 
 
+def test_targets_of_rows_in_any_order(fixture_out, raw_dir):
+    """The target columns are made per indicator: on the sorted table by slices, on any other order by row
+    numbers; a shuffled table (with a row whose indicator has no id) gets the same values row for row."""
+    targets = indicators.load_targets(raw_dir)
+    shuffled = fixture_out.sample(frac=1, random_state=7)
+    shuffled.loc[shuffled.index[0], "indicator_id"] = None
+    got = indicators.with_targets(shuffled, targets)
+    expected = indicators.with_targets(fixture_out, targets).loc[shuffled.index]
+    added = [c for c in got.columns if c.startswith(("target_", "gap_", "needed_", "meets_"))]
+    first, rest = got.index[0], got.index[1:]
+    pd.testing.assert_frame_equal(got.loc[rest, added], expected.loc[rest, added], check_exact=True)
+    assert got.loc[first, added].isna().all()  # no indicator: no target, gap, change or verdict
+    assert got.loc[rest, "meets_2025"].notna().any() and got.loc[rest, "meets_2025"].isna().any()
+
+
 def test_geography_levels_and_names(fixture_out):
     levels = set(fixture_out["geo_level"])
     assert levels == {"district", "ward", "ward_current", "school_level", "ownership"}

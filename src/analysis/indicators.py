@@ -780,15 +780,22 @@ def _combination_sums(year: np.ndarray, n_years: int, codes: list[np.ndarray], s
 
 # --- the long table ------------------------------------------------------------------------------------------
 
-def _strings(codes: np.ndarray, vocabulary) -> pd.Categorical:
-    """A text column from integer codes into a vocabulary, as a pandas categorical: the column holds the few
-    distinct strings once and an integer per row (as Parquet stores it anyway), instead of millions of strings.
-    A vocabulary may repeat a word (the same code at two levels): the codes are remapped to unique words,
-    straight into the categorical's own code type (no int64 column on the way)."""
+def _word_codes(vocabulary) -> tuple[np.ndarray, np.ndarray]:
+    """(each word's code among the distinct words, in the smallest integer type; the distinct words, sorted).
+    A vocabulary may repeat a word (the same code at two levels): both get the one code."""
     words = np.asarray(list(vocabulary), dtype=object)
     unique, inverse = np.unique(words.astype(str), return_inverse=True)
     small = np.int8 if len(unique) < 2**7 else np.int16 if len(unique) < 2**15 else np.int32
-    return pd.Categorical.from_codes(inverse.ravel().astype(small)[codes], categories=unique, validate=False)
+    return inverse.ravel().astype(small), unique
+
+
+def _strings(codes: np.ndarray, vocabulary) -> pd.Categorical:
+    """A text column from integer codes into a vocabulary, as a pandas categorical: the column holds the few
+    distinct strings once and an integer per row (as Parquet stores it anyway), instead of millions of strings.
+    The codes are remapped to the distinct words straight into the categorical's own code type (no int64
+    column on the way)."""
+    small, unique = _word_codes(vocabulary)
+    return pd.Categorical.from_codes(small[codes], categories=unique, validate=False)
 
 
 class _Names:
@@ -923,19 +930,11 @@ def _by_code(tables: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(tables, axis=1) if tables else np.zeros((0, 0))
 
 
-def _territories(keys: np.ndarray, code_vocab: list[str], span: int, y0: int) -> tuple[np.ndarray, list[str]]:
-    """Territory keys (code x span + first year of the territory - first year + 1, or 0 for the code's own
-    series) as codes into a vocabulary: every geo code, then "code@first year" for the segments used."""
-    n = len(code_vocab)
-    segmented = np.zeros(n * span, bool)
-    segmented[keys] = True
-    segmented[::span] = False
-    used = np.flatnonzero(segmented)
-    lut = np.zeros(n * span, np.int64)
-    lut[::span] = np.arange(n)
-    lut[used] = n + np.arange(len(used))
-    words = code_vocab + [f"{code_vocab[k // span]}@{y0 + k % span - 1}" for k in used.tolist()]
-    return lut[keys], words
+def _territory_words(pairs: np.ndarray, code_vocab: list[str], n_years: int, y0: int) -> list[str]:
+    """Territory words: every geo code (its own series), then "code@first year" for each territory used,
+    ``pairs`` being code x n_years + first year - y0, sorted."""
+    code, start = np.divmod(pairs, n_years)
+    return code_vocab + [f"{code_vocab[c]}@{y0 + y}" for c, y in zip(code.tolist(), start.tolist())]
 
 
 def _prepared(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
@@ -1022,17 +1021,40 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     del pieces, slices
     num, den, year, code = col["numerator"], col["denominator"], col["year"], col["code"]
     population_based = np.array([x.population_based for x in inds], bool)[col["indicator"]]
-    span = keys.n_years + 1
+    by_indicator = _indicator_rows(col["indicator"], len(inds))[1:]  # each indicator's rows (sorted: slices)
 
-    def placed_columns() -> dict[str, np.ndarray]:
-        """Names, series breaks and territories by (year, code); breaks only for population-based indicators."""
+    def placed_columns() -> dict:
+        """Names, series breaks (population-based indicators only) and territories, by (year, code): the
+        (year, code) tables turned into each column's codes first, then one lookup per row."""
         name, breaks, starts = by_code
-        segmented = np.zeros(len(code_vocab), bool)
+        n_codes = name.shape[1]
+        cell = np.multiply(year, n_codes, dtype=np.int32)
+        cell += code  # (year, code) as one number
+        segmented = np.zeros(n_codes, bool)  # the levels with series breaks
         for level in geo.levels:
             segmented[layout.level_offset[level]:layout.level_offset[level] + len(keys.vocab[level])] = True
-        territory = code * span + np.where(population_based & segmented[code], starts[year, code] - keys.y0 + 1, 0)
-        return {"name": name[year, code], "series_break": population_based & breaks[year, code],
-                "territory": territory}
+        series_break, used = np.zeros(len(cell), bool), np.zeros(name.size, bool)
+        for rows, ind in zip(by_indicator, inds):
+            if ind.population_based:
+                series_break[rows] = breaks.ravel()[cell[rows]]
+                used[cell[rows]] = True
+        # a population-based row at a level with breaks is in the territory "code@first year"; any other row
+        # in its code's own series
+        pair = np.arange(n_codes) * keys.n_years + (starts - keys.y0)  # (code, first year) as one number
+        in_segment = used.reshape(name.shape) & segmented
+        pairs = np.unique(pair[in_segment])
+        word = np.broadcast_to(np.arange(n_codes), name.shape).copy()
+        word[in_segment] = n_codes + np.searchsorted(pairs, pair[in_segment])
+        small, unique = _word_codes(_territory_words(pairs, code_vocab, keys.n_years, keys.y0))
+        own, in_territory = small[:n_codes], small[word].ravel()
+        territory = np.empty(len(cell), small.dtype)
+        for rows, ind in zip(by_indicator, inds):
+            territory[rows] = in_territory[cell[rows]] if ind.population_based else own[code[rows]]
+        name_small, name_words = _word_codes(names.names)
+        return {"series_break": series_break,
+                "geo_name": pd.Categorical.from_codes(name_small[name].ravel()[cell], categories=name_words,
+                                                      validate=False),
+                "territory_id": pd.Categorical.from_codes(territory, categories=unique, validate=False)}
 
     def percent(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
         """part / whole x 100, NaN where whole is 0 (written into one array: no full-length temporaries)."""
@@ -1057,30 +1079,27 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     del by_code, year, code
     (ci_low, ci_high), value, reporting_share = ci, values["value"], values["reporting_share"]
     flags, flag_code = values["flags"], values["flag_code"]
-    col.update(placed_cols)
+    series_break = placed_cols.pop("series_break")
     flag_text = [";".join(n for k, n in enumerate(flags) if c >> k & 1) for c in range(1 << len(flags))]
-    territory, territory_vocab = _territories(col.pop("territory"), code_vocab, span, keys.y0)
     # text columns from integer codes (categoricals), two at a time
     texts = {"indicator_id": (col["indicator"], list(reg)), "geo_level": (col.pop("level"), levels),
-             "geo_code": (col.pop("code"), code_vocab), "geo_name": (col.pop("name"), names.names),
-             "sex": (col.pop("sex"), SEXES), "flags": (flag_code, flag_text),
-             "territory_id": (territory, territory_vocab),
+             "geo_code": (col.pop("code"), code_vocab), "sex": (col.pop("sex"), SEXES), "flags": (flag_code, flag_text),
              "cross_check_of": (col["indicator"], [x.cross_check_of or "" for x in inds]),
              "direction": (col["indicator"], [x.direction for x in inds])}
-    del flag_code, territory
+    del flag_code
     year = np.add(col.pop("year"), keys.y0, dtype=np.int64)
     aims = [] if targets is None else [  # computed with the text columns, two at a time
         lambda y=y: _target_columns(targets, y, list(reg), col["indicator"], value, year)
         for y in target_years(targets)]
     made = parallel.at_once(*(lambda a=a: _strings(*a) for a in texts.values()), *aims, threads=threads)
-    text, aimed = dict(zip(texts, made[:len(texts)])), made[len(texts):]
+    text, aimed = {**dict(zip(texts, made[:len(texts)])), **placed_cols}, made[len(texts):]
     del texts, made, col["indicator"]
     out = pd.DataFrame(copy=False, data={  # the arrays are new: no copy, no consolidation
         **text, "year": year, "numerator": num, "denominator": den, "value": value,
         "ci_low": ci_low, "ci_high": ci_high, "n_units": col["n_units"], "n_reporting": col["n_reporting"],
         "reporting_share": reporting_share, "n_excluded": col["n_excluded"],
         **{f"flag_{k}" if k != "denominator_zero" else "flag_zero_denominator": v for k, v in flags.items()},
-        "series_break": col["series_break"], "gpi": col["gpi"], "population_based": population_based,
+        "series_break": series_break, "gpi": col["gpi"], "population_based": population_based,
     })
     out = _typed(out[OUTPUT_COLUMNS])
     # sanity: sums of counts, never rates; a subset never exceeds its total where cleaning held
@@ -1134,37 +1153,49 @@ def load_targets(raw_dir: Path | None = None) -> pd.DataFrame:
     return t[need]
 
 
+_COMPARE = {">=": np.greater_equal, ">": np.greater, "<": np.less, "<=": np.less_equal}
+
+
 def meets(value, target, comparator: str):
-    value = np.asarray(value, dtype=float)
-    return {">=": value >= target, ">": value > target, "<": value < target, "<=": value <= target}[comparator]
+    return _COMPARE[comparator](np.asarray(value, dtype=float), target)
 
 
 def target_years(targets: pd.DataFrame) -> list[int]:
     return sorted(int(y) for y in targets["target_year"].unique())
 
 
+def _indicator_rows(codes: np.ndarray, n: int) -> list:
+    """The rows of each code -1..n-1: slices when the codes are sorted (the long table is ordered by
+    indicator), else row numbers: one code path, no full-length mask per indicator on the sorted table."""
+    if len(codes) < 2 or (codes[1:] >= codes[:-1]).all():
+        bounds = np.searchsorted(codes, np.arange(-1, n + 1))
+        return [slice(a, b) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
+    return [np.flatnonzero(codes == k) for k in range(-1, n)]
+
+
 def _target_columns(targets: pd.DataFrame, target_year: int, ids: list, codes: np.ndarray, value: np.ndarray,
                     year: np.ndarray) -> dict[str, np.ndarray]:
     """For one target year of the plan: the target, the gap, the change needed per year and whether the value
-    meets it, each row's indicator being ``ids[codes]`` (code -1: none). Looked up once per indicator id (a
-    dozen), then spread by the integer codes (a country's table has millions of rows)."""
-    ids = pd.Series(np.asarray(ids, dtype=object))
+    meets it, each row's indicator being ``ids[codes]`` (code -1: none). Each indicator's target and
+    comparator are looked up once (a dozen) and applied to its rows (a country's table has millions)."""
     t = targets[targets["target_year"] == target_year].set_index("indicator_id")
-    target = np.append(ids.map(t["target_value"]).astype(float).to_numpy(), np.nan)[codes]
-    comp_of_id = ids.map(t["comparator"])  # one comparator per indicator id, not per row
-    gap = target - value
-    years_left = np.subtract(target_year, year, dtype=np.int16)  # small: a full-length temporary
-    needed = np.divide(gap, years_left, out=np.full(len(gap), np.nan), where=years_left > 0)
-    met = np.zeros(len(value), bool)
-    judged = np.zeros(len(value), bool)  # rows whose indicator has a comparator for that year
-    with np.errstate(invalid="ignore"):
-        for c in comp_of_id.dropna().unique():
-            rows = np.append((comp_of_id == c).to_numpy(dtype=bool, na_value=False), False)[codes]
-            met |= rows & meets(value, target, c)  # a comparison with NaN is False
-            judged |= rows
-    known = judged & ~np.isnan(value)
+    ids = pd.Series(np.asarray(ids, dtype=object))
+    aim = [(np.nan, None), *zip(ids.map(t["target_value"]).astype(float).tolist(), ids.map(t["comparator"]).tolist())]
+    n = len(value)
+    target, gap, needed = np.empty(n), np.empty(n), np.empty(n)
+    met, unknown = np.zeros(n, bool), np.ones(n, bool)  # unknown: no comparator for the row's indicator, or no value
+    for rows, (goal, comparator) in zip(_indicator_rows(codes, len(ids)), aim):
+        v = value[rows]
+        target[rows] = goal
+        gap[rows] = part = goal - v
+        years_left = np.subtract(target_year, year[rows])
+        needed[rows] = np.divide(part, years_left, out=np.full(len(part), np.nan), where=years_left > 0)
+        if not pd.isna(comparator):
+            with np.errstate(invalid="ignore"):
+                met[rows] = meets(v, goal, comparator)  # a comparison with NaN is False
+            unknown[rows] = np.isnan(v)
     return {f"target_{target_year}": target, f"gap_{target_year}": gap, f"needed_per_year_{target_year}": needed,
-            f"meets_{target_year}": pd.arrays.BooleanArray(met, ~known)}
+            f"meets_{target_year}": pd.arrays.BooleanArray(met, unknown)}
 
 
 def _added(frame: pd.DataFrame, parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
