@@ -303,3 +303,18 @@ def test_wards_by_year_dedupes_across_tables_and_skips_missing():
     found = indicators._wards_by_year(tables)
     assert {y: sorted(w) for y, w in found.items()} == {2024: ["A", "B", "C"], 2025: ["B"], 2026: ["A"]}
     assert indicators._wards_by_year({"truong": tables["truong"].iloc[:0]}) == {}
+
+
+def test_a_main_indicator_above_its_total_stops_the_run(fixture_out, raw_dir):
+    """The sanity check at the end of ``compute``: a main indicator's sum above its denominator (cleaning
+    rejects such a row, so only a table changed after cleaning can have one) stops the run; a cross-check
+    (a cohort proxy may pass 100%) does not."""
+    tables = clean.combine(clean.clean_all(raw_dir))
+    xa = tables["xa_phuong"].copy()
+    xa.loc[xa.index[0], "tre_5_tuoi_hoc_mg"] = xa.loc[xa.index[0], "tre_5_tuoi"] + 1  # CT16 above 100%
+    with pytest.raises(AssertionError, match="numerator > denominator"):
+        indicators.compute({**tables, "xa_phuong": xa}, Crosswalk.load(raw_dir))
+    pt = tables["pho_thong"].copy()
+    pt["hs_hoan_thanh"] = pt["hs_lop_cuoi_cap"] + 1  # the completion cross-checks above 100%
+    out = indicators.compute({**tables, "pho_thong": pt}, Crosswalk.load(raw_dir))
+    assert (out.loc[out.cross_check_of != "", "value"] > 100).any()

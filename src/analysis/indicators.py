@@ -1064,47 +1064,47 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
 
     small = _registry_file().get("small_denominator", 30)
 
-    def derived() -> dict:
-        value = percent(num, den)
+    value = percent(num, den)  # first: the target columns need it
+    calendar_year = np.add(year, keys.y0, dtype=np.int64)
+
+    def flagged() -> dict:
         flags = {"denominator_zero": den == 0, "above_100": value > 100, "excluded_values": col["n_excluded"] > 0,
                  "small_denominator": (den > 0) & (den < small)}
         code = np.zeros(len(value), np.int8)
         for k, flag in enumerate(flags.values()):
             code |= flag.view(np.int8) << k
-        return {"value": value, "reporting_share": percent(col["n_reporting"], col["n_units"]), "flags": flags,
-                "flag_code": code}
+        text = [";".join(n for k, n in enumerate(flags) if c >> k & 1) for c in range(1 << len(flags))]
+        return {**{f"flag_{k}" if k != "denominator_zero" else "flag_zero_denominator": v for k, v in flags.items()},
+                "flags": _strings(code, text)}
 
-    ci, placed_cols, values = parallel.at_once(lambda: wilson_interval(num, den), placed_columns, derived,
-                                               threads=threads)
-    del by_code, year, code
-    (ci_low, ci_high), value, reporting_share = ci, values["value"], values["reporting_share"]
-    flags, flag_code = values["flags"], values["flag_code"]
-    series_break = placed_cols.pop("series_break")
-    flag_text = [";".join(n for k, n in enumerate(flags) if c >> k & 1) for c in range(1 << len(flags))]
-    # text columns from integer codes (categoricals), two at a time
-    texts = {"indicator_id": (col["indicator"], list(reg)), "geo_level": (col.pop("level"), levels),
-             "geo_code": (col.pop("code"), code_vocab), "sex": (col.pop("sex"), SEXES), "flags": (flag_code, flag_text),
+    # every other column at once, two at a time, the longest first: the target columns, the interval, the
+    # names and territories, the flags, the reporting share, then the text columns from integer codes
+    texts = {"indicator_id": (col["indicator"], list(reg)), "geo_level": (col["level"], levels),
+             "geo_code": (code, code_vocab), "sex": (col["sex"], SEXES),
              "cross_check_of": (col["indicator"], [x.cross_check_of or "" for x in inds]),
              "direction": (col["indicator"], [x.direction for x in inds])}
-    del flag_code
-    year = np.add(col.pop("year"), keys.y0, dtype=np.int64)
-    aims = [] if targets is None else [  # computed with the text columns, two at a time
-        lambda y=y: _target_columns(targets, y, list(reg), col["indicator"], value, year)
+    aims = [] if targets is None else [
+        lambda y=y: _target_columns(targets, y, list(reg), col["indicator"], value, calendar_year)
         for y in target_years(targets)]
-    made = parallel.at_once(*(lambda a=a: _strings(*a) for a in texts.values()), *aims, threads=threads)
-    text, aimed = {**dict(zip(texts, made[:len(texts)])), **placed_cols}, made[len(texts):]
-    del texts, made, col["indicator"]
+    made = parallel.at_once(*aims, lambda: wilson_interval(num, den), placed_columns, flagged,
+                            lambda: percent(col["n_reporting"], col["n_units"]),
+                            *(lambda a=a: _strings(*a) for a in texts.values()), threads=threads)
+    aimed, ((ci_low, ci_high), placed_cols, flag_cols, reporting_share) = made[:len(aims)], made[len(aims):len(aims) + 4]
+    text = {**dict(zip(texts, made[len(aims) + 4:])), **placed_cols, "flags": flag_cols.pop("flags")}
+    series_break = text.pop("series_break")
+    # sanity: sums of counts, never rates; a subset never exceeds its total where cleaning held
+    main = np.array([not x.cross_check_of for x in inds], bool)
+    assert not main[col["indicator"][np.flatnonzero(num > den)]].any(), "a main indicator has numerator > denominator"
+    del by_code, year, code, texts, made
+    for f in ("indicator", "level", "sex", "year", "code"):
+        del col[f]
     out = pd.DataFrame(copy=False, data={  # the arrays are new: no copy, no consolidation
-        **text, "year": year, "numerator": num, "denominator": den, "value": value,
+        **text, "year": calendar_year, "numerator": num, "denominator": den, "value": value,
         "ci_low": ci_low, "ci_high": ci_high, "n_units": col["n_units"], "n_reporting": col["n_reporting"],
-        "reporting_share": reporting_share, "n_excluded": col["n_excluded"],
-        **{f"flag_{k}" if k != "denominator_zero" else "flag_zero_denominator": v for k, v in flags.items()},
+        "reporting_share": reporting_share, "n_excluded": col["n_excluded"], **flag_cols,
         "series_break": series_break, "gpi": col["gpi"], "population_based": population_based,
     })
     out = _typed(out[OUTPUT_COLUMNS])
-    # sanity: sums of counts, never rates; a subset never exceeds its total where cleaning held
-    main = (out["cross_check_of"] == "").to_numpy()
-    assert (num[main] <= den[main]).all(), "a main indicator has numerator > denominator"
     return _added(out, aimed) if aimed else out
 
 
