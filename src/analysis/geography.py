@@ -202,8 +202,8 @@ class Crosswalk:
                 valid.setdefault(code, name)  # the first valid version of a code, in file order
             return {**self._latest_names, **valid}
 
-        def start() -> np.ndarray:
-            return self._valid_positions(school_year_start(year))
+        def start() -> np.ndarray:  # kept: the answer's key and its build both read it
+            return self._kept("valid_at_start", year, lambda: self._valid_positions(school_year_start(year)))
 
         return self._yearly("names", year, lambda: start().tobytes(), lambda: build(start()))
 

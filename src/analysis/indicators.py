@@ -426,7 +426,7 @@ class _Keys:
         codes, distinct = self.factorized("truong", "ma_truong")  # the institutions, in order
         self.institutions = pd.Index(np.asarray(distinct, dtype=object), dtype=object)
         self.t_year = truong["year"].to_numpy(np.int64) - self.y0
-        self.t_key = np.where(codes >= 0, self.t_year * max(len(self.institutions), 1) + codes, -1)
+        self.t_key = self._institution_key(self.t_year, codes)
         self.t_ward = self.codes("truong", "ma_xa_phuong", ward_vocab)
         self.t_type = self.codes("truong", "loai_truong", self.vocab["school_level"])
         self.t_own = self.codes("truong", "loai_hinh", self.vocab["ownership"], own)
@@ -452,8 +452,11 @@ class _Keys:
         """(year, institution) of each row of ``table`` as one integer; -1 for an institution in no year of
         Truong."""
         code = self.codes(table, "ma_truong", self.institutions)
-        year = self.tables[table]["year"].to_numpy(np.int64)
-        return np.where(code >= 0, (year - self.y0) * max(len(self.institutions), 1) + code, -1)
+        return self._institution_key(self.tables[table]["year"].to_numpy(np.int64) - self.y0, code)
+
+    def _institution_key(self, year: np.ndarray, code: np.ndarray) -> np.ndarray:
+        """(year - y0, institution code) as one integer, -1 where the code is -1: Truong's keys and every table's."""
+        return np.where(code >= 0, year * max(len(self.institutions), 1) + code, -1)
 
     def table_rows(self, table: str, where: dict) -> tuple[np.ndarray, np.ndarray | None]:
         """(Truong row of each row of ``table`` that ``where`` keeps, -1 when its institution is not in Truong
@@ -913,6 +916,10 @@ class _Layout:
     levels: list[str]
     level_offset: dict[str, int]
 
+    def span(self, level: str) -> slice:
+        """The level's codes among the global codes of every level."""
+        return slice(self.level_offset[level], self.level_offset[level] + len(self.keys.vocab[level]))
+
     def blocks(self, indices: list[int]) -> list[dict[str, np.ndarray]]:
         """The blocks of these indicators, each code made global (a pure function of the keys: it may run
         in a forked child)."""
@@ -982,9 +989,7 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
         starts = np.repeat(np.arange(keys.y0, keys.y0 + keys.n_years)[:, None], name.shape[1], axis=1)
         if any(ind.population_based for ind in inds):
             for level in geo.levels:
-                k = layout.level_offset[level]
-                breaks[:, k:k + len(keys.vocab[level])], starts[:, k:k + len(keys.vocab[level])] = \
-                    _segments(geo, keys, level)
+                breaks[:, layout.span(level)], starts[:, layout.span(level)] = _segments(geo, keys, level)
         return name, breaks, starts
 
     if jobs >= 2 and sum(len(t) for t in tables.values()) >= PARALLEL_ROWS and parallel.available():
@@ -1021,7 +1026,8 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     del pieces, slices
     num, den, year, code = col["numerator"], col["denominator"], col["year"], col["code"]
     population_based = np.array([x.population_based for x in inds], bool)[col["indicator"]]
-    by_indicator = _indicator_rows(col["indicator"], len(inds))[1:]  # each indicator's rows (sorted: slices)
+    rows_of = _indicator_rows(col["indicator"], len(inds))  # no indicator's rows (none), then each one's: slices
+    by_indicator = rows_of[1:]
 
     def placed_columns() -> dict:
         """Names, series breaks (population-based indicators only) and territories, by (year, code): the
@@ -1032,7 +1038,7 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
         cell += code  # (year, code) as one number
         segmented = np.zeros(n_codes, bool)  # the levels with series breaks
         for level in geo.levels:
-            segmented[layout.level_offset[level]:layout.level_offset[level] + len(keys.vocab[level])] = True
+            segmented[layout.span(level)] = True
         series_break, used = np.zeros(len(cell), bool), np.zeros(name.size, bool)
         for rows, ind in zip(by_indicator, inds):
             if ind.population_based:
@@ -1057,8 +1063,7 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
                 "territory_id": pd.Categorical.from_codes(territory, categories=unique, validate=False)}
 
     def percent(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
-        """part / whole x 100, NaN where whole is 0 (written into one array: no full-length temporaries)."""
-        out = np.divide(part, whole, out=np.full(len(part), np.nan), where=whole > 0)
+        out = _divided(part, whole)
         out *= 100
         return out
 
@@ -1083,19 +1088,21 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
              "geo_code": (code, code_vocab), "sex": (col["sex"], SEXES),
              "cross_check_of": (col["indicator"], [x.cross_check_of or "" for x in inds]),
              "direction": (col["indicator"], [x.direction for x in inds])}
-    aims = [] if targets is None else [
-        lambda y=y: _target_columns(targets, y, list(reg), col["indicator"], value, calendar_year)
-        for y in target_years(targets)]
-    made = parallel.at_once(*aims, lambda: wilson_interval(num, den), placed_columns, flagged,
-                            lambda: percent(col["n_reporting"], col["n_units"]),
-                            *(lambda a=a: _strings(*a) for a in texts.values()), threads=threads)
-    aimed, ((ci_low, ci_high), placed_cols, flag_cols, reporting_share) = made[:len(aims)], made[len(aims):len(aims) + 4]
-    text = {**dict(zip(texts, made[len(aims) + 4:])), **placed_cols, "flags": flag_cols.pop("flags")}
-    series_break = text.pop("series_break")
+    aim_years = [] if targets is None else target_years(targets)
+    tasks = {**{("aim", y): lambda y=y: _target_columns(targets, y, list(reg), rows_of, value, calendar_year)
+                for y in aim_years},
+             "ci": lambda: wilson_interval(num, den), "placed": placed_columns, "flags": flagged,
+             "reporting_share": lambda: percent(col["n_reporting"], col["n_units"]),
+             **{name: lambda a=a: _strings(*a) for name, a in texts.items()}}
+    made = dict(zip(tasks, parallel.at_once(*tasks.values(), threads=threads)))
+    aimed = [made.pop(("aim", y)) for y in aim_years]
+    (ci_low, ci_high), placed_cols, flag_cols = made.pop("ci"), made.pop("placed"), made.pop("flags")
+    reporting_share, series_break = made.pop("reporting_share"), placed_cols.pop("series_break")
+    text = {**made, **placed_cols, "flags": flag_cols.pop("flags")}  # the text columns
     # sanity: sums of counts, never rates; a subset never exceeds its total where cleaning held
     main = np.array([not x.cross_check_of for x in inds], bool)
     assert not main[col["indicator"][np.flatnonzero(num > den)]].any(), "a main indicator has numerator > denominator"
-    del by_code, year, code, texts, made
+    del by_code, year, code, texts, tasks, made
     for f in ("indicator", "level", "sex", "year", "code"):
         del col[f]
     out = pd.DataFrame(copy=False, data={  # the arrays are new: no copy, no consolidation
@@ -1164,6 +1171,11 @@ def target_years(targets: pd.DataFrame) -> list[int]:
     return sorted(int(y) for y in targets["target_year"].unique())
 
 
+def _divided(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """part / whole, NaN where whole is not positive, written into one new array (no full-length temporaries)."""
+    return np.divide(part, whole, out=np.full(len(part), np.nan), where=whole > 0)
+
+
 def _indicator_rows(codes: np.ndarray, n: int) -> list:
     """The rows of each code -1..n-1: slices when the codes are sorted (the long table is ordered by
     indicator), else row numbers: one code path, no full-length mask per indicator on the sorted table."""
@@ -1173,23 +1185,24 @@ def _indicator_rows(codes: np.ndarray, n: int) -> list:
     return [np.flatnonzero(codes == k) for k in range(-1, n)]
 
 
-def _target_columns(targets: pd.DataFrame, target_year: int, ids: list, codes: np.ndarray, value: np.ndarray,
+def _target_columns(targets: pd.DataFrame, target_year: int, ids: list, rows_of: list, value: np.ndarray,
                     year: np.ndarray) -> dict[str, np.ndarray]:
     """For one target year of the plan: the target, the gap, the change needed per year and whether the value
-    meets it, each row's indicator being ``ids[codes]`` (code -1: none). Each indicator's target and
-    comparator are looked up once (a dozen) and applied to its rows (a country's table has millions)."""
+    meets it, ``rows_of`` being the rows of no indicator, then of each of ``ids`` (``_indicator_rows``). Each
+    indicator's target and comparator are looked up once (a dozen) and applied to its rows (a country's table
+    has millions)."""
     t = targets[targets["target_year"] == target_year].set_index("indicator_id")
     ids = pd.Series(np.asarray(ids, dtype=object))
     aim = [(np.nan, None), *zip(ids.map(t["target_value"]).astype(float).tolist(), ids.map(t["comparator"]).tolist())]
     n = len(value)
     target, gap, needed = np.empty(n), np.empty(n), np.empty(n)
     met, unknown = np.zeros(n, bool), np.ones(n, bool)  # unknown: no comparator for the row's indicator, or no value
-    for rows, (goal, comparator) in zip(_indicator_rows(codes, len(ids)), aim):
+    for rows, (goal, comparator) in zip(rows_of, aim):
         v = value[rows]
         target[rows] = goal
         gap[rows] = part = goal - v
         years_left = np.subtract(target_year, year[rows])
-        needed[rows] = np.divide(part, years_left, out=np.full(len(part), np.nan), where=years_left > 0)
+        needed[rows] = _divided(part, years_left)
         if not pd.isna(comparator):
             with np.errstate(invalid="ignore"):
                 met[rows] = meets(v, goal, comparator)  # a comparison with NaN is False
@@ -1207,14 +1220,13 @@ def _added(frame: pd.DataFrame, parts: list[dict[str, np.ndarray]]) -> pd.DataFr
     return out
 
 
-def with_targets(ind: pd.DataFrame, targets: pd.DataFrame, threads: int = 1) -> pd.DataFrame:
+def with_targets(ind: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
     """Add, for each target year of the plan, the target, the gap and the change needed per year
-    (``_target_columns``), the target years ``threads`` at a time (``parallel.at_once``)."""
+    (``_target_columns``)."""
     codes, ids = pd.factorize(ind["indicator_id"], use_na_sentinel=True)
+    rows_of = _indicator_rows(codes, len(ids))
     value, year = ind["value"].to_numpy(dtype=float), ind["year"].to_numpy()
-    parts = parallel.at_once(*(lambda y=y: _target_columns(targets, y, list(ids), codes, value, year)
-                               for y in target_years(targets)), threads=threads)
-    return _added(ind, parts)
+    return _added(ind, [_target_columns(targets, y, list(ids), rows_of, value, year) for y in target_years(targets)])
 
 
 # --- action lists ------------------------------------------------------------------------------------------
