@@ -239,27 +239,47 @@ def test_district_is_ratio_of_sums_over_any_ward_partition(raw_dir, rows):
             & (wards.loc[ok, "value"] <= wards.loc[ok, "ci_high"] + 1e-9)).all()
 
 
+_COUNT = st.one_of(st.none(), st.integers(0, 500))  # None: missing, or excluded by cleaning
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 500), st.integers(0, 500)), min_size=1, max_size=30))
-def test_aggregate_partition_property(units):
-    """Sums over any grouping add up to the total, and every group value lies in [0, 100]."""
-    frame = pd.DataFrame({
-        "year": 2023, "group": [g for g, _, _ in units],
-        "num": pd.array([min(a, b) for _, a, b in units], dtype="Int64"),
-        "den": pd.array([max(a, b) for _, a, b in units], dtype="Int64"),
-        "num_f": pd.array([pd.NA] * len(units), dtype="Int64"), "den_f": pd.array([pd.NA] * len(units), dtype="Int64"),
-        "present": True,
-    })
-    total = indicators._aggregate(frame, pd.Series("ALL", index=frame.index), "total")
-    parts = indicators._aggregate(frame, frame["group"].astype(str), "total")
-    assert sorted(parts["geo_code"]) == sorted(set(frame["group"].astype(str)))
-    assert parts["numerator"].sum() == total["numerator"].iloc[0]
-    assert parts["denominator"].sum() == total["denominator"].iloc[0]
-    values = parts["numerator"] / parts["denominator"].where(parts["denominator"] > 0)
-    assert ((values.dropna() >= 0) & (values.dropna() <= 1)).all()
-    lo, hi = indicators.wilson_interval(parts["numerator"], parts["denominator"])
-    ok = parts["denominator"].to_numpy() > 0
-    assert (lo[ok] <= values[ok] * 100 + 1e-9).all() and (values[ok] * 100 <= hi[ok] + 1e-9).all()
+@given(st.lists(st.tuples(st.integers(0, 3), st.booleans(), _COUNT, _COUNT, _COUNT, _COUNT), min_size=1, max_size=30))
+def test_breakdown_partition_property(rows):
+    """Through the path the pipeline takes (units -> per-sex columns -> one block per breakdown): for each sex,
+    the groups' numerators, denominators, units, reporting and excluded units add up to the one-group total;
+    every group value lies in [0, 100] and inside its Wilson interval; the groups are the units' groups."""
+    def counts(pairs):  # (part, whole), each missing on its own (NaN); part <= whole where both are there
+        part = [np.nan if a is None else float(a if b is None else min(a, b)) for a, b in pairs]
+        whole = [np.nan if b is None else float(b if a is None else max(a, b)) for a, b in pairs]
+        return np.array(part), np.array(whole)
+
+    group = np.array([g for g, *_ in rows])
+    num, den = counts([(a, b) for _, _, a, b, _, _ in rows])
+    # girls' counts below the totals: a share of them, or missing
+    num_f = np.where(np.isnan([np.nan if c is None else c for *_, c, _ in rows]), np.nan, np.floor(num / 2))
+    den_f = np.where(np.isnan([np.nan if d is None else d for *_, d in rows]), np.nan, np.ceil(den / 2))
+    units = indicators._Units(year=np.zeros(len(rows), np.int64), ward=group, school_type=None, ownership=None,
+                              num=num, den=den, num_f=num_f, den_f=den_f,
+                              present=np.array([p for _, p, *_ in rows]))
+    per_unit = indicators._sex_columns(units, indicators.SEXES)
+    total = indicators._ratio_block(units.year, per_unit, np.zeros(len(rows), np.int64), 1, 1, indicators.SEXES)
+    parts = indicators._ratio_block(units.year, per_unit, group, 4, 1, indicators.SEXES)
+    assert sorted(set(parts["code"].tolist())) == sorted(set(group.tolist()))
+    for k, sex in enumerate(indicators.SEXES):  # a group without girls' counts has no girls' or boys' row
+        mine, all_ = parts["sex"] == k, total["sex"] == k
+        for field in ("numerator", "denominator", "n_reporting", *(("n_excluded",) if sex == "total" else ())):
+            assert parts[field][mine].sum() == total[field][all_].sum(), (sex, field)
+    assert parts["n_units"][parts["sex"] == 0].sum() == len(rows) == total["n_units"][0]
+    reporting = units.present & ~np.isnan(num) & ~np.isnan(den)
+    assert total["n_reporting"][0] == reporting.sum()
+    assert total["n_excluded"][0] == (units.present & ~reporting).sum()  # present, counts missing
+    assert total["numerator"][0] == num[reporting].sum() and total["denominator"][0] == den[reporting].sum()
+    num_, den_ = parts["numerator"], parts["denominator"]
+    ok = den_ > 0
+    values = num_[ok] / den_[ok] * 100
+    assert ((values >= 0) & (values <= 100)).all()
+    lo, hi = indicators.wilson_interval(num_, den_)
+    assert (lo[ok] <= values + 1e-9).all() and (values <= hi[ok] + 1e-9).all()
 
 
 @settings(max_examples=100, deadline=None)

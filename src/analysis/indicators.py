@@ -569,21 +569,10 @@ def _unit_rows(keys: _Keys, table: str, where: dict, group: str) -> dict:
 
 # --- aggregation ---------------------------------------------------------------------------------------------
 
-def _unit_counts(units) -> tuple[np.ndarray, ...]:
-    """num, den, num_f, den_f (floats, NaN = missing) and present, from ``_Units`` or a unit DataFrame."""
-    if isinstance(units, _Units):
-        return units.num, units.den, units.num_f, units.den_f, units.present
-
-    def arr(name):
-        return units[name].to_numpy(dtype="float64", na_value=np.nan)
-
-    return arr("num"), arr("den"), arr("num_f"), arr("den_f"), units["present"].to_numpy(dtype=bool)
-
-
-def _sex_columns(units, sexes: tuple[str, ...] = SEXES) -> dict[str, np.ndarray]:
+def _sex_columns(units: _Units, sexes: tuple[str, ...] = SEXES) -> dict[str, np.ndarray]:
     """Per-unit numerator, denominator and validity for each sex (pairwise-complete, nothing imputed); only
     the sexes asked for (an institution share has no girls' columns: a third of the work)."""
-    num, den, num_f, den_f, present = _unit_counts(units)
+    num, den, num_f, den_f, present = units.num, units.den, units.num_f, units.den_f, units.present
     valid = {"total": present & ~np.isnan(num) & ~np.isnan(den)}  # a unit that did not report has no counts
     parts = {"total": (num, den)}
     if "female" in sexes or "male" in sexes:
@@ -623,31 +612,6 @@ def _group_sums(year: np.ndarray, n_years: int, key: np.ndarray, n_keys: int,
     sums = {name: np.bincount(gid, weights=values if every else values[keep], minlength=size)[groups]
             .round().astype(np.int64) for name, values in columns.items()}
     return groups // n_keys, groups % n_keys, sums
-
-
-def group_sum(year: np.ndarray, key: pd.Series, columns: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Sum each column by (year, key), rows with a missing key left out (numpy bincount: no per-group
-    Python, which matters when thousands of geographies are aggregated)."""
-    key_codes, key_values = pd.factorize(key, use_na_sentinel=True)
-    year_values, year_codes = np.unique(np.asarray(year), return_inverse=True)
-    g_year, g_key, sums = _group_sums(year_codes.ravel(), len(year_values), key_codes, len(key_values), columns)
-    return pd.DataFrame({"year": year_values[g_year].astype("int64"),
-                         "geo_code": np.asarray(key_values, dtype=object)[g_key], **sums})
-
-
-def _aggregate(units: pd.DataFrame, key: pd.Series, sex: str | None = None,
-               per_unit: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
-    """Sum counts by (year, key) for every sex at once; ``sex`` keeps only one of them."""
-    per_unit = _sex_columns(units) if per_unit is None else per_unit
-    g = group_sum(units["year"].to_numpy(), key, per_unit)
-    out = []
-    for s in SEXES if sex is None else (sex,):
-        part = g[["year", "geo_code", "n_units"]].copy()
-        for field in ("numerator", "denominator", "n_reporting"):
-            part[field] = g[f"{field}|{s}"]
-        part["n_excluded"] = _excluded(g, s).to_numpy()
-        out.append(part.assign(sex=s))
-    return pd.concat(out, ignore_index=True)
 
 
 _BLOCK_FIELDS = ("year", "code", "sex", "numerator", "denominator", "n_units", "n_reporting", "n_excluded", "gpi")
