@@ -879,6 +879,14 @@ class _Layout:
     keys: _Keys
     levels: list[str]
     level_offset: dict[str, int]
+    code_vocab: list[str]  # every level's codes, one after the other: the global codes
+
+    @classmethod
+    def of(cls, inds: list[Indicator], keys: _Keys) -> "_Layout":
+        levels = [*keys.geo.levels, *EXTRA_LEVELS]
+        offsets = np.cumsum([0] + [len(keys.vocab[lv]) for lv in levels])
+        return cls(inds, keys, levels, dict(zip(levels, offsets[:-1].tolist())),
+                   [c for lv in levels for c in keys.vocab[lv]])
 
     def span(self, level: str) -> slice:
         """The level's codes among the global codes of every level."""
@@ -908,11 +916,10 @@ def _territory_words(pairs: np.ndarray, code_vocab: list[str], n_years: int, y0:
     return code_vocab + [f"{code_vocab[c]}@{y0 + y}" for c, y in zip(code.tolist(), start.tolist())]
 
 
-def _prepared(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
-              inds: list[Indicator]) -> tuple[Geography, _Keys]:
-    """The data's geography and the run's codes. The text columns the keys read are factorized in a thread
-    (Arrow's encoding runs without the interpreter lock) while the crosswalk's wards of the data's years are
-    walked; the thread has ended when this returns (a fork may follow)."""
+def _prepared(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk, inds: list[Indicator]) -> _Keys:
+    """The run's codes, with the data's geography (``keys.geo``). The text columns the keys read are
+    factorized in a thread (Arrow's encoding runs without the interpreter lock) while the crosswalk's wards of
+    the data's years are walked; the thread has ended when this returns (a fork may follow)."""
     factorized = _Factorized(tables)
     factorized.prefetch([("truong", "ma_xa_phuong"), ("xa_phuong", "ma_xa_phuong"), ("truong", "ma_truong"),
                          ("truong", "loai_truong"), ("truong", "loai_hinh"),
@@ -921,10 +928,117 @@ def _prepared(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     try:
         crosswalk.prepare(sorted({int(y) for t in ("truong", "xa_phuong") if t in tables
                                   for y in pd.unique(tables[t]["year"])}))
-        geo = build_geography(tables, crosswalk, factorized)
-        return geo, _Keys(tables, geo, factorized)
+        return _Keys(tables, build_geography(tables, crosswalk, factorized), factorized)
     finally:
         factorized.finish()
+
+
+def _placed_tables(layout: _Layout, names: _Names) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(year, global code) -> name id, series break, first year of the territory (the levels with series
+    breaks; elsewhere the year itself): computed while the other process sums its part."""
+    keys, geo = layout.keys, layout.keys.geo
+    name = _by_code([names.table(level) for level in layout.levels]).astype(np.int32)
+    breaks = np.zeros(name.shape, bool)
+    starts = np.repeat(np.arange(keys.y0, keys.y0 + keys.n_years)[:, None], name.shape[1], axis=1)
+    if any(ind.population_based for ind in layout.inds):
+        for level in geo.levels:
+            breaks[:, layout.span(level)], starts[:, layout.span(level)] = _segments(geo, keys, level)
+    return name, breaks, starts
+
+
+def _summed(layout: _Layout, names: _Names, jobs: int,
+            rows: int) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], list[dict[str, np.ndarray]]]:
+    """(``_placed_tables``, every indicator's blocks): with ``jobs`` >= 2 on enough rows, the indicators in two
+    processes (``parallel.in_two``), the placed tables here meanwhile; the result is the same."""
+    everything = list(range(len(layout.inds)))
+    if jobs >= 2 and rows >= PARALLEL_ROWS and parallel.available():
+        here, there = _split(layout.inds)
+        (by_code, mine), theirs = parallel.in_two(lambda: (_placed_tables(layout, names), layout.blocks(here)),
+                                                  lambda: layout.blocks(there), jobs=jobs)
+        return by_code, mine + theirs
+    return _placed_tables(layout, names), layout.blocks(everything)
+
+
+def _joined(blocks: list[dict[str, np.ndarray]], n_inds: int, n_years: int, threads: int) -> dict[str, np.ndarray]:
+    """The blocks as the long table's integer columns, in its final order (indicator, year, then level, code
+    and sex as inside the blocks): slices, concatenated once. Each field's blocks are freed once joined, so
+    the next field reuses their memory; ``indicator`` and ``level`` are small codes (every intermediate
+    column is fresh memory)."""
+    pieces = [(block, np.searchsorted(block["year"], np.arange(n_years + 1))) for block in blocks]
+    slices = [(block, bounds[y], bounds[y + 1]) for i in range(n_inds) for y in range(n_years)
+              for block, bounds in pieces if block["indicator"] == i and bounds[y] < bounds[y + 1]]
+    lengths = [b - a for _, a, b in slices]
+    col = {f: np.repeat(np.array([block[f] for block, _, _ in slices], dtype=np.int16), lengths)
+           for f in ("indicator", "level")}
+
+    def joined(fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+        out = {}
+        for f in fields:
+            out[f] = np.concatenate([block[f][a:b] for block, a, b in slices])
+            for block, _ in pieces:
+                del block[f]
+        return out
+
+    for part in parallel.at_once(*(lambda fs=fs: joined(fs) for fs in (_BLOCK_FIELDS[::2], _BLOCK_FIELDS[1::2])),
+                                 threads=threads):
+        col.update(part)
+    return col
+
+
+def _placed_columns(layout: _Layout, names: _Names, by_code: tuple[np.ndarray, np.ndarray, np.ndarray],
+                    year: np.ndarray, code: np.ndarray, by_indicator: list) -> dict:
+    """Names, series breaks (population-based indicators only) and territories of each row, from its (year,
+    global code): the (year, code) tables turned into each column's codes first, then one lookup per row."""
+    keys, inds = layout.keys, layout.inds
+    name, breaks, starts = by_code
+    n_codes = name.shape[1]
+    cell = np.multiply(year, n_codes, dtype=np.int32)
+    cell += code  # (year, code) as one number
+    segmented = np.zeros(n_codes, bool)  # the levels with series breaks
+    for level in keys.geo.levels:
+        segmented[layout.span(level)] = True
+    series_break, used = np.zeros(len(cell), bool), np.zeros(name.size, bool)
+    for rows, ind in zip(by_indicator, inds):
+        if ind.population_based:
+            series_break[rows] = breaks.ravel()[cell[rows]]
+            used[cell[rows]] = True
+    # a population-based row at a level with breaks is in the territory "code@first year"; any other row
+    # in its code's own series
+    pair = np.arange(n_codes) * keys.n_years + (starts - keys.y0)  # (code, first year) as one number
+    in_segment = used.reshape(name.shape) & segmented
+    pairs = np.unique(pair[in_segment])
+    word = np.broadcast_to(np.arange(n_codes), name.shape).copy()
+    word[in_segment] = n_codes + np.searchsorted(pairs, pair[in_segment])
+    small, unique = _word_codes(_territory_words(pairs, layout.code_vocab, keys.n_years, keys.y0))
+    own, in_territory = small[:n_codes], small[word].ravel()
+    territory = np.empty(len(cell), small.dtype)
+    for rows, ind in zip(by_indicator, inds):
+        territory[rows] = in_territory[cell[rows]] if ind.population_based else own[code[rows]]
+    name_small, name_words = _word_codes(names.names)
+    return {"series_break": series_break,
+            "geo_name": pd.Categorical.from_codes(name_small[name].ravel()[cell], categories=name_words,
+                                                  validate=False),
+            "territory_id": pd.Categorical.from_codes(territory, categories=unique, validate=False)}
+
+
+def _percent(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    out = _divided(part, whole)
+    out *= 100
+    return out
+
+
+def _flag_columns(den: np.ndarray, value: np.ndarray, n_excluded: np.ndarray) -> dict:
+    """The four flags as bool columns, and ``flags``: the names of a row's flags joined by ";" (a categorical
+    over the 16 combinations, from one small code per row)."""
+    small = _registry_file().get("small_denominator", 30)
+    flags = {"denominator_zero": den == 0, "above_100": value > 100, "excluded_values": n_excluded > 0,
+             "small_denominator": (den > 0) & (den < small)}
+    code = np.zeros(len(value), np.int8)
+    for k, flag in enumerate(flags.values()):
+        code |= flag.view(np.int8) << k
+    text = [";".join(n for k, n in enumerate(flags) if c >> k & 1) for c in range(1 << len(flags))]
+    return {**{f"flag_{k}" if k != "denominator_zero" else "flag_zero_denominator": v for k, v in flags.items()},
+            "flags": _strings(code, text)}
 
 
 def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
@@ -938,125 +1052,34 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     ``targets``, the columns of ``with_targets`` are added, computed with the text columns."""
     reg = indicators or registry()
     inds = list(reg.values())
-    geo, keys = _prepared(tables, crosswalk, inds)
-    levels = [*geo.levels, *EXTRA_LEVELS]
-    offsets = np.cumsum([0] + [len(keys.vocab[lv]) for lv in levels])
-    code_vocab = [c for lv in levels for c in keys.vocab[lv]]
-    layout = _Layout(inds, keys, levels, dict(zip(levels, offsets[:-1])))
-    names = _Names(keys)
-
-    def placed() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(year, global code) -> name id, series break, first year of the territory (the levels with series
-        breaks; elsewhere the year itself): computed here while the other process sums its part."""
-        name = _by_code([names.table(level) for level in levels]).astype(np.int32)
-        breaks = np.zeros(name.shape, bool)
-        starts = np.repeat(np.arange(keys.y0, keys.y0 + keys.n_years)[:, None], name.shape[1], axis=1)
-        if any(ind.population_based for ind in inds):
-            for level in geo.levels:
-                breaks[:, layout.span(level)], starts[:, layout.span(level)] = _segments(geo, keys, level)
-        return name, breaks, starts
-
-    if jobs >= 2 and sum(len(t) for t in tables.values()) >= PARALLEL_ROWS and parallel.available():
-        here, there = _split(inds)
-        (by_code, mine), theirs = parallel.in_two(lambda: (placed(), layout.blocks(here)),
-                                                  lambda: layout.blocks(there), jobs=jobs)
-        blocks = mine + theirs
-    else:
-        by_code, blocks = placed(), layout.blocks(list(range(len(inds))))
+    keys = _prepared(tables, crosswalk, inds)
+    layout, names = _Layout.of(inds, keys), _Names(keys)
+    by_code, blocks = _summed(layout, names, jobs, sum(len(t) for t in tables.values()))
     if not blocks:
         empty = _typed(pd.DataFrame({c: [] for c in OUTPUT_COLUMNS}))
         return empty if targets is None else with_targets(empty, targets)
-    pieces = [(block, np.searchsorted(block["year"], np.arange(keys.n_years + 1))) for block in blocks]
-    del blocks
-    # final order: indicator, year, then level, code and sex as inside the blocks: slices, concatenated once
-    slices = [(block, bounds[y], bounds[y + 1]) for i in range(len(reg)) for y in range(keys.n_years)
-              for block, bounds in pieces if block["indicator"] == i and bounds[y] < bounds[y + 1]]
-    lengths = [b - a for _, a, b in slices]
-    col = {f: np.repeat(np.array([block[f] for block, _, _ in slices], dtype=np.int16), lengths)
-           for f in ("indicator", "level")}  # small codes: every intermediate column is fresh memory
     threads = 2 if jobs >= 2 else 1
-
-    def joined(fields: tuple[str, ...]) -> dict[str, np.ndarray]:
-        out = {}
-        for f in fields:
-            out[f] = np.concatenate([block[f][a:b] for block, a, b in slices])
-            for block, _ in pieces:  # each field's blocks freed once joined: the next field reuses their memory
-                del block[f]
-        return out
-
-    for part in parallel.at_once(*(lambda fs=fs: joined(fs) for fs in (_BLOCK_FIELDS[::2], _BLOCK_FIELDS[1::2])),
-                                 threads=threads):
-        col.update(part)
-    del pieces, slices
+    col = _joined(blocks, len(inds), keys.n_years, threads)
+    del blocks
     num, den, year, code = col["numerator"], col["denominator"], col["year"], col["code"]
     population_based = np.array([x.population_based for x in inds], bool)[col["indicator"]]
     rows_of = _indicator_rows(col["indicator"], len(inds))  # no indicator's rows (none), then each one's: slices
-    by_indicator = rows_of[1:]
-
-    def placed_columns() -> dict:
-        """Names, series breaks (population-based indicators only) and territories, by (year, code): the
-        (year, code) tables turned into each column's codes first, then one lookup per row."""
-        name, breaks, starts = by_code
-        n_codes = name.shape[1]
-        cell = np.multiply(year, n_codes, dtype=np.int32)
-        cell += code  # (year, code) as one number
-        segmented = np.zeros(n_codes, bool)  # the levels with series breaks
-        for level in geo.levels:
-            segmented[layout.span(level)] = True
-        series_break, used = np.zeros(len(cell), bool), np.zeros(name.size, bool)
-        for rows, ind in zip(by_indicator, inds):
-            if ind.population_based:
-                series_break[rows] = breaks.ravel()[cell[rows]]
-                used[cell[rows]] = True
-        # a population-based row at a level with breaks is in the territory "code@first year"; any other row
-        # in its code's own series
-        pair = np.arange(n_codes) * keys.n_years + (starts - keys.y0)  # (code, first year) as one number
-        in_segment = used.reshape(name.shape) & segmented
-        pairs = np.unique(pair[in_segment])
-        word = np.broadcast_to(np.arange(n_codes), name.shape).copy()
-        word[in_segment] = n_codes + np.searchsorted(pairs, pair[in_segment])
-        small, unique = _word_codes(_territory_words(pairs, code_vocab, keys.n_years, keys.y0))
-        own, in_territory = small[:n_codes], small[word].ravel()
-        territory = np.empty(len(cell), small.dtype)
-        for rows, ind in zip(by_indicator, inds):
-            territory[rows] = in_territory[cell[rows]] if ind.population_based else own[code[rows]]
-        name_small, name_words = _word_codes(names.names)
-        return {"series_break": series_break,
-                "geo_name": pd.Categorical.from_codes(name_small[name].ravel()[cell], categories=name_words,
-                                                      validate=False),
-                "territory_id": pd.Categorical.from_codes(territory, categories=unique, validate=False)}
-
-    def percent(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
-        out = _divided(part, whole)
-        out *= 100
-        return out
-
-    small = _registry_file().get("small_denominator", 30)
-
-    value = percent(num, den)  # first: the target columns need it
+    value = _percent(num, den)  # first: the target columns need it
     calendar_year = np.add(year, keys.y0, dtype=np.int64)
-
-    def flagged() -> dict:
-        flags = {"denominator_zero": den == 0, "above_100": value > 100, "excluded_values": col["n_excluded"] > 0,
-                 "small_denominator": (den > 0) & (den < small)}
-        code = np.zeros(len(value), np.int8)
-        for k, flag in enumerate(flags.values()):
-            code |= flag.view(np.int8) << k
-        text = [";".join(n for k, n in enumerate(flags) if c >> k & 1) for c in range(1 << len(flags))]
-        return {**{f"flag_{k}" if k != "denominator_zero" else "flag_zero_denominator": v for k, v in flags.items()},
-                "flags": _strings(code, text)}
 
     # every other column at once, two at a time, the longest first: the target columns, the interval, the
     # names and territories, the flags, the reporting share, then the text columns from integer codes
-    texts = {"indicator_id": (col["indicator"], list(reg)), "geo_level": (col["level"], levels),
-             "geo_code": (code, code_vocab), "sex": (col["sex"], SEXES),
+    texts = {"indicator_id": (col["indicator"], list(reg)), "geo_level": (col["level"], layout.levels),
+             "geo_code": (code, layout.code_vocab), "sex": (col["sex"], SEXES),
              "cross_check_of": (col["indicator"], [x.cross_check_of or "" for x in inds]),
              "direction": (col["indicator"], [x.direction for x in inds])}
     aim_years = [] if targets is None else target_years(targets)
     tasks = {**{("aim", y): lambda y=y: _target_columns(targets, y, list(reg), rows_of, value, calendar_year)
                 for y in aim_years},
-             "ci": lambda: wilson_interval(num, den), "placed": placed_columns, "flags": flagged,
-             "reporting_share": lambda: percent(col["n_reporting"], col["n_units"]),
+             "ci": lambda: wilson_interval(num, den),
+             "placed": lambda: _placed_columns(layout, names, by_code, year, code, rows_of[1:]),
+             "flags": lambda: _flag_columns(den, value, col["n_excluded"]),
+             "reporting_share": lambda: _percent(col["n_reporting"], col["n_units"]),
              **{name: lambda a=a: _strings(*a) for name, a in texts.items()}}
     made = dict(zip(tasks, parallel.at_once(*tasks.values(), threads=threads)))
     aimed = [made.pop(("aim", y)) for y in aim_years]
