@@ -961,9 +961,9 @@ def _summed(layout: _Layout, names: _Names, jobs: int,
 
 def _joined(blocks: list[dict[str, np.ndarray]], n_inds: int, n_years: int, threads: int) -> dict[str, np.ndarray]:
     """The blocks as the long table's integer columns, in its final order (indicator, year, then level, code
-    and sex as inside the blocks): slices, concatenated once. Each field's blocks are freed once joined, so
-    the next field reuses their memory; ``indicator`` and ``level`` are small codes (every intermediate
-    column is fresh memory)."""
+    and sex as inside the blocks): slices, concatenated once. The blocks are consumed: each field is deleted
+    from them once joined, so the next field reuses its memory; ``indicator`` and ``level`` are small codes
+    (every intermediate column is fresh memory)."""
     pieces = [(block, np.searchsorted(block["year"], np.arange(n_years + 1))) for block in blocks]
     slices = [(block, bounds[y], bounds[y + 1]) for i in range(n_inds) for y in range(n_years)
               for block, bounds in pieces if block["indicator"] == i and bounds[y] < bounds[y + 1]]
