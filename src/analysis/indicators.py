@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from functools import cache, cached_property
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -1051,7 +1051,7 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     indicators' sums are computed in two processes (``parallel.in_two``); the result is the same. With
     ``targets``, the columns of ``with_targets`` are added, computed with the text columns."""
     reg = indicators or registry()
-    inds = list(reg.values())
+    ids, inds = list(reg), list(reg.values())
     keys = _prepared(tables, crosswalk, inds)
     layout, names = _Layout.of(inds, keys), _Names(keys)
     by_code, blocks = _summed(layout, names, jobs, sum(len(t) for t in tables.values()))
@@ -1069,12 +1069,12 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
 
     # every other column at once, two at a time, the longest first: the target columns, the interval, the
     # names and territories, the flags, the reporting share, then the text columns from integer codes
-    texts = {"indicator_id": (col["indicator"], list(reg)), "geo_level": (col["level"], layout.levels),
+    texts = {"indicator_id": (col["indicator"], ids), "geo_level": (col["level"], layout.levels),
              "geo_code": (code, layout.code_vocab), "sex": (col["sex"], SEXES),
              "cross_check_of": (col["indicator"], [x.cross_check_of or "" for x in inds]),
              "direction": (col["indicator"], [x.direction for x in inds])}
     aim_years = [] if targets is None else target_years(targets)
-    tasks = {**{("aim", y): lambda y=y: _target_columns(targets, y, list(reg), rows_of, value, calendar_year)
+    tasks = {**{("aim", y): lambda y=y: _target_columns(targets, y, ids, rows_of, value, calendar_year)
                 for y in aim_years},
              "ci": lambda: wilson_interval(num, den),
              "placed": lambda: _placed_columns(layout, names, by_code, year, code, rows_of[1:]),
