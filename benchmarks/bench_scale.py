@@ -20,6 +20,9 @@ times (default 3), alternating, each in a fresh process, and the ratio is of the
 printed). The first read after the clean stage is slow (0.41-0.73 s against 0.19-0.33 s for the others, even
 with the cleaned files synced to disk first): taken three times in a row, two of the three reads were of that
 kind, and a slow floor makes the ratio look better than it is. Alternating, it is one read of three.
+Last, it prints the memory each side of the ratio makes and this machine's price of a page of new memory
+(``fresh_page_cost``): the indicator table is several times what the read makes, and its pages alone are a
+part of the ratio that depends on the machine, not on the code.
 
     python benchmarks/bench_scale.py                   # generate once, then measure (several minutes)
     python benchmarks/bench_scale.py --regenerate      # regenerate the dataset first
@@ -152,6 +155,7 @@ def _stage(stage: str, raw: Path, work: Path, vintages: str, jobs: int) -> dict:
         tables = clean.load_tables(work)
         out["compute_seconds"] = time.perf_counter() - started
         out["rows"] = int(sum(len(tables[t]) for t in clean.TABLES.values()))
+        out["mib"] = sum(int(t.memory_usage(deep=True).sum()) for t in tables.values()) / 2**20
         out["what"] = f"{out['rows']:,} rows of the 4 cleaned tables (+ quality, files)"
     elif stage == "indicators":
         started = time.perf_counter()
@@ -164,6 +168,7 @@ def _stage(stage: str, raw: Path, work: Path, vintages: str, jobs: int) -> dict:
         indicators.save(frame, work)  # indicators.parquet and indicators.csv, as the command writes them
         out["write_seconds"] = time.perf_counter() - started
         out["rows"] = len(frame)
+        out["mib"] = int(frame.memory_usage(deep=True).sum()) / 2**20
         levels = frame["geo_level"].value_counts()
         out["what"] = (f"{len(frame):,} rows: {frame['indicator_id'].nunique()} indicators x "
                        + ", ".join(f"{n:,} {lv}" for lv, n in levels.items()) + " rows")
@@ -219,6 +224,31 @@ def ensure_data(raw: Path, regenerate: bool, small: bool, seed: int) -> float | 
     started = time.perf_counter()
     sample.generate_country(raw, size, seed, progress=not small)
     return time.perf_counter() - started
+
+
+def fresh_page_cost(mib: int = 256, trials: int = 3) -> float:
+    """Seconds this machine takes to fault in one fresh page of anonymous memory (the median of ``trials``
+    arrays of ``mib`` MiB, touched once, numpy's huge pages off as in the indicator computation).
+
+    Why it is printed: the indicator table is several times the size of the tables the Parquet read makes, and
+    every page of it is new memory. On the 2-core development machine a page costs 1.6-2.9 us whether it is
+    faulted in, populated at once (``MAP_POPULATE``) or mapped from memory another process filled, so the
+    table's pages alone are a fixed part of the ratio that no change to the code removes; on another machine
+    this figure says how that part compares."""
+    import numpy as np
+
+    from analysis.allocator import without_huge_pages
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    took = []
+    with without_huge_pages():
+        for _ in range(trials):
+            started = time.perf_counter()
+            memory = np.empty(mib << 20, np.uint8)
+            memory[::page] = 1
+            took.append((time.perf_counter() - started) / ((mib << 20) // page))
+            del memory
+    return sorted(took)[len(took) // 2]
 
 
 def _fmt_row(name: str, seconds: str, peak: str, what: str) -> str:
@@ -296,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{results['indicators']['compute_seconds']:.2f} s / {results['parquet']['compute_seconds']:.2f} s = "
           f"{ratio:.1f}x, goal <= {GOAL_RATIO}x: {'met' if ratio <= GOAL_RATIO else 'NOT met'} "
           f"(indicators: {each['indicators']} s; parquet read: {each['parquet']} s)")
+    made, read, page = results["indicators"]["mib"], results["parquet"]["mib"], fresh_page_cost()
+    pages = made * 2**20 / os.sysconf("SC_PAGE_SIZE")
+    print(f"memory each side makes: the indicator table {made:,.1f} MiB, the tables read back {read:,.1f} MiB "
+          f"({made / max(read, 1e-9):.1f}x); fresh memory here costs {page * 1e6:.2f} us a page, so the "
+          f"table's {pages:,.0f} pages alone take {pages * page:.2f} s of the computation")
     return 0
 
 

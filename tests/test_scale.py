@@ -217,5 +217,5 @@ def test_bench_scale_smoke_run():
     out = result.stdout
     for label in ("clean: read + clean", "parquet read-back (floor)", "indicators: load + compute + write",
                   "projections (all vintages) + write", "pipeline (clean + indicators + projections",
-                  "indicators (compute) / parquet read"):
+                  "indicators (compute) / parquet read", "memory each side makes", "us a page"):
         assert label in out, out
