@@ -14,11 +14,15 @@ from analysis.__main__ import main
 from analysis.geography import Crosswalk
 
 
-def build(raw_dir, years_sheets: dict[int, dict]) -> pd.DataFrame:
+def cleaned(raw_dir, years_sheets: dict[int, dict]) -> dict[str, pd.DataFrame]:
+    """The workbooks written into ``raw_dir`` and cleaned: the tables ``compute`` reads."""
     for year, sheets in years_sheets.items():
         write_workbook(raw_dir / f"{year - 1}-{year}.xlsx", sheets)
-    tables = clean.combine(clean.clean_all(raw_dir))
-    return indicators.compute(tables, Crosswalk.load(raw_dir))
+    return clean.combine(clean.clean_all(raw_dir))
+
+
+def build(raw_dir, years_sheets: dict[int, dict]) -> pd.DataFrame:
+    return indicators.compute(cleaned(raw_dir, years_sheets), Crosswalk.load(raw_dir))
 
 
 def pick(out, iid, year, level="district", code=None, sex="total"):
@@ -31,7 +35,8 @@ def pick(out, iid, year, level="district", code=None, sex="total"):
 
 
 @pytest.fixture
-def fixture_out(raw_dir):
+def fixture_tables(raw_dir):
+    """The cleaned tables of three years built to test one thing each (see the comments)."""
     y2019 = minimal_sheets(2019)
     # grade-1 enrolment four years before the 2023 completers (cohort proxy): 200 + 70 = 270
     y2019["PhoThong"][1][4] = 200
@@ -43,7 +48,12 @@ def fixture_out(raw_dir):
     y2024 = minimal_sheets(2024)
     del y2024["MamNon"][3]  # MN02 did not report in 2024
     y2024["MamNon"][-1] = ["Tổng cộng", 200, 95, 196, 94]
-    return build(raw_dir, {2019: y2019, 2023: y2023, 2024: y2024})
+    return cleaned(raw_dir, {2019: y2019, 2023: y2023, 2024: y2024})
+
+
+@pytest.fixture
+def fixture_out(fixture_tables, raw_dir):
+    return indicators.compute(fixture_tables, Crosswalk.load(raw_dir))
 
 
 def test_ratio_sums_counts_with_sex_and_gpi(fixture_out):
@@ -105,12 +115,11 @@ def test_excluded_values_are_flagged(raw_dir):
     assert (r.numerator, r.denominator, r.n_excluded) == (0, 400, 1) and r.flag_excluded_values
 
 
-def test_targets_made_with_the_table_equal_with_targets(fixture_out, raw_dir):
+def test_targets_made_with_the_table_equal_with_targets(fixture_tables, fixture_out, raw_dir):
     """compute(targets=...) makes the target columns itself (with the text columns); the same as adding them
     afterwards, for every row, including rows of indicators without a target."""
     targets = indicators.load_targets(raw_dir)
-    tables = clean.combine(clean.clean_all(raw_dir))
-    at_once = indicators.compute(tables, Crosswalk.load(raw_dir), targets=targets)
+    at_once = indicators.compute(fixture_tables, Crosswalk.load(raw_dir), targets=targets)
     assert [c for c in at_once.columns if c.startswith(("target_", "gap_", "needed_", "meets_"))]
     pd.testing.assert_frame_equal(at_once, indicators.with_targets(fixture_out, targets), check_exact=True)
 
@@ -167,8 +176,8 @@ def test_population_series_break_across_the_2025_merger(raw_dir):
     assert pick(out, "CT15", 2025).geo_code == school.geo_code == "BEN_CAT"
 
 
-def test_action_lists(fixture_out, raw_dir):
-    t = clean.combine(clean.clean_all(raw_dir))["truong"]
+def test_action_lists(fixture_tables, fixture_out, raw_dir):
+    t = fixture_tables["truong"]
     lack = indicators.institutions_lacking(t, 2023)
     assert lack[["indicator_id", "ma_truong", "status"]].values.tolist() == [
         ["CT20A", "MN02", "lacking"], ["CT20A", "TH01", "lacking"]]
@@ -326,11 +335,11 @@ def test_wards_by_year_dedupes_across_tables_and_skips_missing():
     assert indicators._wards_by_year({"truong": tables["truong"].iloc[:0]}) == {}
 
 
-def test_a_main_indicator_above_its_total_stops_the_run(fixture_out, raw_dir):
+def test_a_main_indicator_above_its_total_stops_the_run(fixture_tables, raw_dir):
     """The sanity check at the end of ``compute``: a main indicator's sum above its denominator (cleaning
     rejects such a row, so only a table changed after cleaning can have one) stops the run; a cross-check
     (a cohort proxy may pass 100%) does not."""
-    tables = clean.combine(clean.clean_all(raw_dir))
+    tables = fixture_tables
     xa = tables["xa_phuong"].copy()
     xa.loc[xa.index[0], "tre_5_tuoi_hoc_mg"] = xa.loc[xa.index[0], "tre_5_tuoi"] + 1  # CT16 above 100%
     with pytest.raises(AssertionError, match="numerator > denominator"):
