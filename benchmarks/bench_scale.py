@@ -1,6 +1,6 @@
 """National scale: the whole pipeline on a country-sized synthetic dataset, stage by stage.
 
-The dataset (``python -m analysis.sample --country``: 63 provinces, ~700 districts, ~10,600 wards,
+The dataset (``python benchmarks/country_sample.py``: 63 provinces, ~700 districts, ~10,600 wards,
 ~45,000 institutions, 11 school years, in the same raw template as Bến Cát) is generated once into
 ``benchmarks/_data/country`` (outside git) and reused. Each stage then runs in a fresh Python process, as its
 command runs it (the allocator setting of ``python -m analysis`` included): load its inputs, compute, write
@@ -213,16 +213,16 @@ def measure(stage: str, raw: Path, work: Path, vintages: str, jobs: int) -> dict
 
 def ensure_data(raw: Path, regenerate: bool, small: bool, seed: int) -> float | None:
     """Generate the dataset unless it is already there; returns the seconds it took (None: reused)."""
-    from analysis import sample
+    import country_sample  # benchmarks/country_sample.py, beside this script
     from analysis.template import workbook_name
 
-    size = sample.CountrySize(**SMALL) if small else sample.CountrySize()
+    size = country_sample.CountrySize(**SMALL) if small else country_sample.CountrySize()
     expected = [raw / workbook_name(y) for y in size.year_list] + [raw / "don_vi_hanh_chinh.csv"]
     if not regenerate and all(p.exists() for p in expected):
         return None
     print(f"generating the synthetic country into {raw} (once) ...", flush=True)
     started = time.perf_counter()
-    sample.generate_country(raw, size, seed, progress=not small)
+    country_sample.generate_country(raw, size, seed, progress=not small)
     return time.perf_counter() - started
 
 
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     print(_fmt_row("stage", "seconds", "peak", "processed") + "   [load / compute / write s; PSS sum]")
     print(_fmt_row("-" * 34, "-" * 9, "-" * 10, "-" * 40))
     if generated is not None:
-        print(_fmt_row("generate dataset (once, untimed)", f"{generated:.1f}", "", "python -m analysis.sample --country"))
+        print(_fmt_row("generate dataset (once, untimed)", f"{generated:.1f}", "", "python benchmarks/country_sample.py"))
     labels = {"clean": "clean: read + clean + write", "parquet": "parquet read-back (floor)",
               "indicators": "indicators: load + compute + write",
               "projections": f"projections ({args.vintages} vintages) + write"}

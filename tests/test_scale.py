@@ -3,26 +3,32 @@ a smoke run of benchmarks/bench_scale.py. Sizes are tiny; speed is measured by t
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import openpyxl
 import pandas as pd
 import pytest
 
-from analysis import clean, config, indicators, sample
+from analysis import clean, config, indicators, read
 from analysis import template as T
 from analysis.geography import Crosswalk
 
-TINY = sample.CountrySize(provinces=3, districts=7, wards=30, institutions=150, years=3)
+sys.path.insert(0, str(config.PROJECT_ROOT / "benchmarks"))
+import country_sample  # noqa: E402  (benchmarks/country_sample.py: the country generator)
+
+TINY = country_sample.CountrySize(provinces=3, districts=7, wards=30, institutions=150, years=3)
 LEVELS = ["country", "province", "district", "ward"]
 
 
 @pytest.fixture(scope="module")
 def country(tmp_path_factory) -> Path:
     raw = tmp_path_factory.mktemp("country")
-    sample.generate_country(raw, TINY, seed=7)
+    country_sample.generate_country(raw, TINY, seed=7)
     return raw
 
 
@@ -52,7 +58,7 @@ def test_country_crosswalk_is_a_hierarchy(country):
     expected = {"ward": "district", "district": "province", "province": "country"}
     for level, above in expected.items():
         assert (parent_level[units["level"] == level] == above).all()
-    assert "giả lập" in units.loc[sample.COUNTRY_CODE, "unit_name"]  # clearly synthetic
+    assert "giả lập" in units.loc[country_sample.COUNTRY_CODE, "unit_name"]  # clearly synthetic
     Crosswalk.load(country)  # valid for the project's reader
 
 
@@ -72,10 +78,58 @@ def test_country_workbooks_follow_the_template(country):
 
 
 def test_country_generation_is_reproducible(country, tmp_path):
+    """Same seed and size, same files: the CSVs byte for byte, the workbooks part by part (all but
+    docProps/core.xml, where openpyxl writes the time the workbook was saved)."""
     again = tmp_path / "again"
-    sample.generate_country(again, TINY, seed=7)
+    country_sample.generate_country(again, TINY, seed=7)
+    assert sorted(p.name for p in again.iterdir()) == sorted(p.name for p in country.iterdir())
     for path in sorted(country.iterdir()):
-        assert (again / path.name).read_bytes() == path.read_bytes(), path.name
+        if path.suffix != ".xlsx":
+            assert (again / path.name).read_bytes() == path.read_bytes(), path.name
+            continue
+        with zipfile.ZipFile(path) as first, zipfile.ZipFile(again / path.name) as second:
+            assert first.namelist() == second.namelist()
+            for part in first.namelist():
+                if part != "docProps/core.xml":
+                    assert first.read(part) == second.read(part), (path.name, part)
+
+
+def test_writer_round_trips_through_the_package_reader(tmp_path):
+    """write_workbook (openpyxl, write-only) gives back, through the package's reader, the cells it was
+    given: text as written (spaces, '&', '<', Vietnamese, a number written as text), numbers, blanks."""
+    rows = [["TIÊU ĐỀ NĂM HỌC 2025-2026 (GIẢ LẬP)"], [], ["Mã trường", None, "HS đầu năm"],
+            ["  P01TH000001 & <b> ", "Phường 1", 1_234_567], ["1.234", None, 0], [None, None, 7]]
+    path = country_sample.write_workbook(tmp_path / "t.xlsx", {"PhoThong": rows, T.NOTE_SHEET: [["ghi chú"]]})
+    workbook = read.open_workbook(path)
+    assert workbook.sheet_names == ["PhoThong", T.NOTE_SHEET]
+    width = max(len(r) for r in rows)
+    expected = [["" if v is None else v for v in r] + [""] * (width - len(r)) for r in rows]
+    got = read.read_grid(workbook, "PhoThong", path.name)
+    assert got == expected
+    assert [type(v) for v in got[3]] == [str, str, float] and got[4][0] == "1.234"  # text stays text
+
+
+def test_country_workbooks_read_back_as_simulated(tmp_path):
+    """What the package's reader and cleaner get from the workbooks is what the generator simulated: every
+    table of every year, row for row (here half the counts >= 1000 are written as text, '1.234')."""
+    size = dataclasses.replace(TINY, text_numbers=0.5)
+    country_sample.generate_country(tmp_path, size, seed=7)
+    run = clean.clean_all(tmp_path)
+    assert not run.failures
+    cleaned = clean.combine(run)
+    first = read.open_workbook(tmp_path / T.workbook_name(size.year_list[0]))
+    cells = [v for row in read.read_grid(first, "XaPhuong", "first") for v in row]
+    assert any(isinstance(v, str) and re.fullmatch(r"\d{1,3}(\.\d{3})+", v) for v in cells)  # text was written
+    geo = country_sample.country_geography(size, seed=7)
+    roster = country_sample._country_roster(size, geo, seed=7)
+    tables = {"Truong": "truong", "MamNon": "mam_non", "PhoThong": "pho_thong", "XaPhuong": "xa_phuong"}
+    for year in size.year_list:
+        simulated = country_sample.simulate_country_year(size, geo, roster, year, seed=7)
+        for sheet, table in tables.items():
+            got = cleaned[table][cleaned[table]["year"] == year].drop(columns=["year", "source_file", "source_row"])
+            want = simulated[sheet]
+            assert len(want) and got.columns.tolist() == want.columns.tolist(), (year, sheet)
+            assert got.astype(object).to_numpy().tolist() == want.astype(object).to_numpy().tolist(), (year, sheet)
 
 
 def test_country_data_clean_without_problems(cleaned):
@@ -89,7 +143,7 @@ def test_country_data_clean_without_problems(cleaned):
 
 def test_small_size_validation():
     with pytest.raises(ValueError):
-        sample.CountrySize(provinces=5, districts=3, wards=10)
+        country_sample.CountrySize(provinces=5, districts=3, wards=10)
 
 
 # --- geography at every level ----------------------------------------------------------------------------
@@ -97,7 +151,7 @@ def test_small_size_validation():
 def test_every_level_is_reported(ind):
     assert set(LEVELS) <= set(ind["geo_level"])
     country = ind[ind["geo_level"] == "country"]
-    assert set(country["geo_code"]) == {sample.COUNTRY_CODE}
+    assert set(country["geo_code"]) == {country_sample.COUNTRY_CODE}
     assert ind.loc[ind["geo_level"] == "province", "geo_code"].nunique() == TINY.provinces
     assert ind.loc[ind["geo_level"] == "district", "geo_code"].nunique() == TINY.districts
 
@@ -141,7 +195,7 @@ def test_wards_under_matches_its_definition(country):
     year = TINY.year_list[-1]
     parents = cw.parents_at(year)
     wards = cw.wards_of_year(year)["unit_code"].tolist()
-    for code in [sample.COUNTRY_CODE, "P01", "P01D001", "P02D001"]:
+    for code in [country_sample.COUNTRY_CODE, "P01", "P01D001", "P02D001"]:
         brute = frozenset(w for w in wards if code in cw.ancestors_from(w, parents).values())
         assert cw.wards_under(code, year) == brute and brute
 
