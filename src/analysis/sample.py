@@ -163,28 +163,23 @@ def logit(p):
     return np.log(p / (1 - p))
 
 
-def calibrate(n: np.ndarray, base: np.ndarray, target, groups: np.ndarray | None = None) -> np.ndarray:
+def calibrate(n: np.ndarray, base: np.ndarray, target: float) -> np.ndarray:
     """Probabilities expit(base + d) with the shift d that makes sum(n * p) == target.
 
     ``base`` carries the relative differences (wards, schools, sex); the shift puts the expected total
-    exactly on the story. With ``groups`` (integer labels shaped like ``n``) each group gets its own shift
-    and ``target`` is one value per group (e.g. every district of a country at once). Bisection on a
-    monotone function, vectorised over groups: robust for rates near 0 or 100%.
+    exactly on the story. Bisection on a monotone function: robust for rates near 0 or 100%.
     """
     n = np.asarray(n, dtype=float)
     base = np.broadcast_to(np.asarray(base, dtype=float), n.shape)
-    labels = np.zeros(n.shape, dtype=np.intp) if groups is None else np.broadcast_to(groups, n.shape)
-    k = int(labels.max()) + 1 if labels.size else 1
-    totals = np.bincount(labels.ravel(), weights=n.ravel(), minlength=k)
-    goal = np.clip(np.broadcast_to(np.asarray(target, dtype=float), (k,)), 1e-9, totals * (1 - 1e-12))
-    lo, hi = np.full(k, -40.0), np.full(k, 40.0)
+    goal = min(max(float(target), 1e-9), n.sum() * (1 - 1e-12))
+    lo, hi = -40.0, 40.0
     for _ in range(90):
         mid = 0.5 * (lo + hi)
-        got = np.bincount(labels.ravel(), weights=(n * expit(base + mid[labels])).ravel(), minlength=k)
-        over = got > goal
-        hi = np.where(over, mid, hi)
-        lo = np.where(over, lo, mid)
-    return expit(base + (0.5 * (lo + hi))[labels])
+        if (n * expit(base + mid)).sum() > goal:
+            hi = mid
+        else:
+            lo = mid
+    return expit(base + 0.5 * (lo + hi))
 
 
 def sex_terms(odds_ratio: float) -> np.ndarray:
@@ -225,7 +220,6 @@ class Truth:
     mam_non: dict[int, pd.DataFrame] = field(default_factory=dict)
     pho_thong: dict[int, pd.DataFrame] = field(default_factory=dict)
     xa_phuong: dict[int, pd.DataFrame] = field(default_factory=dict)
-    population: pd.DataFrame | None = None  # year, unit, population (simulated, for the record)
 
 
 def _roster(story: dict, years: list[int]) -> pd.DataFrame:
@@ -442,13 +436,8 @@ def _survey_cells(story: dict, geo: Geography, year: int, pop: pd.DataFrame) -> 
     units, terr = popc["units"], popc["territory_2026"]
     rows = []
     for ward in geo.wards_of_year(year):
-        if ward in units:
-            u = units[ward]
-            rows.append({"ward": ward, "unit": ward, "pop": pop.loc[ward, year], "advantage": u["advantage"],
-                         "age_mult": u["age_mult"], "tkt": u["tkt_2021"] * pop.loc[ward, year] / pop.loc[ward, 2021]
-                         * (1 + popc["tkt_screening_growth_pct"] / 100) ** (year - 2021)})
-            continue
-        for unit, mapping in geo.components(ward):
+        parts = [(ward, "whole")] if ward in units else geo.components(ward)  # a ward of its own, or merged
+        for unit, mapping in parts:
             if unit in units:
                 u = units[unit]
                 share = terr["split"][unit][ward] if mapping == "partial" else 1.0
@@ -538,8 +527,6 @@ def simulate(story: dict, geo: Geography, seed: int = DEFAULT_SEED) -> Truth:
         frame = pd.concat(parts, ignore_index=True).sort_values(["_order", "cap_hoc"], kind="stable")
         truth.pho_thong[year] = frame[[c.id for c in T.PHO_THONG.columns]].reset_index(drop=True)
         truth.xa_phuong[year] = survey[year]
-    truth.population = (pop.loc[:, years].rename_axis("unit").reset_index()
-                        .melt(id_vars="unit", var_name="year", value_name="population"))
     return truth
 
 
@@ -556,8 +543,8 @@ def _truong_frame(roster: pd.DataFrame, on: np.ndarray, year: int, geo: Geograph
         names[k], types[k] = _name_and_type(row, year)
         notes[k] = _event_note(row, year)
     valid = set(geo.wards_of_year(year))
-    moved = {w: _single_successor(geo, w) if len(geo.successors(w)) == 1 else ""
-             for w in set(r["ward"]) - valid}  # units merged or split on 1 July 2025
+    moved = {w: succ[0][0] if len(succ := geo.successors(w)) == 1 else ""
+             for w in set(r["ward"]) - valid}  # units merged (one successor) or split on 1 July 2025
     wards = np.where(r["ward"].isin(valid), r["ward"], r["ward_2026"].where(r["ward_2026"] != "", r["ward"].map(moved)))
     if (wards == "").any():
         raise ValueError(f"{year}: give ward_2026 in the story for institutions of a split ward")
@@ -565,13 +552,6 @@ def _truong_frame(roster: pd.DataFrame, on: np.ndarray, year: int, geo: Geograph
         "ma_truong": r["code"].to_numpy(), "ten_truong": names, "loai_truong": types, "loai_hinh": r["own"].to_numpy(),
         "xa_phuong": wards, **{c: v[on] for c, v in facilities.items()}, "ghi_chu": notes,
     })
-
-
-def _single_successor(geo: Geography, unit: str) -> str:
-    succ = geo.successors(unit)
-    if len(succ) != 1:
-        raise ValueError(f"{unit} is split in the crosswalk: give ward_2026 for its institutions in the story")
-    return succ[0][0]
 
 
 def _event_note(r: pd.Series, year: int) -> str:
@@ -623,12 +603,10 @@ def _vi_spellings(cat: T.Category) -> list[str]:
 
 def _header_choices(col: T.Column) -> list[str]:
     """Header texts an office might write for a column, all accepted by the template."""
+    names = [a for a in col.aliases if not _is_english(a)]
     if col.female_of is not None:
         base = col.vi.removesuffix(" – Nữ")
-        names = [f"{base} (nữ)", f"{base} - trong đó nữ", f"{base} nữ"]
-        names += [a for a in col.aliases if not _is_english(a)]
-    else:
-        names = [a for a in col.aliases if not _is_english(a)]
+        names = [f"{base} (nữ)", f"{base} - trong đó nữ", f"{base} nữ", *names]
     return names
 
 
@@ -1106,18 +1084,11 @@ def _cosmetic_cells(g: Grid, sid: str, cols: list[_Col], first: int, last: int, 
                   column_id=cols[c - 1].id, value=new, note=f"means {'yes' if yes else 'no'}")
 
 
+WIDTHS = {"ten_truong": 38, "ten_truong_extra": 38, "xa_phuong": 20, "loai_truong": 20, "ghi_chu": 20, "stt": 6}
+
+
 def _widths(cols: list[_Col]) -> dict[int, float]:
-    w = {}
-    for c, col in enumerate(cols, 1):
-        if col.id in ("ten_truong", "ten_truong_extra"):
-            w[c] = 38
-        elif col.id in ("xa_phuong", "loai_truong", "ghi_chu"):
-            w[c] = 20
-        elif col.id == "stt":
-            w[c] = 6
-        else:
-            w[c] = 14
-    return w
+    return {c: WIDTHS.get(col.id, 14) for c, col in enumerate(cols, 1)}
 
 
 def _ghichu(year: int, seed: int) -> Grid:
@@ -1223,25 +1194,16 @@ def build(seed: int = DEFAULT_SEED, story: dict | None = None, geo: Geography | 
 
 
 def save(books: Sequence[Book], manifest: pd.DataFrame, out: str | os.PathLike) -> list[Path]:
-    out = Path(out)
-    written = []
-
-    def writer(data: bytes):
-        def write(tmp: Path) -> None:
-            tmp.write_bytes(data)
+    def readable(write):  # committed files: the same mode whatever the umask
+        def run(tmp: Path) -> None:
+            write(tmp)
             os.chmod(tmp, 0o644)
-        return write
+        return run
 
-    for book in books:
-        written.append(write_atomic(out / T.workbook_name(book.year), writer(workbook_bytes(book))))
-    csv = csv_writer(manifest)
-
-    def write_manifest(tmp: Path) -> None:
-        csv(tmp)
-        os.chmod(tmp, 0o644)
-
-    written.append(write_atomic(out / MANIFEST_FILE, write_manifest))
-    return written
+    out = Path(out)
+    written = [write_atomic(out / T.workbook_name(book.year),
+                            readable(lambda tmp, data=workbook_bytes(book): tmp.write_bytes(data))) for book in books]
+    return [*written, write_atomic(out / MANIFEST_FILE, readable(csv_writer(manifest)))]
 
 
 def generate(seed: int = DEFAULT_SEED, out: str | os.PathLike | None = None) -> list[Path]:
