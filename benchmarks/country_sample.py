@@ -33,7 +33,8 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 from analysis import config  # noqa: E402
 from analysis import template as T  # noqa: E402
-from analysis.io import csv_writer, write_atomic  # noqa: E402
+from analysis.atomic import write_file  # noqa: E402
+from analysis.formats import small_csv_writer  # noqa: E402
 from analysis.sample import (DEFAULT_SEED, GIRLS, SHEET_TITLES, SYNTHETIC_EN, SYNTHETIC_VI, expit,  # noqa: E402
                              logit, rng_for, sex_terms)
 
@@ -360,7 +361,7 @@ def write_workbook(path: str | os.PathLike, sheets: dict[str, list[list]]) -> Pa
                 ws.append(row)
         wb.save(tmp)
 
-    return write_atomic(path, write)
+    return write_file(path, write)
 
 
 def generate_country(out: str | os.PathLike, size: CountrySize = CountrySize(), seed: int = DEFAULT_SEED,
@@ -371,9 +372,9 @@ def generate_country(out: str | os.PathLike, size: CountrySize = CountrySize(), 
     out.mkdir(parents=True, exist_ok=True)
     geo = country_geography(size, seed)
     roster = _country_roster(size, geo, seed)
-    written = [write_atomic(out / config.CROSSWALK_FILE, csv_writer(geo.crosswalk))]
+    written = [write_file(out / config.CROSSWALK_FILE, small_csv_writer(geo.crosswalk))]
     targets = config.RAW_DIR / config.TARGETS_FILE
-    written.append(write_atomic(out / config.TARGETS_FILE, lambda tmp: tmp.write_bytes(targets.read_bytes())))
+    written.append(write_file(out / config.TARGETS_FILE, lambda tmp: tmp.write_bytes(targets.read_bytes())))
     for year in size.year_list:
         started = time.perf_counter()
         tables = simulate_country_year(size, geo, roster, year, seed)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis import clean, config, indicators
+from analysis import clean, config, indicators, targets
 from analysis.geography import Crosswalk
 
 STORY = yaml.safe_load((config.PROJECT_ROOT / "src/analysis/sample_story.yaml").read_text(encoding="utf-8"))
@@ -16,7 +16,7 @@ STORY = yaml.safe_load((config.PROJECT_ROOT / "src/analysis/sample_story.yaml").
 def computed() -> pd.DataFrame:
     tables = clean.combine(clean.clean_all(config.RAW_DIR))
     out = indicators.compute(tables, Crosswalk.load())
-    return indicators.with_targets(out, indicators.load_targets())
+    return targets.with_targets(out, targets.load_targets())
 
 
 def district(out, iid, sex="total"):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from analysis.indicators import load_indicators
-from analysis.pipeline_projection import load_projections
+from analysis.projections_by_year import load_projections
 
 REFERENCE = Path(__file__).with_name("fixtures") / "reference"
 

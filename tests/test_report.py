@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import report as rp
-from analysis.io import neutralise_formula, neutralise_frame
+from analysis.formats import neutralise_formula, neutralise_frame
 
 
 @pytest.mark.parametrize("value, lang, decimals, text", [
@@ -109,29 +109,18 @@ def test_table_headers_never_collide(lang):
         assert len(texts) == len(set(texts)), sorted(x for x in texts if texts.count(x) > 1)
 
 
-def test_csv_written_in_slices_on_threads_is_the_csv_of_one_pass(tmp_path, monkeypatch):
-    """Large CSVs are formatted in slices on two threads: the bytes must be those of formatting the rows in one
-    pass, header once, in order, with the byte order mark and neutralised text."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
+def test_csv_for_excel_has_the_byte_order_mark_one_header_and_neutralised_text(tmp_path):
+    """indicators.csv, quality.csv and verdicts.csv open in Excel on an office PC: UTF-8 with a byte order mark,
+    text that a spreadsheet would run as a formula neutralised (categories included), numbers untouched."""
+    from analysis.formats import write_csv
 
-    from analysis.io import CsvParts
-
-    frame = pd.DataFrame({"name": [f"Trường {i}" if i % 7 else f"=cmd{i}" for i in range(2_000)],
-                          "value": np.linspace(0, 100, 2_000), "n": np.arange(2_000),
-                          "kind": pd.Categorical(["a", "b"] * 1_000)})
-    other = frame.iloc[:10].assign(kind=pd.Categorical(["c", "=x"] * 5))  # a part with other categories
-    monkeypatch.setattr(CsvParts, "SLICE_ROWS", 123)
-    with CsvParts(tmp_path / "sliced.csv") as out:
-        out.write(frame)
-        out.write(other)
-    table = pa.Table.from_pandas(neutralise_frame(pd.concat([frame.astype({"kind": object}),
-                                                             other.astype({"kind": object})])), preserve_index=False)
-    table = table.cast(pa.schema([f.with_type(f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
-                                  for f in table.schema]))
-    one_pass = pa.BufferOutputStream()
-    pcsv.write_csv(table, one_pass, pcsv.WriteOptions(quoting_style="needed"))
-    assert (tmp_path / "sliced.csv").read_bytes() == "\ufeff".encode() + one_pass.getvalue().to_pybytes()
-    back = pd.read_csv(tmp_path / "sliced.csv", encoding="utf-8-sig")
-    assert len(back) == 2_010 and back["name"].iloc[0] == "'=cmd0"
-    assert back["kind"].iloc[-2:].tolist() == ["c", "'=x"]
+    frame = pd.DataFrame({"name": [f"Trường {i}" if i % 7 else f"=cmd{i}" for i in range(20)],
+                          "value": np.linspace(0, 100, 20), "n": np.arange(20),
+                          "kind": pd.Categorical(["a", "=x"] * 10), "row": [1, "sheet"] * 10})
+    write_csv(tmp_path / "t.csv", frame)
+    raw = (tmp_path / "t.csv").read_bytes()
+    assert raw.startswith("\ufeff".encode()) and raw.count(b"name") == 1
+    back = pd.read_csv(tmp_path / "t.csv", encoding="utf-8-sig")
+    assert back["name"].iloc[0] == "'=cmd0" and back["name"].iloc[1] == "Trường 1"
+    assert back["kind"].iloc[1] == "'=x" and back["n"].tolist() == list(range(20))
+    assert back["value"].iloc[-1] == 100 and back["row"].astype(str).tolist()[:2] == ["1", "sheet"]

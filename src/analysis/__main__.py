@@ -10,14 +10,13 @@ import argparse
 import importlib
 import sys
 
-from analysis.allocator import keep_freed_memory
 from analysis.errors import AnalysisError, DataFileError
 
 COMMANDS = {
     "clean": ("analysis.clean", "Đọc và làm sạch số liệu thô / read and clean the raw workbooks"),
     "indicators": ("analysis.indicators", "Tính các chỉ tiêu / compute the plan's indicators"),
     "project": ("analysis.projection_cli", "Dự báo chuỗi năm đến 2030 / project yearly series (DESIGN §6)"),
-    "projections": ("analysis.pipeline_projection", "Dự báo mọi chỉ tiêu / project every indicator series"),
+    "projections": ("analysis.projections_by_year", "Dự báo mọi chỉ tiêu / project every indicator series"),
     "batch": ("analysis.batch", "Chạy và xuất báo cáo / run and render the yearly reports"),
     "template": ("analysis.template_files", "Tạo mẫu nhập liệu và tài liệu / write the empty template"),
 }
@@ -50,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = build_parser().parse_args(argv)
         run = args._module.run
-    keep_freed_memory()  # a command is one short-lived process: reused memory beats fresh pages (allocator.py)
     try:
         return int(run(args) or 0)
     except (DataFileError, AnalysisError) as exc:

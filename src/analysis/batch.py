@@ -3,9 +3,8 @@ for readers, export the tables officials use to Excel, and write ``reports/index
 
 Work is scheduled one notebook at a time (and one Excel export per year) on ``--jobs`` worker processes
 (papermill's Python API, a new kernel per notebook), years in order and each year's longest notebooks first,
-so the cores stay busy to the end of the run. Kernels are forked from a warm kernel server in each worker
-(``analysis.kernels``: a new process per notebook, without paying the imports again). Each year is built in
-a staging folder and swapped into ``reports/<year>/`` only when all its notebooks and its export are done,
+so the cores stay busy to the end of the run. Each year is built in
+a staging folder and swapped into ``reports/<year>/`` (``atomic.install``) only when all its notebooks and its export are done,
 so a run that fails or is killed leaves every year as it was before or fully updated. A notebook that fails
 does not stop the others (the notebooks of a year do not depend on each other): its executed notebook is
 kept with the error and without HTML, the year gets no Excel export, and the run exits non-zero naming the
@@ -15,7 +14,6 @@ year and the file.
 from __future__ import annotations
 
 import argparse
-import html
 import os
 import shutil
 import sys
@@ -26,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis import config
+from analysis.atomic import install, recover_folder
 from analysis.errors import AnalysisError
 
 NOTEBOOKS = ("01_clean", "02_indicators", "03_projections", "04_report")
@@ -34,8 +33,6 @@ EXPORT_TASK = "excel"
 # relative cost of each task (measured with benchmarks/bench_batch.py): a year's longest tasks start first
 TASK_COST = {"04_report": 10, "02_indicators": 8, "03_projections": 5, EXPORT_TASK: 2, "01_clean": 1}
 TEMPLATE_DIR = Path(__file__).with_name("templates")
-STAGING_PREFIX = ".staging-"
-OLD_PREFIX = ".old-"
 
 
 # --- names: derived from the parameters in this one place ---------------------------------------------------
@@ -187,19 +184,16 @@ def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_di
     try:
         import papermill as pm
 
-        from analysis import kernels
         from analysis.report import t
         from analysis.template import school_year_label
 
         _worker_setup()
-        extra = {"kernel_manager_class": kernels.kernel_manager_class(forked=kernels.enabled())}
         try:
             pm.execute_notebook(
                 str(config.NOTEBOOKS_DIR / f"{nb_name}.ipynb"), str(executed),
                 parameters=_parameters(year, lang, processed_dir, raw_dir), kernel_name="python3",
                 progress_bar=False, log_output=False, cwd=str(config.NOTEBOOKS_DIR),
                 request_save_on_cell_execute=False,  # one write at the end, not two per cell
-                **extra,
             )
         except Exception as exc:  # PapermillExecutionError and kernel failures alike
             if executed.exists():
@@ -257,7 +251,7 @@ def finish_year(year: int, results: list[TaskResult], staging: Path, reports_dir
                 if r.task == EXPORT_TASK and r.ok:
                     (staging / r.file).unlink(missing_ok=True)
         result.files = sorted(p.name for p in staging.iterdir())
-        swap_in(staging, year_dir(reports_dir, year))
+        install(staging, year_dir(reports_dir, year))
     except Exception as exc:
         shutil.rmtree(staging, ignore_errors=True)
         return YearResult(year, False, seconds, "", _short_error(exc))
@@ -270,31 +264,11 @@ def _short_error(exc: BaseException) -> str:
     return " ".join(last)[:400]
 
 
-def swap_in(staging: Path, final: Path) -> None:
-    """Replace ``final`` by ``staging`` with two renames; ``recover`` finishes an interrupted swap."""
-    old = final.with_name(f"{OLD_PREFIX}{final.name}")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(staging, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def recover(reports_dir: Path) -> None:
     """After a killed run: put back a year whose swap was interrupted, drop abandoned staging folders."""
-    if not reports_dir.exists():
-        return
-    for old in reports_dir.glob(f"{OLD_PREFIX}*"):
-        final = reports_dir / old.name[len(OLD_PREFIX):]
-        if final.exists():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(old, final)
-    for staging in reports_dir.glob(f"{STAGING_PREFIX}*"):
-        shutil.rmtree(staging, ignore_errors=True)
-    for tmp in reports_dir.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
+    if reports_dir.exists():
+        for hidden in reports_dir.glob(".*"):
+            recover_folder(reports_dir / hidden.name[1:].split(".")[0])
 
 
 # --- many years ---------------------------------------------------------------------------------------------
@@ -330,7 +304,7 @@ def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Pa
         pending = {}
         for year, task in tasks:
             if year not in staging:
-                staging[year] = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{year}-", dir=reports_dir))
+                staging[year] = Path(tempfile.mkdtemp(prefix=f".{year}.", suffix=".tmp", dir=reports_dir))
             fut = pool.submit(_run_task, year, task, lang, staging[year], processed_dir, raw_dir)
             pending[fut] = (year, task)
         while pending:
@@ -368,64 +342,41 @@ def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Pa
 # --- the index page -----------------------------------------------------------------------------------------
 
 def write_index(reports_dir: Path, lang: str = "vi", processed_dir: Path | None = None) -> Path:
-    """reports/index.html: every year that has a report, with links and its headline verdicts."""
-    from analysis.io import write_text_atomic
+    """reports/index.html (``templates/index/index.html.j2``): every year that has a report, with links and
+    its headline verdicts."""
+    import jinja2
+
+    from analysis.atomic import write_text
     from analysis.report import headline_verdicts, t
     from analysis.template import school_year_label
 
-    years = sorted((int(p.name) for p in reports_dir.iterdir() if p.is_dir() and p.name.isdigit()), reverse=True)
-    rows = []
-    for year in years:
+    years = []
+    for year in sorted((int(p.name) for p in reports_dir.iterdir() if p.is_dir() and p.name.isdigit()), reverse=True):
         folder = year_dir(reports_dir, year)
-        links = []
-        for nb_name in NOTEBOOKS:
-            for lg in ("vi", "en"):
-                name = output_name(nb_name, lg, ".html")
-                if (folder / name).exists():
-                    label = f"{nb_name}{'' if lg == 'vi' else ' (EN)'}"
-                    links.append(f'<a href="{year}/{html.escape(name)}">{html.escape(label)}</a>')
-        for lg in ("vi", "en"):
-            xl = excel_name(year, lg)
-            if (folder / xl).exists():
-                links.append(f'<a href="{year}/{html.escape(xl)}">Excel{"" if lg == "vi" else " (EN)"}</a>')
+        links = [{"file": output_name(nb, lg, ".html"), "label": f"{nb}{'' if lg == 'vi' else ' (EN)'}"}
+                 for nb in NOTEBOOKS for lg in ("vi", "en") if (folder / output_name(nb, lg, ".html")).exists()]
+        links += [{"file": excel_name(year, lg), "label": f"Excel{'' if lg == 'vi' else ' (EN)'}"}
+                  for lg in ("vi", "en") if (folder / excel_name(year, lg)).exists()]
         failed = [p.name for p in folder.glob("*.ipynb") if not (folder / p.with_suffix(".html").name).exists()]
-        verdicts = headline_verdicts(year, lang, processed_dir)
-        state = (f'<span class="failed">{html.escape(t("batch_failed", lang))}: {html.escape(", ".join(failed))}</span>'
-                 if failed else "")
-        rows.append(f"<tr><td><b>{year}</b><br><small>{html.escape(t('school_year', lang))} "
-                    f"{school_year_label(year)}</small></td><td>{' · '.join(links)} {state}</td><td>{verdicts}</td></tr>")
-    body = f"""<!DOCTYPE html>
-<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(t('index_title', lang))}</title>
-<style>
-body {{ font-family: "DejaVu Sans", Arial, sans-serif; max-width: 1100px; margin: 24px auto; padding: 0 16px; color: #1b1f23; }}
-table {{ border-collapse: collapse; width: 100%; }} td, th {{ border: 1px solid #d0d7de; padding: 6px 10px; vertical-align: top; text-align: left; }}
-th {{ background: #eef3f8; }} .banner {{ background: #fff4e5; border-left: 4px solid #e65100; padding: 8px 12px; }}
-.badge {{ display: inline-block; padding: 1px 6px; border-radius: 8px; margin: 1px; font-size: 12px; color: #fff; }}
-.failed {{ color: #c62828; font-weight: bold; }} small {{ color: #57606a; }}
-</style></head><body>
-<h1>{html.escape(t('index_title', lang))}</h1>
-<p>{html.escape(t('index_intro', lang))}</p>
-{_synthetic_banner(lang, processed_dir)}
-<table><tr><th>{html.escape(t('reporting_year', lang))}</th><th>{html.escape(t('index_files', lang))}</th>
-<th>{html.escape(t('index_verdicts', lang))}</th></tr>
-{''.join(rows)}
-</table></body></html>
-"""
-    return write_text_atomic(reports_dir / "index.html", body)
+        years.append({"year": year, "school_year": school_year_label(year), "links": links, "failed": failed,
+                      "verdicts": headline_verdicts(year, lang, processed_dir)})
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR / "index"), autoescape=True)
+    texts = {k: t(k, lang) for k in ("index_title", "index_intro", "synthetic_banner", "reporting_year", "index_files",
+                                     "index_verdicts", "school_year", "batch_failed")}
+    page = env.get_template("index.html.j2").render(lang=lang, t=texts, years=years,
+                                                     synthetic=_synthetic(processed_dir))
+    return write_text(reports_dir / "index.html", page + "\n")
 
 
-def _synthetic_banner(lang: str, processed_dir: Path | None) -> str:
-    from analysis.report import t
-
+def _synthetic(processed_dir: Path | None) -> bool:
+    """Do the processed data come from the synthetic sample (the workbooks say so)?"""
     try:
         from analysis.clean import load_tables
 
         files = load_tables(processed_dir)["files"]
-        synthetic = "synthetic" in files and files["synthetic"].fillna(False).any()
+        return bool("synthetic" in files and files["synthetic"].fillna(False).any())
     except Exception:
-        synthetic = False
-    return f'<p class="banner"><b>{html.escape(t("synthetic_banner", lang))}</b></p>' if synthetic else ""
+        return False
 
 
 # --- command line -------------------------------------------------------------------------------------------

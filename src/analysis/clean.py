@@ -26,7 +26,8 @@ import pandas as pd
 from analysis import config
 from analysis.errors import QUALITY_COLUMNS, DataFileError, Problem, short_value
 from analysis.geography import Crosswalk
-from analysis.io import staged
+from analysis.atomic import write_files
+from analysis.formats import csv_writer, parquet_writer
 from analysis.read import SCHOOL_YEAR_IN_TEXT, RawSheet, RawWorkbook, read_workbook
 from analysis.template import (
     NO_VALUES, PRESCHOOL_TYPES, SHEETS, WORKBOOK_NAME_RE, YES_MARKS, YES_VALUES, Column, Sheet, category_lookup, fold,
@@ -673,9 +674,6 @@ def combine(run: CleanRun) -> dict[str, pd.DataFrame]:
 def load_tables(processed_dir: Path | None = None) -> dict[str, pd.DataFrame]:
     """Read back the cleaned tables written by ``save``."""
     folder = config.processed_dir(processed_dir)
-    from analysis.io import recover
-
-    recover(folder)
     out = {}
     for name in (*TABLES.values(), "quality", "files"):
         path = folder / f"{name}.parquet"
@@ -714,12 +712,10 @@ def quality_frame_from_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def save(tables: dict[str, pd.DataFrame], processed_dir: Path) -> None:
-    """Write every table, all or nothing."""
-    with staged(processed_dir) as st:
-        for name, frame in tables.items():
-            st.add_parquet(f"{name}.parquet", frame)
-        st.add_csv("quality.csv", tables["quality"])
-        st.commit()
+    """Write every table, all or nothing (``atomic.write_files``)."""
+    folder = Path(processed_dir)
+    write_files({**{folder / f"{name}.parquet": parquet_writer(frame) for name, frame in tables.items()},
+                 folder / "quality.csv": csv_writer(tables["quality"])})
 
 
 # --- command line --------------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import indicators
+from analysis import actions, config
 from analysis import report as rp
-from analysis.io import neutralise_formula, neutralise_frame, write_atomic
+from analysis.atomic import write_file
+from analysis.formats import neutralise_formula, neutralise_frame
 from analysis.report import t
 
 SHEET_NAMES = {
@@ -24,24 +25,24 @@ SHEET_NAMES = {
 
 def workbook_tables(year: int, lang: str = "vi", processed_dir=None, raw_dir=None) -> dict[str, pd.DataFrame]:
     """The tables of the export, as shown in the report (formatted text, suppression applied)."""
-    from analysis.pipeline_projection import load_projections
+    from analysis.projections_by_year import load_projections
 
     data = rp.YearData(year, processed_dir, raw_dir)
     _, verdicts = load_projections(data.folder, as_of=year)
     summary, _ = rp.summary_table(data.indicators, verdicts, year, lang)
-    lacking = indicators.institutions_lacking(data.truong, year, lang)
-    actions = pd.concat(
-        [rp.action_table(lacking, iid, lang).assign(**{t("indicator", lang): iid}) for iid, _ in indicators.ACTION_FLAGS],
+    lacking = actions.institutions_lacking(data.truong, year, lang)
+    to_act = pd.concat(
+        [rp.action_table(lacking, iid, lang).assign(**{t("indicator", lang): iid}) for iid, _ in actions.ACTION_FLAGS],
         ignore_index=True)
-    actions = actions[[t("indicator", lang), *[c for c in actions.columns if c != t("indicator", lang)]]]
+    to_act = to_act[[t("indicator", lang), *[c for c in to_act.columns if c != t("indicator", lang)]]]
     frames = {}
-    for ty in (2025, 2030):
-        frames[ty] = rp.furthest_table(indicators.wards_furthest(data.indicators, data.targets, year, ty), lang)
+    for ty in config.TARGET_YEARS:
+        frames[ty] = rp.furthest_table(actions.wards_furthest(data.indicators, data.targets, year, ty), lang)
         frames[ty].insert(0, t("target_year", lang), str(ty))
     return {
         SHEET_NAMES["summary"][lang]: summary,
         SHEET_NAMES["indicators"][lang]: rp.indicator_table(data.indicators, year, lang),
-        SHEET_NAMES["actions"][lang]: actions,
+        SHEET_NAMES["actions"][lang]: to_act,
         SHEET_NAMES["wards"][lang]: pd.concat(frames.values(), ignore_index=True),
         SHEET_NAMES["quality"][lang]: rp.quality_table(data.quality, year, lang),
     }
@@ -77,7 +78,7 @@ def write_workbook(tables: dict[str, pd.DataFrame], path: Path, title: str, synt
             width = max([len(str(col))] + [len(str(v)) for v in frame.iloc[:, j - 1].tolist()] or [10])
             ws.column_dimensions[openpyxl.utils.get_column_letter(j)].width = min(60, max(10, width + 2))
         ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
-    return write_atomic(path, lambda tmp: wb.save(tmp))
+    return write_file(path, lambda tmp: wb.save(tmp))
 
 
 def export_year(year: int, path: Path, lang: str = "vi", processed_dir=None, raw_dir=None) -> Path:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pandas as pd
 from IPython.display import Markdown
 
-from analysis import indicators, plots
+from analysis import actions, plots
 from analysis import report as rp
 from analysis.indicators import Indicator, main_indicators, registry
 from analysis.report import fmt_pct, t
+from analysis.targets import meets
 
 
 def _points(x: float, lang: str, decimals: int) -> str:
@@ -55,7 +56,7 @@ def verdict_sentence(row: dict, spec: Indicator, lang: str = "vi", broke: bool =
         return t(key, lang, ty=ty, target=target, value=fmt_pct(row["observed"], lang, dec))
     if row.get("basis") == "projected":
         latest = row.get("latest_value")
-        if not pd.isna(latest) and bool(indicators.meets(latest, row["target_value"], row["comparator"])):
+        if not pd.isna(latest) and bool(meets(latest, row["target_value"], row["comparator"])):
             return t("reading_projected_kept", lang, ty=ty, target=target, latest=fmt_pct(latest, lang, dec),
                      value=fmt_pct(row["projected"], lang, dec), low=fmt_pct(row["lo80"], lang, dec),
                      high=fmt_pct(row["hi80"], lang, dec), prob=fmt_pct(100 * row["probability"], lang, 0),
@@ -152,8 +153,8 @@ def indicator_section(data, projections, verdicts, iid: str, lang: str = "vi") -
     if len(sex):
         out.append(Markdown(f"**{t('by_sex_heading', lang)}**"))
         out.append(plots.sex_chart(ind, iid, lang, until=year))
-    if iid in dict(indicators.ACTION_FLAGS):
-        lacking = indicators.institutions_lacking(data.truong, year, lang)
+    if iid in dict(actions.ACTION_FLAGS):
+        lacking = actions.institutions_lacking(data.truong, year, lang)
         out.append(Markdown(f"**{t('action_heading', lang)}**"))
         out.append(rp.show(rp.action_table(lacking, iid, lang), f"action_{iid}", left=(t("institution", lang),),
                            lang=lang))

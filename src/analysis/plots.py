@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from analysis import config
 from analysis.indicators import registry
 from analysis.report import fmt_num, fmt_pct, is_suppressed, needs_suppression, t
 
@@ -120,7 +121,7 @@ def sex_chart(ind: pd.DataFrame, iid: str, lang: str = "vi", until: int | None =
 
 
 def ward_chart(ind: pd.DataFrame, iid: str, year: int, targets: pd.DataFrame | None = None, lang: str = "vi",
-               target_year: int = 2025, level: str = "ward", ax=None):
+               target_year: int = config.TARGET_YEARS[0], level: str = "ward", ax=None):
     """Wards side by side in one year, with the 95% interval and the plan's target as a line."""
     setup()
     spec = registry()[iid]

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import projection
+from analysis import config, projection
 from analysis.errors import AnalysisError
-from analysis.io import neutralise_frame, write_atomic
+from analysis.atomic import write_file
+from analysis.formats import neutralise_frame
 
 MAX_WARNINGS = 20
 
@@ -31,7 +32,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT",
                         help="CSV: series_id, year, value [, lower, upper, numerator, denominator, series_break]")
     parser.add_argument("-o", "--output", required=True, help="projections CSV (UTF-8)")
-    parser.add_argument("--until", type=int, default=2030, help="last year to project (default 2030)")
+    parser.add_argument("--until", type=int, default=config.PROJECTION_UNTIL,
+                        help=f"last year to project (default {config.PROJECTION_UNTIL})")
     parser.add_argument("--targets", help="CSV: series_id, target_year, target_value, direction (or comparator)")
     parser.add_argument("--status", help="verdict CSV to write (needs --targets)")
     parser.add_argument("--method", choices=[projection.AUTO, *projection.METHODS],
@@ -70,7 +72,7 @@ def write_csv(frame: pd.DataFrame, path: str) -> None:
     run as a formula (a series_id starting with '=', '+', '-', '@') gets a leading apostrophe."""
     frame = neutralise_frame(frame)
     try:
-        write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n",
+        write_file(path, lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n",
                                                     float_format="%.10g"))
     except OSError as exc:
         raise AnalysisError(f"Không ghi được {path}: {exc.strerror}", f"Cannot write {path}: {exc.strerror}") from None

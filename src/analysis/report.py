@@ -156,6 +156,7 @@ class YearData:
 
     def __init__(self, year: int, processed_dir=None, raw_dir=None):
         from analysis import clean, config, indicators
+        from analysis.targets import load_targets
 
         folder = config.processed_dir(processed_dir)
         all_ind = indicators.load_indicators(folder)
@@ -168,7 +169,7 @@ class YearData:
                                 t("year_not_available", "en", year=year, years=shown))
         self.year = year
         self.indicators = all_ind[all_ind["year"] <= year].reset_index(drop=True)
-        self.targets = indicators.load_targets(raw_dir)
+        self.targets = load_targets(raw_dir)
         tables = clean.load_tables(folder)
         self.truong = tables["truong"]
         self.quality = tables["quality"]
@@ -330,7 +331,7 @@ def indicator_table(ind: pd.DataFrame, year: int, lang: str = "vi", cross_checks
                                            else fmt_points(change, lang, spec.decimals)),
         }
         if not cross_checks:
-            for ty in (2025, 2030):
+            for ty in config.TARGET_YEARS:
                 col = f"target_{ty}"
                 target = r[col] if r is not None and col in r else np.nan
                 row[t("target", lang, year=ty)] = (
@@ -484,7 +485,7 @@ def district_verdicts(verdicts: pd.DataFrame, year: int) -> pd.DataFrame:
 
 
 def summary_table(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, lang: str = "vi",
-                  baseline: int = 2021) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  baseline: int = config.BASELINE_YEAR) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The one-screen summary: baseline, latest value, targets and verdicts. Returns the table and, for
     colouring, the status of each verdict cell."""
     d = district_rows(ind)
@@ -498,7 +499,7 @@ def summary_table(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, lang: st
                t("baseline", lang): fmt_pct(base, lang, spec.decimals),
                t("latest", lang, year=year): fmt_pct(cur, lang, spec.decimals)}
         key = {}
-        for ty in (2025, 2030):
+        for ty in config.TARGET_YEARS:
             vr = v[(v["indicator_id"] == iid) & (v["target_year"] == ty)]
             target = vr["target_value"].iloc[0] if len(vr) else np.nan
             row[t("target", lang, year=ty)] = (t("no_target", lang) if _missing(target)
@@ -527,32 +528,27 @@ def show_summary(table: pd.DataFrame, keys: pd.DataFrame, name: str, lang: str =
     return shown
 
 
-def headline_verdicts(year: int, lang: str = "vi", processed_dir=None) -> str:
-    """HTML badges: how many indicators have each status for 2025 and 2030 (for reports/index.html)."""
-    import html as _html
-
-    from analysis.pipeline_projection import load_projections
+def headline_verdicts(year: int, lang: str = "vi", processed_dir=None) -> list[dict]:
+    """For reports/index.html: per target year, how many indicators have each status (label, colour, n)."""
+    from analysis.projections_by_year import load_projections
 
     try:
         _, verdicts = load_projections(processed_dir, as_of=year)
     except Exception:
-        return ""
+        return []
     v = district_verdicts(verdicts, year)
-    v = v[v["indicator_id"].isin(list(main_indicators()))]
-    parts = []
-    for ty in (2025, 2030):
-        sub = v[(v["target_year"] == ty) & v["target_value"].notna()]
+    v = v[v["indicator_id"].isin(list(main_indicators())) & v["target_value"].notna()]
+    out = []
+    for ty in config.TARGET_YEARS:
+        sub = v[v["target_year"] == ty]
         counts = sub.apply(lambda r: verdict_key(r.to_dict()), axis=1).value_counts() if len(sub) else {}
-        badges = []
-        for key in ("achieved", "on_track", "needs_acceleration", "regressing", "not_met", "insufficient_data"):
-            n = int(counts.get(key, 0)) if len(sub) else 0
-            if n:
-                label = _labels()["status_" + key][lang] if "status_" + key in _labels() else key
-                badges.append(f'<span class="badge" style="background:{BADGE_COLOURS[key]}">'
-                              f'{n} {_html.escape(label)}</span>')
+        badges = [{"n": int(counts[key]), "colour": BADGE_COLOURS[key],
+                   "label": _labels()["status_" + key][lang] if "status_" + key in _labels() else key}
+                  for key in ("achieved", "on_track", "needs_acceleration", "regressing", "not_met", "insufficient_data")
+                  if counts.get(key, 0)]
         if badges:
-            parts.append(f"<b>{ty}:</b> " + " ".join(badges))
-    return "<br>".join(parts)
+            out.append({"year": ty, "badges": badges})
+    return out
 
 
 def method_table(projections: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:

@@ -47,7 +47,8 @@ import pandas as pd
 from analysis import config
 from analysis import template as T
 from analysis.errors import excel_column_letter
-from analysis.io import csv_writer, write_atomic
+from analysis.atomic import write_file
+from analysis.formats import small_csv_writer
 
 DEFAULT_SEED = 226  # Kế hoạch 226/KH-PGDĐT
 STORY_FILE = Path(__file__).with_name("sample_story.yaml")
@@ -1201,9 +1202,9 @@ def save(books: Sequence[Book], manifest: pd.DataFrame, out: str | os.PathLike) 
         return run
 
     out = Path(out)
-    written = [write_atomic(out / T.workbook_name(book.year),
+    written = [write_file(out / T.workbook_name(book.year),
                             readable(lambda tmp, data=workbook_bytes(book): tmp.write_bytes(data))) for book in books]
-    return [*written, write_atomic(out / MANIFEST_FILE, readable(csv_writer(manifest)))]
+    return [*written, write_file(out / MANIFEST_FILE, readable(small_csv_writer(manifest)))]
 
 
 def generate(seed: int = DEFAULT_SEED, out: str | os.PathLike | None = None) -> list[Path]:

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from analysis import config
-from analysis.io import write_atomic, write_text_atomic
+from analysis.atomic import write_file, write_text
 from analysis.template import NOTE_SHEET, SHEETS, Column, Sheet
 
 TEMPLATE_WORKBOOK = "mau_so_lieu_YYYY-YYYY.xlsx"
@@ -70,7 +70,7 @@ def write_template_workbook(path: Path) -> Path:
     note.column_dimensions["A"].width = 110
     note["A1"].font = bold
     wb.properties.creator = "analysis (plan 226 monitoring)"
-    return write_atomic(path, lambda tmp: wb.save(tmp))
+    return write_file(path, lambda tmp: wb.save(tmp))
 
 
 def _kind_text(col: Column) -> str:
@@ -111,7 +111,7 @@ def update_readme(path: Path) -> bool:
     start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
     new = text[:start] + readme_section() + text[end:]
     if new != text:
-        write_text_atomic(path, new)
+        write_text(path, new)
     return new != text
 
 
