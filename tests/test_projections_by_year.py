@@ -57,9 +57,11 @@ def test_each_reporting_year_uses_only_the_years_it_could_know():
 
 def test_series_ids_bounds_and_key_columns():
     ind = many_series()
-    hist = pby.history(ind)
-    assert (hist["series_id"] == ind[pby.KEY].astype(str).agg("|".join, axis=1)).all()  # same rows, same order
-    cohort = hist["series_id"].str.startswith("CT17A_COHORT|")
+    hist, series = pby.history(ind)
+    text = series["series_id"].take(hist["series_id"]).to_numpy()  # each row's number named by its text id
+    assert (text == ind[pby.KEY].astype(str).agg("|".join, axis=1)).all()  # same rows, same order
+    assert list(series["series_id"]) == list(dict.fromkeys(text))  # numbered in order of first appearance
+    cohort = pd.Series(text).str.startswith("CT17A_COHORT|").to_numpy()
     assert hist.loc[cohort, "upper"].isna().all() and (hist.loc[~cohort, "upper"] == 100).all()
     projections, verdicts = pby.process(ind, load_targets(), years=[2022, 2023])
     for frame in (projections, verdicts):
