@@ -154,6 +154,65 @@ def backtest(data: pd.DataFrame, name: str, holdout: int, min_points: int, by_in
     return table
 
 
+def _recent_drift(points: int):
+    """A rejected lever, for --levers: the damped trend's average change over the last `points` points only."""
+    walk = projection._walk
+
+    def recent(z, t, n):
+        out, i, j = walk(z, t, n), np.arange(len(n)), np.maximum(n - points, 0)
+        with np.errstate(all="ignore"):
+            out["drift"] = (z[i, np.maximum(n - 1, 0)] - z[i, j]) / (t[i, np.maximum(n - 1, 0)] - t[i, j])
+        return out
+    return recent
+
+
+# (label, changes to projection.yaml, method, replacement of projection._walk): one lever changed at a time
+LEVERS = [
+    ("auto as shipped", {}, "auto", None),
+    ("  run default fixed at 0.5", {("selection", "trend_weights"): [0.5]}, "auto", None),
+    ("  no per-series weights (run default only)", {("selection", "shrinkage_errors"): 1e12}, "auto", None),
+    ("  no damping (phi 0.999)", {("methods", "damped", "phi"): 0.999}, "auto", None),
+    ("  phi 0.9", {("methods", "damped", "phi"): 0.9}, "auto", None),
+    ("  phi 0.7", {("methods", "damped", "phi"): 0.7}, "auto", None),
+    ("  no turn rule", {("methods", "damped", "turn_changes"): 99}, "auto", None),
+    ("  turn = the last change alone", {("methods", "damped", "turn_changes"): 1}, "auto", None),
+    ("  recent years: trend of the last 4 points", {}, "auto", _recent_drift(4)),
+    ("  recent years: trend of the last 6 points", {}, "auto", _recent_drift(6)),
+    ("damped trend alone", {}, "damped", None),
+]
+
+
+def levers(runs: list[tuple[str, pd.DataFrame, int]], holdout: int) -> None:
+    """Each lever's effect: auto with one choice changed at a time, on the development data only."""
+    meta, walk = projection.metadata(), projection._walk
+    splits = [(name, *split(data, holdout, min_points)) for name, data, min_points in runs]
+    print("MAE / last value's, cover80, cover95 on: " + "; ".join(n for n, *_ in splits) + "\n")
+    base = {name: score(matched(projection.project(tr, until=int(hd["year"].max()), method="last_value"), hd, tr))
+            for name, tr, hd in splits}
+    for label, changes, method, replacement in LEVERS:
+        saved = {key: _swap(meta, key, value) for key, value in changes.items()}
+        projection._walk = replacement or walk
+        try:
+            cells = []
+            for name, tr, hd in splits:
+                r = score(matched(projection.project(tr, until=int(hd["year"].max()), method=method), hd, tr))
+                cells.append(f"{r['mae'] / base[name]['mae']:.3f} {r['cov80']:5.1%} {r['cov95']:5.1%}")
+        finally:
+            projection._walk = walk
+            for key, value in saved.items():
+                _swap(meta, key, value)
+        print(f"{label:<46}" + "   ".join(cells))
+
+
+def _swap(meta: dict, key: tuple, value):
+    """Set meta[key...] = value; return the value it replaces."""
+    *path, last = key
+    for k in path:
+        meta = meta[k]
+    meta[last], old = value, meta[last]
+    return old
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="CSV in the DESIGN §6 input format (default: both files "
@@ -168,9 +227,13 @@ def main(argv: list[str] | None = None) -> int:
                         "with its own calibration: a check that the choices generalise)")
     parser.add_argument("--by-indicator", action="store_true",
                         help="also print auto vs last_value per indicator (series_id before ':')")
+    parser.add_argument("--levers", action="store_true",
+                        help="each lever of auto changed one at a time, on the development data only: the "
+                             "seven-country file as usual, the world file's development split and that split "
+                             "moved back 3 more observations")
     parser.add_argument("--calibration", action="store_true",
-                        help="print the PIT calibration measured on the training part (the source of the "
-                             "YAML prior; with --development, on the development split's training part)")
+                        help="print the PIT calibration measured on the training part (without --data: of "
+                             "both files pooled; with --development, of the development split: the YAML prior)")
     args = parser.parse_args(argv)
     runs = [(args.data, args.min_points or 6)] if args.data else \
         [(path, args.min_points or default) for path, default in DEFAULT_RUNS]
@@ -179,8 +242,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Không thấy tệp dữ liệu / data file not found: {path}\n"
                   "Pass --data FILE.csv (columns series_id, year, value[, lower, upper]).", file=sys.stderr)
             return 2
+    if args.calibration and not args.data:  # the YAML prior: both files pooled (their series ids differ)
+        runs = [(Path("both files"), pd.concat([pd.read_csv(path)[["series_id", "year", "value", "lower", "upper"]]
+                                                for path, _ in DEFAULT_RUNS], ignore_index=True))]
+    if args.levers:
+        small, world = (pd.read_csv(path) for path, _ in DEFAULT_RUNS)
+        levers([("seven countries", small, 6), ("world dev", drop_last(world, args.holdout), 8),
+                ("world dev, 3 back", drop_last(world, 2 * args.holdout), 8)], args.holdout)
+        return 0
     for path, min_points in runs:
-        data = pd.read_csv(path)
+        data = min_points if isinstance(min_points, pd.DataFrame) else pd.read_csv(path)
         data = data.assign(**{c: np.nan for c in ("lower", "upper") if c not in data})
         if args.only:
             data = data[data["series_id"].astype(str).str.contains(args.only, regex=True)]
