@@ -53,7 +53,6 @@ _IDENTITY, _LOGIT, _LOG_LOWER, _LOG_UPPER, _LOG_RAW = 0, 1, 2, 3, 4
 _SCALE_NAMES = np.array(["identity", "logit", "log", "log", "log"], dtype=object)
 _MAX_DF = 1000
 _CAGR_NOTE = "CAGR undefined (a value <= 0): last value carried forward"
-_TURN_NOTE = "the last {k} changes went against the trend: the trend is not extrapolated"
 _CHUNK = 100_000  # series per pass of the final projection (bounds memory on country-scale runs)
 
 
@@ -563,8 +562,6 @@ def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared
             finite = np.isfinite(wk["zlast"]) & (np.isfinite(wk["drift"]) | (method == "last_value"))
     ok = (n >= metadata()["methods"][method]["min_points"]) & finite & (df >= 1)
     note = np.where(undefined, _CAGR_NOTE, "") if undefined is not None else np.full(len(n), "")
-    if method == "damped":
-        note = np.where(wk["turned"], _TURN_NOTE.format(k=metadata()["methods"]["damped"]["turn_changes"]), note)
     return _Forecast(center=center, sd=sd, df=np.clip(np.nan_to_num(df, nan=1.0), 1, _MAX_DF), scale=scale,
                      ok=ok, note=note.astype(object))
 
