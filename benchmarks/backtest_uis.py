@@ -107,7 +107,7 @@ def by_horizon(matches: dict[str, pd.DataFrame], shown: list[str]) -> None:
     """Coverage and MAE / last value per horizon bucket (years ahead of the last training observation)."""
     last = matches["last_value"]
     print("\nby horizon (years from the last training observation; MAE / last value's, cover80, cover95):")
-    print(f"{'horizon':<8}{'n':>6}" + "".join(f"   {m:<20}" for m in shown))
+    print((f"{'horizon':<8}{'n':>6}" + "".join(f"   {m:<20}" for m in shown)).rstrip())
     for lo, hi, label in HORIZONS:
         sel = last["h"].between(lo, hi) & last["value"].notna()
         if not sel.any():
@@ -117,7 +117,7 @@ def by_horizon(matches: dict[str, pd.DataFrame], shown: list[str]) -> None:
             b = matches[m][sel]
             cells.append(f"{b['err'].mean() / last.loc[sel, 'err'].mean():>6.3f} {b['in80'].mean():>5.1%} "
                          f"{b['in95'].mean():>5.1%}")
-        print(f"{label:<8}{int(sel.sum()):>6}" + "".join(f"   {c:<20}" for c in cells))
+        print((f"{label:<8}{int(sel.sum()):>6}" + "".join(f"   {c:<20}" for c in cells)).rstrip())
 
 
 def backtest(data: pd.DataFrame, name: str, holdout: int, min_points: int, by_indicator: bool) -> pd.DataFrame:
