@@ -310,7 +310,8 @@ def _shift_breaks(p: _Panel, breaks: pd.Series) -> tuple[_Panel, _Panel, np.ndar
     scale; NaN: none) and its variance (working scale: the forecast's, with changes around no drift)."""
     i, col = np.arange(len(p.n)), np.arange(p.t.shape[1])[None, :]
     before = (p.t < pd.Series(p.ids).map(breaks).to_numpy(float)[:, None]).sum(1)
-    z = (scale := _working_scale(p)).forward(p.y)
+    scale = _working_scale(p)
+    z = scale.forward(p.y)
     wk, first = _walk(z, p.t, before), np.minimum(before, p.n - 1)
     with np.errstate(all="ignore"):
         gap = p.t[i, first] - _last(p.t, before)
@@ -640,8 +641,10 @@ def _empirical_levels(bt: _Backtest | None, method: str, lower: np.ndarray, n_se
     t with ``pseudo_df`` more degrees of freedom) folded, v = min(u, 1 - u), and pooled with equal weight per
     series; the level for nominal l < 0.5 is the 2l-quantile of v (the l-quantile of the symmetrised PITs)."""
     cal = metadata()["calibration"]
-    x, df = (np.empty((0, 1)), None) if bt is None else bt.pit[method]
-    good = ~np.isnan(x) & (np.empty(0) if bt is None else bt.train >= cal["min_train"])[:, None]
+    if bt is None or not bt.rows.size:
+        return np.full_like(lower, np.nan), 0
+    x, df = bt.pit[method]
+    good = ~np.isnan(x) & (bt.train >= cal["min_train"])[:, None]  # an infinite gap is a PIT of 0 or 1
     if not good.any():
         return np.full_like(lower, np.nan), 0
     flat = np.flatnonzero(good)  # row-major, as boolean indexing orders them
@@ -688,10 +691,10 @@ def _auto_weights(bt: _Backtest | None, n_series: int) -> tuple[np.ndarray, np.n
     if it had ``shrinkage_errors`` errors behind it; the default is the one of ``trend_weights`` whose weights
     give the smallest mean absolute error over the backtest of all the run's series (ties: the smaller)."""
     sel = metadata()["selection"]
-    z_last, z_trend = (np.empty((0, 1)),) * 2 if bt is None else (bt.center["last_value"], bt.center["damped"])
-    both = np.isfinite(z_last) & np.isfinite(z_trend)
+    both = np.zeros((0, 1), bool) if bt is None else np.isfinite(bt.center["last_value"]) & np.isfinite(bt.center["damped"])
     if not both.any():
         return np.full(n_series, sel["fallback_trend_weight"]), np.zeros(n_series, int), sel["fallback_trend_weight"]
+    z_last, z_trend = bt.center["last_value"], bt.center["damped"]
     with np.errstate(all="ignore"):
         sse = [np.bincount(bt.rows, np.nansum((bt.scale.inverse(np.where(both, z, np.nan)) - bt.y) ** 2, 1), n_series)
                for z in (z_last, z_trend)]
@@ -876,9 +879,8 @@ def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, com
         block[floats.index(col), kept] = projected[:, k]
     blank = no_data[s_all]
     block[floats.index("last_value")] = np.where(blank, np.nan, _last(panel.y, panel.n)[s_all])
-    for m in ("last_value", "logit_linear", "damped"):
-        if weights is not None and m in components:
-            block[floats.index(f"w_{m}")] = np.where(good, weights[s_all, components.index(m)], np.nan)
+    for j, m in enumerate(components if weights is not None else []):  # auto's weights (w_logit_linear: empty)
+        block[floats.index(f"w_{m}")] = np.where(good, weights[s_all, j], np.nan)
     frame = pd.DataFrame(block.T, columns=floats, copy=False)
 
     ids = panel.ids[s_all]
