@@ -98,23 +98,58 @@ def test_cagr_is_undefined_at_zero_and_says_so():
     assert "CAGR undefined" in r["method_reason"]
 
 
-def test_auto_on_a_short_series_is_the_equal_weight_combination():
-    # 1, 2, 4: too short for a backtest, equal weights of the three centers:
-    # last 4; line: ybar 7/3, slope 1.5 -> 7/3 + 1.5 * 2 = 16/3; damped: drift 1.5 -> 4 + 1.2 = 5.2
+def test_auto_on_a_short_series_uses_the_fallback_weight():
+    # 1, 2, 4: too short for a backtest (and no other series): the YAML's fallback trend weight, 0.5, of the
+    # damped trend beside the last value: last 4; damped: drift 1.5 -> 4 + 0.8 * 1.5 = 5.2 -> 4.6
     for calibrate in (False, True):  # the median does not move with calibration
         out = project(series([1, 2, 4]), until=2023, calibrate=calibrate)
         r = row(out, 2023)
-        assert r["value"] == pytest.approx((4 + 16 / 3 + 5.2) / 3)
-        assert r["w_last_value"] == pytest.approx(1 / 3)
-        assert "equal weights" in r["method_reason"]
+        assert r["value"] == pytest.approx((4 + 5.2) / 2)
+        assert r["w_last_value"] == pytest.approx(0.5) and r["w_damped"] == pytest.approx(0.5)
+        assert np.isnan(r["w_logit_linear"])  # no longer a component of auto (issue 17)
+        assert "too short for a backtest" in r["method_reason"] and "damped trend 50%" in r["method_reason"]
+
+
+def test_auto_weights_by_hand():
+    # 0, 1, 2, 3, 4 (2020-2024), origins of 3 and 4 points. Train 0, 1, 2: last value 2, damped 2 + 0.8 = 2.8
+    # and 2 + 1.44 = 3.44 against 3 and 4; train 0..3: 3 and 3.8 against 4. Squared errors: last value
+    # 1 + 4 + 1 = 6, damped 0.04 + 0.3136 + 0.04 = 0.3936: Bates-Granger weight of the trend 6 / 6.3936,
+    # 3 errors. The trend undershoots every outcome, so the run's default (the trend weight of [0, .25, .5,
+    # .75, 1] with the smallest backtest MAE) is 1: w = (3 * 6 / 6.3936 + 5 * 1) / (3 + 5) = 0.976914...
+    out = project(series([0.0, 1, 2, 3, 4]), until=2025)
+    w = (3 * 6 / 6.3936 + 5) / 8
+    r = row(out, 2025)
+    assert r["w_damped"] == pytest.approx(w) and r["w_last_value"] == pytest.approx(1 - w)
+    assert r["value"] == pytest.approx(4 + w * 0.8)
+    assert "errors: 3" in r["method_reason"] and "damped trend 100%" in r["method_reason"]
+
+
+def test_the_run_default_leans_to_the_last_value_when_trends_do_not_persist():
+    # zig-zag series: every trend seen at an origin reverses, so the backtest of the run prefers the last value
+    zigzag = pd.concat([series([50, 54, 50, 54, 50, 54, 50, 54.0], sid=f"z{i}") for i in range(3)])
+    r = row(project(zigzag, until=2030), 2030, "z0")
+    assert "damped trend 0%" in r["method_reason"] and r["w_damped"] < 0.5
+    trend = pd.concat([series(np.arange(8) * 2.0 + 10 + i, sid=f"t{i}") for i in range(3)])
+    assert "damped trend 100%" in row(project(trend, until=2030), 2030, "t0")["method_reason"]
 
 
 def test_auto_weights_follow_the_backtest():
     # a clean straight line: the backtest finds the trend far better than the last value
     out = project(series(np.arange(12) * 2.0 + 10), until=2033)
     r = row(out, 2032)
-    assert r["w_logit_linear"] > 0.6 > r["w_last_value"]
+    assert r["w_damped"] > 0.6 > r["w_last_value"]
+    assert r["w_damped"] + r["w_last_value"] == pytest.approx(1)
     assert "rolling-origin backtest" in r["method_reason"]
+
+
+def test_a_turn_in_the_last_two_years_stops_the_trend():
+    # 10, 12, 14, 16, 15, 14: average change +0.8 a year, the last two changes -1 and -1 go against it:
+    # the damped trend carries the last value forward (its interval stays the trend model's)
+    out = project(series([10, 12, 14, 16, 15, 14.0]), until=2027, method="damped", calibrate=False)
+    assert np.allclose(out["value"], 14.0) and (out["hi80"] > 14.0).all()
+    # one reversal is not a turn: 10, 12, 14, 16, 18, 17: drift 7 / 5 = 1.4 -> 17 + 0.8 * 1.4 = 18.12
+    out = project(series([10, 12, 14, 16, 18, 17.0]), until=2026, method="damped", calibrate=False)
+    assert row(out, 2026)["value"] == pytest.approx(18.12)
 
 
 def test_counts_weight_the_years():
@@ -183,6 +218,47 @@ def test_series_break_keeps_only_the_new_territory():
     short = project(series([1, 2, 3, 4, 5], segment=["old"] * 4 + ["new"]), until=2026)
     assert (short["method"] == projection.INSUFFICIENT).all()
     assert "since the break" in short["method_reason"].iloc[0]
+
+
+def test_series_break_as_a_level_shift_by_hand():
+    # 10, 12, 14 (2018-2020), break in 2021, then 30, 31, 32. Before the break: last 14, average change 2,
+    # so 2021 was expected at 16: the shift is 30 - 16 = +14 and the joined series is 24, 26, 28, 30, 31, 32.
+    # Last value: 32; changes 2, 2, 2, 1, 1 -> sigma^2 = 14 / 5 = 2.8 (5 df); the shift's variance is the
+    # forecast's from before the break: changes 2, 2 -> 4, times (gap 1 + gap^2 / span 2) = 6
+    frame = series([10, 12, 14, 30, 31, 32.0], start=2018, series_break=[False] * 3 + [True, False, False])
+    out = project(frame, until=2024, method="last_value", calibrate=False, breaks="shift")
+    r = row(out, 2024)
+    assert r["value"] == pytest.approx(32) and r["n_points"] == 6 and r["first_year"] == 2018
+    assert r["lo80"] == pytest.approx(32 - t(0.9, 5) * np.sqrt(2.8 + 6))
+    assert "series break in 2021: earlier years shifted by +14 (level shift)" in r["method_reason"]
+    drop = row(project(frame, until=2024), 2024)  # the default is still to drop the earlier years
+    assert drop["n_points"] == 3 and "only data from that year on" in drop["method_reason"]
+
+
+def test_level_shift_intervals_are_never_narrower_than_the_new_territory_alone():
+    # a smooth history before the break, a noisy one after: joined, the noise estimate would be small; the
+    # intervals stay at least as wide as those of the same model on the 3 points since the break
+    frame = series([10, 11, 12, 13, 14, 15, 16, 17, 40, 45, 41.0], start=2010,
+                   series_break=[False] * 8 + [True, False, False])
+    shift = project(frame, until=2023, method="last_value", calibrate=False, breaks="shift")
+    drop = project(frame, until=2023, method="last_value", calibrate=False)
+    cols = ["lo95", "lo80", "value", "hi80", "hi95"]
+    np.testing.assert_allclose(shift[cols].to_numpy(), drop[cols].to_numpy())  # here the floor binds
+    auto = project(frame, until=2023, breaks="shift")
+    assert ((auto["hi95"] - auto["lo95"]) > 0).all() and (auto["method"] == "auto").all()
+
+
+def test_a_level_shift_keeps_a_projection_with_one_point_after_the_break():
+    frame = series([70, 71, 72, 73, 60.0], start=2021, lower=0, upper=100, series_break=[False] * 4 + [True])
+    drop = project(frame, until=2030)
+    assert (drop["method"] == projection.INSUFFICIENT).all()
+    out = project(frame, until=2030, breaks="shift")
+    assert (out["method"] == "auto").all() and out["value"].between(0, 100).all()
+    assert (out["hi95"] - out["lo95"] > 0).all() and "(level shift)" in out["method_reason"].iloc[0]
+    one_before = project(frame.iloc[3:], until=2030, breaks="shift")  # 1 point before the break: no shift
+    assert (one_before["method"] == projection.INSUFFICIENT).all()
+    with pytest.raises(AnalysisError):
+        project(frame, breaks="join")
 
 
 def test_short_and_empty_series_get_insufficient_rows():
@@ -406,17 +482,16 @@ def test_pits_evaluated_only_where_read_give_the_levels_of_evaluating_all():
     gap, sd = rng.normal(size=(B, H)), rng.gamma(2.0, size=(B, H))
     sd[rng.random((B, H)) < 0.05] = 0.0
     gap[rng.random((B, H)) < 0.01] = np.inf
-    gap[rng.random((B, H)) < 0.02] = np.nan
-    e2 = np.where(rng.random((B, H)) < 0.1, np.nan, 1.0)
+    gap[(rng.random((B, H)) < 0.01) & (sd == 0)] = 0.0
+    missing = rng.random((B, H)) < 0.1  # no outcome
     df = rng.integers(1, 9, B).astype(float) + 2
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # the rule: a zero spread gives 0 or 1 by the side of the gap, 0.5 on it
         eager = np.where(sd > 0, special.stdtr(df[:, None], gap / sd), np.where(gap > 0, 1.0, np.where(gap < 0, 0.0, 0.5)))
-        eager = np.where(np.isnan(e2), np.nan, eager)
-        lazy = pj._Pit(np.where((sd > 0) & ~np.isnan(e2), gap / sd, np.nan),
-                       np.where((sd > 0) | np.isnan(e2), np.nan, np.where(gap > 0, 1.0, np.where(gap < 0, 0.0, 0.5))), df)
+        eager = np.where(missing, np.nan, eager)
+        x = np.where(missing, np.nan, np.where(sd > 0, gap / sd, np.where(gap == 0, 0.0, np.sign(gap) * np.inf)))
     rows, train = rng.integers(0, 4_000, B), rng.integers(3, 9, B)
     lower = np.array([0.025, 0.1, 0.25])
-    bt = pj._Backtest(rows=rows, train=train, err2={}, pit={"m": lazy})
+    bt = pj._Backtest(rows=rows, train=train, center={}, y=None, scale=None, pit={"m": (x, df)})
     got, n = pj._empirical_levels(bt, "m", lower, 4_000)
 
     cal = pj.metadata()["calibration"]  # the rule written out, every PIT evaluated first

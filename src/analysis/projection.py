@@ -4,26 +4,21 @@ Pure functions (no file IO): ``project`` turns long series into projections with
 ``assess`` turns history + projections + targets into the verdict of DESIGN §6. Every number that is a
 choice (methods, thresholds, calibration) lives in ``projection.yaml`` beside this file.
 
-Why it is built this way:
+Series are short (3-15 yearly points, gaps allowed) and hundreds of thousands: every method is closed-form
+and vectorised over a padded series x observation matrix; nothing loops over series. Bounded values are
+modelled on the logit scale. Robust first: ``auto`` is the last value plus a weight of the damped trend's
+further change, set by a rolling-origin backtest on each series' own history and shrunk towards the run's
+default, which the backtest of all the run's series chooses; the same backtest calibrates the intervals.
 
-* Series are short (3-15 yearly points, gaps allowed) and there are hundreds of thousands of them
-  (indicator x geography x sex), so every method is closed-form and vectorised over a padded
-  series x observation matrix (observations left-aligned, NaN padding); nothing loops over series.
-* Bounded values (percentages) are modelled on the logit scale, so projections and intervals stay inside
-  the scale and change slows near 0% and 100%, where the plan's targets sit.
-* Which method to trust is decided by evidence: a rolling-origin backtest on each series' own history
-  weights the methods (``auto``), and the same backtest, pooled over the run, recalibrates the
-  intervals so that an 80% interval covers about 80% of what happens next.
-
-Public API: ``project`` (projections), ``assess`` (verdict), ``check_input`` (validation used by both and
-by the command), ``normalise_targets``, ``probability_of``, ``calibration_table`` (diagnostic),
-``metadata``, ``status_label``, ``verdict_labels``, ``method_label``; column lists ``OUTPUT_COLUMNS``, ``EXTRA_COLUMNS``,
-``QUANTILE_COLUMNS``, ``STATUS_COLUMNS``, ``STATUS_EXTRA_COLUMNS``.
+Public API: ``project``, ``assess``, ``check_input`` (validation used by both and by the command),
+``normalise_targets``, ``probability_of``, ``calibration_table`` (diagnostic), ``metadata``, ``status_label``,
+``verdict_labels``, ``method_label``; column lists ``OUTPUT_COLUMNS``, ``EXTRA_COLUMNS``, ``QUANTILE_COLUMNS``,
+``STATUS_COLUMNS``, ``STATUS_EXTRA_COLUMNS``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -203,19 +198,23 @@ def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return df.reset_index(drop=True), problems
 
 
-def _break_years(df: pd.DataFrame) -> pd.Series:
-    """First year of the last segment of each series (absent when the series has no break)."""
+def _break_years(df: pd.DataFrame, before: pd.Series | None = None) -> pd.Series:
+    """First year of the last segment of each series (absent when the series has no break); with ``before``
+    (a year per series), the last break before that year (the start of the segment before the last)."""
     if "series_break" in df.columns:
         flag = df["series_break"]
         if not pd.api.types.is_bool_dtype(flag):
             flag = flag.astype("string").str.strip().str.lower().isin(["true", "1", "1.0", "yes", "x", "có"])
-        return df["year"].where(flag.fillna(False).astype(bool)).groupby(df["series_id"], sort=False).max().dropna()
-    if "segment" in df.columns:
+        year = df["year"].where(flag.fillna(False).astype(bool))
+    elif "segment" in df.columns:
         s = df.sort_values(["_code", "year"])
         seg = s["segment"].astype("string").fillna("")
-        change = (seg != seg.groupby(s["_code"]).shift()) & s.duplicated("_code")
-        return s["year"].where(change).groupby(s["series_id"], sort=False).max().dropna()
-    return pd.Series(dtype=float)
+        year = s["year"].where((seg != seg.groupby(s["_code"]).shift()) & s.duplicated("_code"))
+    else:
+        return pd.Series(dtype=float)
+    if before is not None:
+        year = year.where(year < df["series_id"].map(before))
+    return year.groupby(df["series_id"], sort=False).max().dropna()
 
 
 def _after_breaks(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
@@ -227,9 +226,10 @@ def _after_breaks(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return rows[rows["value"].notna()], breaks
 
 
-def _prepare(frame: pd.DataFrame, checked: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+def _prepare(frame: pd.DataFrame, checked: tuple[pd.DataFrame, pd.DataFrame] | None = None, breaks: str = "drop",
              ) -> tuple[pd.DataFrame, np.ndarray, pd.Series, pd.DataFrame]:
-    """Usable rows (from the last break on); every series id of the input; break years; problems."""
+    """Usable rows (with a value, from the last break on; with breaks='shift', from the break before it);
+    every series id of the input; the last break years; problems."""
     if "series_id" not in frame:
         ids = np.array([], object)
     elif pd.api.types.is_integer_dtype(frame["series_id"].dtype):  # numbered series (the pipeline): kept as numbers
@@ -237,8 +237,11 @@ def _prepare(frame: pd.DataFrame, checked: tuple[pd.DataFrame, pd.DataFrame] | N
     else:
         ids = np.asarray(pd.unique(frame["series_id"]), dtype=object)
     rows, problems = check_input(frame) if checked is None else checked
-    rows, breaks = _after_breaks(rows)
-    return rows, ids, breaks, problems
+    after, years = _after_breaks(rows)
+    if breaks == "shift" and len(years):
+        start = rows["series_id"].map(_break_years(rows, before=years))
+        after = rows[rows["value"].notna() & (start.isna() | (rows["year"] >= start))]
+    return after, ids, years, problems
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -258,13 +261,16 @@ class _Panel:
     lower: np.ndarray
     upper: np.ndarray
 
-    def take(self, rows: np.ndarray, n_used: np.ndarray | None = None) -> _Panel:
-        """Rows ``rows``, keeping only their first ``n_used`` observations (backtest origins)."""
-        n_used = self.n[rows] if n_used is None else n_used
-        keep = np.arange(self.t.shape[1])[None, :] < n_used[:, None]
+    def take(self, rows: np.ndarray, n_used: np.ndarray | None = None, skip: np.ndarray | None = None) -> _Panel:
+        """Rows ``rows``, keeping only their first ``n_used`` observations (backtest origins), or all but the
+        first ``skip`` (the years before a break)."""
+        col = np.arange(self.t.shape[1])[None, :]
+        n_used = (self.n[rows] if skip is None else self.n[rows] - skip) if n_used is None else n_used
+        at = None if skip is None else np.minimum(col + skip[:, None], col.size - 1)
 
         def cut(a):
-            return None if a is None else np.where(keep, a[rows], np.nan)
+            a = None if a is None else a[rows] if at is None else np.take_along_axis(a[rows], at, 1)
+            return None if a is None else np.where(col < n_used[:, None], a, np.nan)
 
         return _Panel(ids=self.ids[rows], t=cut(self.t), y=cut(self.y), num=cut(self.num), den=cut(self.den),
                       n=n_used.astype(int), lower=self.lower[rows], upper=self.upper[rows])
@@ -294,6 +300,28 @@ def _pack(df: pd.DataFrame, ids: np.ndarray) -> _Panel:
 
 def _last(a: np.ndarray, n: np.ndarray) -> np.ndarray:
     return a[np.arange(len(n)), np.maximum(n - 1, 0)]
+
+
+def _shift_breaks(p: _Panel, breaks: pd.Series) -> tuple[_Panel, _Panel, np.ndarray, np.ndarray]:
+    """breaks='shift': on the working scale, the years before the last break forecast the first year observed
+    after it (their last value plus their average yearly change: the trend is carried across); that value
+    minus the forecast is the shift added to the earlier years. Needs 2 points before and 1 after, else the
+    earlier years are left out. Returns the joined panel, the panel from the break on, the shift (value
+    scale; NaN: none) and its variance (working scale: the forecast's, with changes around no drift)."""
+    i, col = np.arange(len(p.n)), np.arange(p.t.shape[1])[None, :]
+    before = (p.t < pd.Series(p.ids).map(breaks).to_numpy(float)[:, None]).sum(1)
+    scale = _working_scale(p)
+    z = scale.forward(p.y)
+    wk, first = _walk(z, p.t, before), np.minimum(before, p.n - 1)
+    with np.errstate(all="ignore"):
+        gap = p.t[i, first] - _last(p.t, before)
+        forecast = wk["zlast"] + wk["drift"] * gap
+        var = np.maximum(wk["s2_naive"], scale.noise_floor() ** 2) * (gap + gap ** 2 / wk["span"])
+    fit = (before >= 2) & (before < p.n) & np.isfinite(forecast + var) & np.isfinite(z[i, first])
+    moved = np.where(col < np.where(fit, before, 0)[:, None], scale.inverse(z + (z[i, first] - forecast)[:, None]), p.y)
+    shift = np.where(fit, p.y[i, first] - scale.inverse(forecast[:, None])[:, 0], np.nan)
+    return (replace(p, y=moved).take(i, skip=np.where(fit, 0, before)), p.take(i, skip=before), shift,
+            np.where(fit, var, 0.0))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -351,9 +379,8 @@ class _Scale:
         return self._apply(z, _INVERSE, clip=True)
 
     def _apply(self, a: np.ndarray, functions: dict, clip: bool = False) -> np.ndarray:
-        """Each row through its own transform, computed on the rows of each kind only (most rows of a
-        country are proportions: evaluating every transform on every row and selecting cost several times
-        more); ``clip`` keeps the result inside the row's bounds."""
+        """Each row through its own transform, computed on the rows of each kind only (evaluating every transform
+        on every row cost several times more); ``clip`` keeps the result inside the row's bounds."""
         out = np.array(a, dtype=float)
         with np.errstate(all="ignore"):
             for code, fn in functions.items():
@@ -397,11 +424,8 @@ def _working_scale(p: _Panel) -> _Scale:
 
 
 def _sampling_variance(p: _Panel, scale: _Scale) -> np.ndarray:
-    """Sampling variance of each year's value on ``scale`` from its counts (0 where there are none).
-
-    Logit: 1 / (n p'(1 - p')) with p' the squeezed proportion (empirical logit); value scale:
-    width^2 p'(1 - p') / n. Counts are only used for values with both bounds (proportions).
-    """
+    """Sampling variance of each year's value on ``scale`` from its counts (0 where there are none): logit
+    1 / (n p'(1 - p')), p' the squeezed proportion; value scale width^2 p'(1 - p') / n. Proportions only."""
     if p.den is None:
         return np.zeros_like(p.y)
     e = scale.eps[:, None]
@@ -434,11 +458,15 @@ def _walk(z: np.ndarray, t: np.ndarray, n: np.ndarray) -> dict:
     valid = np.arange(d.shape[1])[None, :] < (n - 1)[:, None]
     m = n - 1
     span = _last(t, n) - t[:, 0]
+    k = metadata()["methods"]["damped"]["turn_changes"]
     with np.errstate(all="ignore"):
         drift = (_last(z, n) - z[:, 0]) / span  # maximum likelihood drift of a random walk with gaps
         s2_naive = np.where(valid, d ** 2 / g, 0.0).sum(1) / m
         s2_drift = np.where(valid, (d - drift[:, None] * g) ** 2 / g, 0.0).sum(1) / (m - 1)
-    return {"zlast": _last(z, n), "span": span, "drift": drift, "m": m, "s2_naive": s2_naive, "s2_drift": s2_drift}
+        recent = np.take_along_axis(d, np.maximum(n[:, None] - 1 - np.arange(1, k + 1), 0), 1)  # last k changes
+        turned = (m > k) & (drift != 0) & (np.sign(recent) == -np.sign(drift)[:, None]).all(1)
+    return {"zlast": _last(z, n), "span": span, "drift": drift, "m": m, "s2_naive": s2_naive, "s2_drift": s2_drift,
+            "turned": turned}
 
 
 def _line(z, t, w):
@@ -455,13 +483,10 @@ def _line(z, t, w):
 
 
 def _trend_fit(z, t, n, v):
-    """Least-squares line through the prefix; with sampling variances v, weights 1 / (tau^2 + v).
-
-    tau^2, the between-year variance beyond sampling, is the DerSimonian-Laird moment estimate of
-    meta-regression. Weights are relative (a year of average precision weighs 1) and the residual
-    variance is estimated from the data, so counts decide how much each year counts, not how wide the
-    interval is. Without counts this is ordinary least squares.
-    """
+    """Least-squares line through the prefix; with sampling variances v, weights 1 / (tau^2 + v), tau^2 the
+    between-year variance beyond sampling (DerSimonian-Laird). Weights are relative (a year of average
+    precision weighs 1) and the residual variance comes from the data: counts decide how much each year
+    counts, not how wide the interval is. Without counts: ordinary least squares."""
     used = np.arange(z.shape[1])[None, :] < n[:, None]
     has_v = (used & (v > 0)).any(1)
     w = used.astype(float)
@@ -495,8 +520,7 @@ def _method_scale(method: str, p: _Panel, working: _Scale) -> tuple[_Scale, np.n
 
 
 def _once(shared: dict, what: str, scale: _Scale, compute):
-    """``compute()`` once per panel and scale: the methods on one scale share it. The scale object is kept with
-    the result, so that its id is not reused by another scale while the dict lives."""
+    """``compute()`` once per panel and scale (the scale is kept with it: its id is not reused meanwhile)."""
     key = (what, id(scale))
     if key not in shared:
         shared[key] = (scale, compute())
@@ -528,7 +552,8 @@ def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared
                 center, sd, df = np.repeat(wk["zlast"][:, None], h.shape[1], 1), naive_sd, wk["m"].astype(float)
             else:  # damped (phi < 1) or CAGR (undamped drift on the log scale)
                 steps = phi * (1 - phi ** h) / (1 - phi) if method == "damped" else h
-                center = wk["zlast"][:, None] + wk["drift"][:, None] * steps
+                drift = np.where(wk["turned"], 0.0, wk["drift"]) if method == "damped" else wk["drift"]
+                center = wk["zlast"][:, None] + drift[:, None] * steps
                 sd = np.sqrt(np.maximum(wk["s2_drift"], floor2)[:, None] * (h + steps ** 2 / wk["span"][:, None]))
                 df = wk["m"] - 1.0
                 if undefined is not None:  # CAGR undefined: carry the last value forward
@@ -537,8 +562,7 @@ def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared
                     df = np.where(undefined, wk["m"], df)
             finite = np.isfinite(wk["zlast"]) & (np.isfinite(wk["drift"]) | (method == "last_value"))
     ok = (n >= metadata()["methods"][method]["min_points"]) & finite & (df >= 1)
-    note = np.where(undefined, _CAGR_NOTE, "") \
-        if undefined is not None else np.full(len(n), "")
+    note = np.where(undefined, _CAGR_NOTE, "") if undefined is not None else np.full(len(n), "")
     return _Forecast(center=center, sd=sd, df=np.clip(np.nan_to_num(df, nan=1.0), 1, _MAX_DF), scale=scale,
                      ok=ok, note=note.astype(object))
 
@@ -568,105 +592,76 @@ def _origins(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass
-class _Pit:
-    """Probability integral transforms of a backtest's outcomes, evaluated only where they are read.
-
-    The Student-t CDF is the costliest step of a backtest, and calibration reads at most
-    ``calibration.max_pit_per_method`` of the millions a country's backtest makes; so the backtest keeps
-    each outcome's standardised gap ``x`` and degrees of freedom, and ``at`` evaluates the chosen ones.
-    ``fixed`` holds the outcomes that need no CDF (a zero spread: 0, 1 or 0.5 by the side of the gap)."""
-
-    x: np.ndarray       # (B, H) gap / sd where sd > 0, else NaN
-    fixed: np.ndarray   # (B, H) 0, 1 or 0.5 where sd is not > 0, else NaN
-    df: np.ndarray      # (B,) degrees of freedom of the t (with the calibration's pseudo df)
-
-    def usable(self) -> np.ndarray:
-        return ~np.isnan(self.x) | ~np.isnan(self.fixed)  # an infinite gap is a PIT of 0 or 1
-
-    def at(self, flat: np.ndarray) -> np.ndarray:
-        """The PITs at these flat (row-major) positions."""
-        fixed = self.fixed.ravel()[flat]
-        x = self.x.ravel()[flat]
-        df = self.df[flat // self.x.shape[1]]
-        return np.where(np.isnan(fixed), special.stdtr(df, x), fixed)
-
-
-@dataclass
 class _Backtest:
-    rows: np.ndarray              # (B,) series row of each origin
-    train: np.ndarray             # (B,) training points of each origin
-    err2: dict[str, np.ndarray]   # method -> (B, H) squared error of the median on the value scale
-    pit: dict[str, _Pit]          # method -> probability integral transforms of the outcomes
+    rows: np.ndarray               # (B,) series row of each origin
+    train: np.ndarray              # (B,) training points of each origin
+    center: dict[str, np.ndarray]  # method -> (B, H) median forecast on the method's scale (NaN: no outcome)
+    y: np.ndarray                  # (B, H) the outcomes (values)
+    scale: _Scale                  # (B,) working scale of each origin (the scale of auto's components)
+    # method -> the outcomes' standardised gaps (B, H; a zero spread: +-inf by the side of the gap) and the t's df
+    # (B,): PITs evaluated only where calibration reads them (the t CDF is the costliest step of a backtest)
+    pit: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 def _backtest(p: _Panel, methods: list[str], with_pit: bool) -> _Backtest:
     """Every origin of every series at once: train on the first k points, forecast the next few."""
-    horizon = metadata()["selection"]["horizon_obs"]
-    pseudo_df = metadata()["calibration"]["pseudo_df"]
+    horizon, pseudo_df = metadata()["selection"]["horizon_obs"], metadata()["calibration"]["pseudo_df"]
     rows, k = _origins(p.n)
     B = len(rows)
-    err2 = {m: np.full((B, horizon), np.nan) for m in methods}
-    pit = {m: _Pit(np.full((B, horizon), np.nan), np.full((B, horizon), np.nan), np.full(B, np.nan))
-           for m in methods} if with_pit else {}
+    center = {m: np.full((B, horizon), np.nan) for m in methods}
+    y, kinds, eps = np.full((B, horizon), np.nan), np.zeros(B, int), np.zeros(B)
+    pit = {m: (np.full((B, horizon), np.nan), np.full(B, np.nan)) for m in methods} if with_pit else {}
     for lo in range(0, B, 2 * _CHUNK):
         r, kk = rows[lo:lo + 2 * _CHUNK], k[lo:lo + 2 * _CHUNK]
+        part = slice(lo, lo + len(r))
         train = p.take(r, kk)
         idx = kk[:, None] + np.arange(horizon)[None, :]
         inside = idx < p.n[r][:, None]
         idx = np.minimum(idx, p.t.shape[1] - 1)
         t_out = np.where(inside, np.take_along_axis(p.t[r], idx, 1), np.nan)
-        y_out = np.where(inside, np.take_along_axis(p.y[r], idx, 1), np.nan)
+        y[part] = y_out = np.where(inside, np.take_along_axis(p.y[r], idx, 1), np.nan)
         working = _working_scale(train)
+        kinds[part], eps[part] = working.kind, working.eps
         shared: dict = {}
         for m in methods:
             fc = _forecast(m, train, t_out, working, shared)
-            e2 = np.where(inside & fc.ok[:, None], (fc.scale.inverse(fc.center) - y_out) ** 2, np.nan)
-            err2[m][lo:lo + len(r)] = e2
+            out = ~(inside & fc.ok[:, None] & np.isfinite(fc.center))
+            center[m][part] = np.where(out, np.nan, fc.center)
             if with_pit:
                 with np.errstate(all="ignore"):
                     gap = _once(shared, "outcome", fc.scale, lambda: fc.scale.forward(y_out)) - fc.center
-                    spread = fc.sd > 0
-                    out = np.isnan(e2)
-                    pit[m].x[lo:lo + len(r)] = np.where(spread & ~out, gap / fc.sd, np.nan)
-                    pit[m].fixed[lo:lo + len(r)] = np.where(
-                        spread | out, np.nan, np.where(gap > 0, 1.0, np.where(gap < 0, 0.0, 0.5)))
-                    pit[m].df[lo:lo + len(r)] = fc.df + pseudo_df
-    return _Backtest(rows=rows, train=k, err2=err2, pit=pit)
+                    x = np.where(fc.sd > 0, gap / fc.sd, np.where(gap == 0, 0.0, np.sign(gap) * np.inf))
+                    pit[m][0][part], pit[m][1][part] = np.where(out, np.nan, x), fc.df + pseudo_df
+    return _Backtest(rows=rows, train=k, center=center, y=y,
+                     scale=_Scale(kinds, eps, p.lower[rows], p.upper[rows]), pit=pit)
 
 
 def _empirical_levels(bt: _Backtest | None, method: str, lower: np.ndarray, n_series: int) -> tuple[np.ndarray, int]:
-    """Calibrated lower-tail levels measured on a backtest, and the number of series behind them.
-
-    PITs are folded (v = min(u, 1 - u)) and pooled with equal weight per series; the calibrated level
-    for nominal l < 0.5 is the 2l-quantile of v (the l-quantile of the symmetrised PITs). The PITs are
-    those of the t with ``calibration.pseudo_df`` extra degrees of freedom (see the YAML).
-    """
+    """Calibrated lower-tail levels measured on a backtest, and the number of series behind them: PITs (of the
+    t with ``pseudo_df`` more degrees of freedom) folded, v = min(u, 1 - u), and pooled with equal weight per
+    series; the level for nominal l < 0.5 is the 2l-quantile of v (the l-quantile of the symmetrised PITs)."""
     cal = metadata()["calibration"]
     if bt is None or not bt.rows.size:
         return np.full_like(lower, np.nan), 0
-    pit = bt.pit[method]
-    good = (bt.train >= cal["min_train"])[:, None] & pit.usable()
+    x, df = bt.pit[method]
+    good = ~np.isnan(x) & (bt.train >= cal["min_train"])[:, None]  # an infinite gap is a PIT of 0 or 1
     if not good.any():
         return np.full_like(lower, np.nan), 0
     flat = np.flatnonzero(good)  # row-major, as boolean indexing orders them
-    series = bt.rows[flat // good.shape[1]]
+    series = bt.rows[flat // x.shape[1]]
     per_series = np.bincount(series, minlength=n_series)
     weight = 1.0 / per_series[series]
     if flat.size > cal["max_pit_per_method"]:  # deterministic thinning: every k-th error
         step = int(np.ceil(flat.size / cal["max_pit_per_method"]))
         flat, weight = flat[::step], weight[::step]
-    u = pit.at(flat)
-    v = np.minimum(u, 1 - u)
-    levels = np.quantile(v, np.clip(2 * lower, 0, 1), weights=weight, method="inverted_cdf")
+    u = special.stdtr(df[flat // x.shape[1]], x.ravel()[flat])
+    levels = np.quantile(np.minimum(u, 1 - u), np.clip(2 * lower, 0, 1), weights=weight, method="inverted_cdf")
     return levels, int((per_series > 0).sum())
 
 
 def _calibrated_levels(bt: _Backtest | None, method: str, levels: np.ndarray, n_series: int) -> tuple[np.ndarray, int]:
-    """Levels to ask the model for so that its intervals cover as often as the backtest says they should.
-
-    The run's own measurement is blended with the YAML prior (measured the same way on the UIS series)
-    in proportion to the number of series behind it.
-    """
+    """Levels to ask the model for so that its intervals cover as often as the backtest says they should: the
+    run's measurement blended with the YAML prior in proportion to the number of series behind it."""
     cal = metadata()["calibration"]
     prior_map = cal["prior"][method]
     knots = sorted(prior_map)
@@ -680,50 +675,52 @@ def _calibrated_levels(bt: _Backtest | None, method: str, levels: np.ndarray, n_
 
 
 def calibration_table(frame: pd.DataFrame, methods: tuple[str, ...] = METHODS) -> pd.DataFrame:
-    """Interval calibration measured on ``frame`` alone: nominal lower level -> level that covers as often.
-
-    A diagnostic (how far the model intervals are from honest) and the source of the YAML prior.
-    """
-    rows, ids, _, _ = _prepare(frame)
+    """Interval calibration measured on ``frame`` alone: nominal lower level -> level that covers as often
+    (a diagnostic: how far the model intervals are from honest; and the source of the YAML prior)."""
+    rows, ids, *_ = _prepare(frame)
     bt = _backtest(_pack(rows, ids), list(methods), with_pit=True)
     knots = np.array(sorted(metadata()["calibration"]["prior"]["last_value"]))
-    out = []
-    for m in methods:
-        measured, n_eff = _empirical_levels(bt, m, knots, len(ids))
-        out += [{"method": m, "nominal": k, "calibrated": c, "series": n_eff} for k, c in zip(knots, measured)]
-    return pd.DataFrame(out)
+    found = {m: _empirical_levels(bt, m, knots, len(ids)) for m in methods}
+    return pd.DataFrame([{"method": m, "nominal": k, "calibrated": c, "series": n_eff}
+                         for m, (measured, n_eff) in found.items() for k, c in zip(knots, measured)])
 
 
-def _auto_weights(bt: _Backtest, n_series: int, components: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(S, M) combination weights: inverse backtest MSE (Bates-Granger), shrunk to the default weights."""
+def _auto_weights(bt: _Backtest | None, n_series: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Weight of the damped trend beside the last value, per series; the errors behind it; the run's default.
+    Per series: the Bates-Granger weight (inverse MSE over the series' backtest) shrunk towards the default as
+    if it had ``shrinkage_errors`` errors behind it; the default is the one of ``trend_weights`` whose weights
+    give the smallest mean absolute error over the backtest of all the run's series (ties: the smaller)."""
     sel = metadata()["selection"]
-    default = np.array([sel["default_weights"][m] for m in components], float)
-    default /= default.sum()
-    if bt is None or not bt.rows.size:
-        return np.tile(default, (n_series, 1)), np.zeros(n_series, int)
-    sse = np.stack([np.bincount(bt.rows, weights=np.nansum(bt.err2[m], 1), minlength=n_series) for m in components], 1)
-    count = np.bincount(bt.rows, weights=np.isfinite(bt.err2[components[0]]).sum(1), minlength=n_series)
+    both = np.zeros((0, 1), bool) if bt is None else np.isfinite(bt.center["last_value"]) & np.isfinite(bt.center["damped"])
+    if not both.any():
+        return np.full(n_series, sel["fallback_trend_weight"]), np.zeros(n_series, int), sel["fallback_trend_weight"]
+    z_last, z_trend = bt.center["last_value"], bt.center["damped"]
     with np.errstate(all="ignore"):
-        mse = sse / count[:, None]
-        inv = 1.0 / np.maximum(mse, 1e-12 * np.nan_to_num(mse).max(1, keepdims=True) + 1e-300)
-        w_bt = inv / inv.sum(1, keepdims=True)
-    w_bt = np.where(np.isfinite(w_bt).all(1, keepdims=True) & (count[:, None] > 0), w_bt, default)
-    k0 = sel["shrinkage_errors"]
-    return (count[:, None] * w_bt + k0 * default) / (count[:, None] + k0), count.astype(int)
+        sse = [np.bincount(bt.rows, np.nansum((bt.scale.inverse(np.where(both, z, np.nan)) - bt.y) ** 2, 1), n_series)
+               for z in (z_last, z_trend)]
+        own = np.where(sse[0] + sse[1] > 0, sse[0] / (sse[0] + sse[1]), 0.5)  # mse_last / (mse_last + mse_trend)
+    count, k0 = np.bincount(bt.rows, both.sum(1), n_series), sel["shrinkage_errors"]
+    weights = {d: (count * own + k0 * d) / (count + k0) for d in sorted(sel["trend_weights"])}
+    mae = {d: np.nanmean(np.abs(bt.scale.inverse(z_last + w[bt.rows, None] * (z_trend - z_last)) - bt.y))
+           for d, w in weights.items()}
+    default = min(mae, key=mae.get)  # the first of equal ones: the smaller weight
+    return weights[default], count.astype(int), default
 
 
 # ---------------------------------------------------------------------------------------------------
 # project
 
 
-def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *,
+def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *, breaks: str = "drop",
             calibrate: bool | None = None, checked: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Project every series of a long frame to ``until``; never fails for one series.
 
     Input columns: ``series_id, year, value``; optional ``lower, upper`` (bounds of the scale, NaN = none),
     ``numerator, denominator`` (counts behind a bounded value: their sampling precision weights the
     trend fits), ``series_break`` (True in the first year of a new territory) or ``segment`` (a label that
-    changes at a break): only the data from the last break on are used.
+    changes at a break). ``breaks``: 'drop' uses only the data from the last break on; 'shift' joins the
+    years before it, moved by the level shift estimated at the break (``_shift_breaks``), and widens the
+    intervals by the shift's variance, never narrower than the same model on the years from the break on.
 
     Output: one row per series and year from its last observed year + 1 to ``until``: ``series_id, year,
     value`` (the median), ``lo80, hi80, lo95, hi95, method``, then ``method_reason, n_points`` (used),
@@ -731,103 +728,106 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
     and the quantiles ``q01 ... q99``. A series that cannot be projected gets its rows with method
     ``insufficient_data`` and empty numbers (one row with an empty year if it has no value at all).
 
-    ``method``: 'auto' (the YAML's default: backtest-weighted combination) or one of METHODS. ``calibrate``
-    (default: the YAML) recalibrates the intervals on the run's rolling-origin backtest; False gives the
-    plain model intervals (what statsmodels would give). ``checked``: what ``check_input(frame)`` returned,
-    when the caller has it already (the pipeline projects and then judges the same history: one check).
+    ``method``: 'auto' (the YAML's default) or one of METHODS. ``calibrate`` (default: the YAML) recalibrates
+    the intervals on the run's rolling-origin backtest; False gives the plain model intervals (what
+    statsmodels would give). ``checked``: what ``check_input(frame)`` returned, when the caller has it.
     """
     meta = metadata()
     method = meta["default_method"] if method is None else method
     if method != AUTO and method not in METHODS:
         raise AnalysisError(f"Phương pháp không hợp lệ: {method}",
                             f"Unknown method: {method} (choose {AUTO} or one of {', '.join(METHODS)})")
+    if breaks not in ("drop", "shift"):
+        raise AnalysisError(f"breaks không hợp lệ: {breaks}", f"Unknown breaks: {breaks} (choose drop or shift)")
     calibrate = meta["calibration"]["enabled"] if calibrate is None else calibrate
-    rows, ids, breaks, problems = _prepare(frame, checked)
-    panel = _pack(rows, ids)
-    S = len(ids)
-    components = list(meta["selection"]["components"]) if method == AUTO else [method]
-
+    rows, ids, break_years, problems = _prepare(frame, checked, breaks)
+    panel, S, shift, extra = _pack(rows, ids), len(ids), None, np.zeros(len(ids))
+    if breaks == "shift" and len(break_years):
+        panel, alone, shift, extra = _shift_breaks(panel, break_years)
+    components = ["last_value", "damped"] if method == AUTO else [method]
     bt = _backtest(panel, components, with_pit=calibrate) if S and (method == AUTO or calibrate) else None
-    weights, n_err = _auto_weights(bt, S, components) if method == AUTO else (np.ones((S, 1)), np.zeros(S, int))
+    trend, n_err, default = _auto_weights(bt, S) if method == AUTO else (np.ones(S), np.zeros(S, int), None)
+    weights = np.stack([1 - trend, trend], 1) if method == AUTO else trend[:, None]
     levels = np.array(LEVELS)
     calibrated = {m: _calibrated_levels(bt, m, levels, S) if calibrate else (levels, 0) for m in components}
-    pseudo_df = meta["calibration"]["pseudo_df"] if calibrate else 0.0
+    run = (components, weights, {m: c[0] for m, c in calibrated.items()}, meta["calibration"]["pseudo_df"] * calibrate)
 
     last_year = _last(panel.t, panel.n)
     H = max(int(np.nanmax(until - last_year)), 0) if np.isfinite(last_year).any() else 0
     t_out = last_year[:, None] + 1 + np.arange(H)[None, :]
     t_out = np.where(t_out <= until, t_out, np.nan)
-    ok = np.ones(S, bool)
-    note = np.full(S, "", dtype=object)
-    kind = np.zeros(S, int)
-    # series too short for the method are not forecast (their rows stay empty), only described: their scale,
-    # and CAGR's note; in early vintages that is most of them
-    long_enough = panel.n >= meta["methods"][method]["min_points"]
-    short = np.flatnonzero(~long_enough)
-    for start in range(0, len(short), _CHUNK):
-        chunk = short[start:start + _CHUNK]
-        part = panel.take(chunk)
-        working = _working_scale(part)
-        for m in components:
-            scale, undefined = _method_scale(m, part, working)
-            if undefined is not None:
-                note[chunk] = np.where(undefined, _CAGR_NOTE, note[chunk])
-        kind[chunk] = scale.kind
-    todo = np.flatnonzero(long_enough)
-    values = np.empty((len(todo), H, len(levels)))  # the forecast series only: slot[s] is series s's row
-    slot = np.full(S, -1)
+    # every series is described (its scale, CAGR's note); those long enough are forecast, by chunks of series
+    # (bounds the memory of country-scale runs; each chunk is vectorised)
+    scale, undefined = _method_scale(components[-1], panel, _working_scale(panel))
+    note = np.where(undefined, _CAGR_NOTE, "").astype(object) if undefined is not None else np.full(S, "", object)
+    need = meta["methods"][method]["min_points"]
+    ok = (panel.n >= need) & ~pd.Index(ids).isin(problems.loc[problems["action"] == "series_skipped", "series_id"])
+    todo, slot = np.flatnonzero(panel.n >= need), np.full(S, -1)
     slot[todo] = np.arange(len(todo))
-    for start in range(0, len(todo), _CHUNK):  # chunks of series bound the memory; each chunk is vectorised
+    values = np.empty((len(todo), H, len(levels)))  # the forecast series only: slot[s] is series s's row
+    for start in range(0, len(todo), _CHUNK):
         chunk = todo[start:start + _CHUNK]
-        part = panel.take(chunk)
-        working = _working_scale(part)
-        quantiles = None  # auto: quantile averaging (Vincentization) on the shared working scale
-        shared: dict = {}
-        for j, m in enumerate(components):
-            fc = _forecast(m, part, t_out[chunk], working, shared)
-            levels_m = calibrated[m][0]
-            q = _quantiles_z(fc, levels_m, pseudo_df)
-            q *= weights[chunk, j, None, None]
-            if quantiles is None:
-                quantiles = q
-            else:
-                quantiles += q
-            ok[chunk] &= fc.ok
-            note[chunk] = np.where(fc.note != "", fc.note, note[chunk])
-        kind[chunk] = fc.scale.kind
-        flat = fc.scale.inverse(quantiles.reshape(len(chunk), -1))
-        # sorted: guards the order of the quantiles against rounding at the bounds
-        values[start:start + len(chunk)] = np.sort(flat.reshape(len(chunk), H, len(levels)), axis=2)
-
-    skipped = problems.loc[problems["action"] == "series_skipped", "series_id"]
-    ok &= ~pd.Index(ids).isin(skipped) & long_enough
-    reason = _reasons(panel, ids, ok, method, n_err, breaks, problems, note,
+        values[start:start + len(chunk)], fit_ok, fit_note = _quantiles(panel, chunk, t_out[chunk], run, extra[chunk])
+        ok[chunk] &= fit_ok
+        note[chunk] = np.where(fit_note != "", fit_note, note[chunk])
+    if shift is not None:  # never narrower than the same model on the data from the break on alone
+        wider = np.flatnonzero((panel.n >= need) & (alone.n >= need) & np.isfinite(shift))
+        if wider.size:
+            alone, alone_ok, _ = _quantiles(alone, wider, t_out[wider], run, np.zeros(len(wider)))
+            q, mid = values[slot[wider]], len(levels) // 2  # mid: the median
+            spread = np.where(alone_ok[:, None, None], np.abs(alone - alone[:, :, [mid]]), 0.0)
+            q = q[:, :, [mid]] + np.sign(np.arange(len(levels)) - mid) * np.fmax(np.abs(q - q[:, :, [mid]]), spread)
+            values[slot[wider]] = np.fmin(np.fmax(q, panel.lower[wider, None, None]), panel.upper[wider, None, None])
+    reason = _reasons(panel, ids, ok, method, n_err, default, break_years, shift, problems, note,
                       max(n for _, n in calibrated.values()) if calibrate else None)
-    return _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights if method == AUTO else None,
+    return _assemble(panel, t_out, values, slot, ok, method, reason, scale.kind, weights if method == AUTO else None,
                      components)
 
 
-def _reasons(panel, ids, ok, method, n_err, breaks, problems, note, n_calibration) -> np.ndarray:
+def _quantiles(panel: _Panel, chunk: np.ndarray, t_out: np.ndarray, run: tuple, extra_var: np.ndarray):
+    """Quantiles on the value scale (R, H, K) of the series ``chunk`` at the years ``t_out``, whether each could
+    be forecast, the notes. auto: quantile averaging of its components on the working scale, where
+    ``extra_var`` (the uncertainty of a level shift at a break) is added to the variance."""
+    components, weights, calibrated, pseudo_df = run
+    part = panel.take(chunk)
+    working = _working_scale(part)
+    quantiles, ok, note, shared = 0.0, np.ones(len(chunk), bool), np.full(len(chunk), "", dtype=object), {}
+    for j, m in enumerate(components):
+        fc = _forecast(m, part, t_out, working, shared)
+        fc.sd = np.sqrt(fc.sd ** 2 + extra_var[:, None]) if fc.scale is working else fc.sd
+        q = _quantiles_z(fc, calibrated[m], pseudo_df)
+        q *= weights[chunk, j, None, None]
+        quantiles = np.add(quantiles, q, out=q)
+        ok &= fc.ok
+        note = np.where(fc.note != "", fc.note, note)
+    flat = fc.scale.inverse(quantiles.reshape(len(chunk), -1))
+    # sorted: guards the order of the quantiles against rounding at the bounds
+    return np.sort(flat.reshape(quantiles.shape), axis=2), ok, note
+
+
+def _reasons(panel, ids, ok, method, n_err, default, breaks, shift, problems, note, n_calibration) -> np.ndarray:
     """Per series: which method was used and why (vectorised string building)."""
-    need = metadata()["methods"][method]["min_points"]
     brk = pd.Series(ids).map(breaks).to_numpy(float) if len(breaks) else np.full(len(ids), np.nan)
-    n = panel.n.astype(str).astype(object)
-    since = np.where(np.isfinite(brk), " since the break", "")
+    shift = np.full(len(ids), np.nan) if shift is None else shift
     if method == AUTO:
+        run = f"the run's default, damped trend {default:.0%} (chosen on the backtest of every series)"
         used = np.where(n_err > 0, "auto: weights from a rolling-origin backtest of the series (errors: " +
-                        n_err.astype(str).astype(object) + "), shrunk towards equal weights",
-                        "auto: too short for a backtest, equal weights")
+                        n_err.astype(str).astype(object) + f"), shrunk towards {run}",
+                        f"auto: too short for a backtest, {run}")
     else:
         used = np.full(len(ids), f"{method} requested", dtype=object)
-    text = np.where(ok, used, n + " point(s)" + since + f"; {method} needs {need}")
-    brk_text = np.where(np.isfinite(brk), "; series break in " + pd.Series(brk).fillna(0).astype(int).astype(str)
-                        .to_numpy(object) + ": only data from that year on are used", "")
+    since = np.where(np.isfinite(brk) & np.isnan(shift), " since the break", "")
+    text = np.where(ok, used, panel.n.astype(str).astype(object) + " point(s)" + since +
+                    f"; {method} needs {metadata()['methods'][method]['min_points']}")
+    moved = np.full(len(ids), "only data from that year on are used", dtype=object)
+    moved[np.isfinite(shift)] = [f"earlier years shifted by {x:+.3g} (level shift)" for x in shift[np.isfinite(shift)]]
+    text = text + np.where(np.isfinite(brk), "; series break in " + np.nan_to_num(brk).astype(int).astype(str)
+                           .astype(object) + ": " + moved, "")
     notes = _without_series_prefix(problems).str.rstrip(".").groupby(problems["series_id"], sort=False).agg("; ".join)
     skipped = problems.loc[problems["action"] == "series_skipped", "series_id"]
-    text = np.where(pd.Index(ids).isin(skipped), "", text + brk_text)
-    extra = pd.Series(ids).map(notes).to_numpy(object)
-    extra = np.where(pd.isna(extra), "", extra)
-    text = text + np.where(note != "", "; " + note, "") + np.where(extra != "", "; " + extra, "")
+    extra = pd.Series(ids).map(notes).astype(object).fillna("").to_numpy(object)
+    text = np.where(pd.Index(ids).isin(skipped), "", text) + np.where(note != "", "; " + note, "") + \
+        np.where(extra != "", "; " + extra, "")
     if n_calibration is not None:
         source = f"the backtests of {n_calibration} series and the default" if n_calibration else "the default"
         text = text + np.where(ok, f"; intervals calibrated on {source}", "")
@@ -879,9 +879,8 @@ def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, com
         block[floats.index(col), kept] = projected[:, k]
     blank = no_data[s_all]
     block[floats.index("last_value")] = np.where(blank, np.nan, _last(panel.y, panel.n)[s_all])
-    for m in ("last_value", "logit_linear", "damped"):
-        if weights is not None and m in components:
-            block[floats.index(f"w_{m}")] = np.where(good, weights[s_all, components.index(m)], np.nan)
+    for j, m in enumerate(components if weights is not None else []):  # auto's weights (w_logit_linear: empty)
+        block[floats.index(f"w_{m}")] = np.where(good, weights[s_all, j], np.nan)
     frame = pd.DataFrame(block.T, columns=floats, copy=False)
 
     ids = panel.ids[s_all]
