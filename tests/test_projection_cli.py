@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import projection
+from analysis import projection, verdicts
 from analysis.__main__ import main
 
 GOOD = "series_id,year,value,lower,upper\n" + "".join(
@@ -41,11 +41,11 @@ def test_projects_and_judges(tmp_path, capsys):
     assert sorted(proj["year"].unique()) == [2027, 2028, 2029, 2030]
     assert (proj["method"] == "auto").all()
     verdict = pd.read_csv(status).set_index(["series_id", "target_year"])
-    assert list(pd.read_csv(status).columns[:6]) == projection.STATUS_COLUMNS
+    assert list(pd.read_csv(status).columns[:6]) == verdicts.STATUS_COLUMNS
     assert verdict.loc[("CT16", 2025), "status"] == "needs_acceleration"  # 98.9 observed < 99.1
     assert verdict.loc[("CT16", 2025), "label"] == "Không đạt"
     assert verdict.loc[("CT18B", 2025), "status"] == "insufficient_data"  # no target set
-    assert set(verdict["status"]) <= set(projection.STATUSES)
+    assert set(verdict["status"]) <= set(verdicts.STATUSES)
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import projection
+from analysis import projection, verdicts
 from analysis.errors import AnalysisError
 from analysis.io import neutralise_frame, write_atomic
 
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     targets = None
     until = args.until
     if args.targets:
-        targets = projection.normalise_targets(read_csv(args.targets, "tệp chỉ tiêu", "targets file"))
+        targets = verdicts.normalise_targets(read_csv(args.targets, "tệp chỉ tiêu", "targets file"))
         until = max(until, int(targets["target_year"].max()))
     projected = projection.project(history, until=until, method=args.method)
 
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     shown = projected[projected["year"].isna() | (projected["year"] <= args.until)]
     write_csv(shown[columns], args.output)
     if targets is not None:
-        verdict = projection.assess(history, projected, targets, lang=args.lang)
+        verdict = verdicts.assess(history, projected, targets, lang=args.lang)
         write_csv(verdict, args.status)
     n_series = projected["series_id"].nunique()
     n_short = projected.loc[projected["method"] == projection.INSUFFICIENT, "series_id"].nunique()
