@@ -42,10 +42,15 @@ def test_projects_and_judges(tmp_path, capsys):
     assert (proj["method"] == "auto").all()
     verdict = pd.read_csv(status).set_index(["series_id", "target_year"])
     assert list(pd.read_csv(status).columns[:6]) == verdicts.STATUS_COLUMNS
-    assert verdict.loc[("CT16", 2025), "status"] == "needs_acceleration"  # 98.9 observed < 99.1
+    assert list(pd.read_csv(status).columns) == verdicts.STATUS_COLUMNS + verdicts.STATUS_EXTRA_COLUMNS
+    assert verdict.loc[("CT16", 2025), "status"] == "not_met"  # 98.9 observed < 99.1
     assert verdict.loc[("CT16", 2025), "label"] == "Không đạt"
-    assert verdict.loc[("CT18B", 2025), "status"] == "insufficient_data"  # no target set
+    assert verdict.loc[("CT18B", 2025), "status"] == "no_target"  # blank target_value: none set
+    assert verdict.loc[("CT18B", 2025), "label"] == "Không đặt chỉ tiêu"
     assert set(verdict["status"]) <= set(verdicts.STATUSES)
+    # pace from each series' first year by default
+    assert verdict.loc[("CT16", 2030), "baseline_year"] == 2021
+    assert verdict.loc[("CT16", 2030), "status"] in ("on_track", "needs_acceleration", "regressing")
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
 
 
