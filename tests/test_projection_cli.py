@@ -54,6 +54,36 @@ def test_projects_and_judges(tmp_path, capsys):
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
 
 
+def test_baseline_option(tmp_path, capsys):
+    (tmp_path / "targets.csv").write_text(TARGETS, encoding="utf-8")
+    status = tmp_path / "status.csv"
+    code, _ = run(tmp_path, GOOD, "--targets", str(tmp_path / "targets.csv"), "--status", str(status),
+                  "--baseline", "2023", "--lang", "en")
+    assert code == 0
+    verdict = pd.read_csv(status).set_index(["series_id", "target_year"])
+    row = verdict.loc[("CT18B", 2030)]  # 0.15 in 2023, 0.1 in 2026
+    assert row["baseline_year"] == 2023 and row["baseline_value"] == 0.15
+    assert row["change_per_year_since_baseline"] == pytest.approx((0.1 - 0.15) / 3)
+    assert row["aarr_required"] == pytest.approx((1 - (0.05 / 0.1) ** (1 / 4)) * 100)
+    assert row["label"] == verdicts.status_label(row["status"], "en", row["grade"] if isinstance(row["grade"], str)
+                                                 else None)
+    # --baseline belongs to the verdict
+    code, _ = run(tmp_path, GOOD, "--baseline", "2023")
+    assert code == 2 and "--baseline" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        run(tmp_path, GOOD, "--targets", str(tmp_path / "targets.csv"), "--status", str(status), "--baseline", "x")
+    assert exit_.value.code == 2
+
+
+def test_help_lists_the_statuses(capsys):
+    with pytest.raises(SystemExit):
+        main(["project", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for word in ("achieved", "not_met", "on_track", "needs_acceleration", "regressing", "no_target",
+                 "insufficient_data", "--baseline"):
+        assert word in text
+
+
 def test_until_and_method(tmp_path):
     code, out = run(tmp_path, GOOD, "--until", "2028", "--method", "linear", "--quantiles")
     proj = pd.read_csv(out)
