@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import projection
+from analysis import projection, verdicts
 from analysis.__main__ import main
 
 GOOD = "series_id,year,value,lower,upper\n" + "".join(
@@ -41,12 +41,47 @@ def test_projects_and_judges(tmp_path, capsys):
     assert sorted(proj["year"].unique()) == [2027, 2028, 2029, 2030]
     assert (proj["method"] == "auto").all()
     verdict = pd.read_csv(status).set_index(["series_id", "target_year"])
-    assert list(pd.read_csv(status).columns[:6]) == projection.STATUS_COLUMNS
-    assert verdict.loc[("CT16", 2025), "status"] == "needs_acceleration"  # 98.9 observed < 99.1
+    assert list(pd.read_csv(status).columns[:6]) == verdicts.STATUS_COLUMNS
+    assert list(pd.read_csv(status).columns) == verdicts.STATUS_COLUMNS + verdicts.STATUS_EXTRA_COLUMNS
+    assert verdict.loc[("CT16", 2025), "status"] == "not_met"  # 98.9 observed < 99.1
     assert verdict.loc[("CT16", 2025), "label"] == "Không đạt"
-    assert verdict.loc[("CT18B", 2025), "status"] == "insufficient_data"  # no target set
-    assert set(verdict["status"]) <= set(projection.STATUSES)
+    assert verdict.loc[("CT18B", 2025), "status"] == "no_target"  # blank target_value: none set
+    assert verdict.loc[("CT18B", 2025), "label"] == "Không đặt chỉ tiêu"
+    assert set(verdict["status"]) <= set(verdicts.STATUSES)
+    # pace from each series' first year by default
+    assert verdict.loc[("CT16", 2030), "baseline_year"] == 2021
+    assert verdict.loc[("CT16", 2030), "status"] in ("on_track", "needs_acceleration", "regressing")
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
+
+
+def test_baseline_option(tmp_path, capsys):
+    (tmp_path / "targets.csv").write_text(TARGETS, encoding="utf-8")
+    status = tmp_path / "status.csv"
+    code, _ = run(tmp_path, GOOD, "--targets", str(tmp_path / "targets.csv"), "--status", str(status),
+                  "--baseline", "2023", "--lang", "en")
+    assert code == 0
+    verdict = pd.read_csv(status).set_index(["series_id", "target_year"])
+    row = verdict.loc[("CT18B", 2030)]  # 0.15 in 2023, 0.1 in 2026
+    assert row["baseline_year"] == 2023 and row["baseline_value"] == 0.15
+    assert row["change_per_year_since_baseline"] == pytest.approx((0.1 - 0.15) / 3)
+    assert row["aarr_required"] == pytest.approx((1 - (0.05 / 0.1) ** (1 / 4)) * 100)
+    assert row["label"] == verdicts.status_label(row["status"], "en", row["grade"] if isinstance(row["grade"], str)
+                                                 else None)
+    # --baseline belongs to the verdict
+    code, _ = run(tmp_path, GOOD, "--baseline", "2023")
+    assert code == 2 and "--baseline" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        run(tmp_path, GOOD, "--targets", str(tmp_path / "targets.csv"), "--status", str(status), "--baseline", "x")
+    assert exit_.value.code == 2
+
+
+def test_help_lists_the_statuses(capsys):
+    with pytest.raises(SystemExit):
+        main(["project", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for word in ("achieved", "not_met", "on_track", "needs_acceleration", "regressing", "no_target",
+                 "insufficient_data", "--baseline"):
+        assert word in text
 
 
 def test_until_and_method(tmp_path):

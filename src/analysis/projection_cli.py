@@ -1,8 +1,21 @@
-"""``python -m analysis project INPUT.csv -o OUTPUT.csv [--until 2030] [--targets T.csv --status S.csv]``
+"""``python -m analysis project INPUT.csv -o OUTPUT.csv [--until 2030] [--targets T.csv --status S.csv [--baseline YEAR]]``
 
 The DESIGN §6 command: project any long yearly series file with the engine of ``analysis.projection``
-and, given targets, write the verdict. Load -> process -> save: this module reads and writes, the engine
-only computes.
+and, given targets, write the verdict of ``analysis.verdicts``. Load -> process -> save: this module reads
+and writes, the engine and the verdict only compute.
+
+STATUS has one row per series and target year: ``series_id, target_year, target_value, projected,
+probability, status``, then the evidence (``verdicts.STATUS_EXTRA_COLUMNS``: grade, basis, baseline, pace
+since the baseline against the pace required, label, reason, ...). ``status`` is one of: ``achieved`` /
+``not_met`` (the target year is observed: met or missed); ``on_track`` (met in the latest observation and
+the series does not move away from it, or projected to be met with probability >= 0.8);
+``needs_acceleration``, graded by the pace since the baseline against the pace the target requires
+(``on_pace``: the pace would reach it in time but the projection gives it less than 0.8; ``moderate``: at
+least half the required pace; ``strong``: less, or moving away); ``regressing`` (moving away from the target
+with 80% confidence); ``no_target`` (none set for that year); ``insufficient_data`` (too few points, the
+target year passed without an observation, or no projection). Thresholds and their anchors: the
+``verdict:`` block of projection.yaml. Pace is measured from ``--baseline`` (default: each series' first
+year), on the projection's working scale.
 
 Bad input never ends in a traceback: a file that cannot be used (missing, empty, not CSV, a required
 column missing, text where a number belongs, a year twice in a series) stops with a bilingual message
@@ -20,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import config, projection
+from analysis import config, projection, verdicts
 from analysis.errors import AnalysisError
 from analysis.atomic import write_file
 from analysis.formats import neutralise_frame
@@ -35,7 +48,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", type=int, default=config.PROJECTION_UNTIL,
                         help=f"last year to project (default {config.PROJECTION_UNTIL})")
     parser.add_argument("--targets", help="CSV: series_id, target_year, target_value, direction (or comparator)")
-    parser.add_argument("--status", help="verdict CSV to write (needs --targets)")
+    parser.add_argument("--status", help="verdict CSV to write (needs --targets): status achieved, not_met, on_track, "
+                             "needs_acceleration (grade on_pace, moderate, strong), regressing, no_target or "
+                             "insufficient_data, with the evidence")
+    parser.add_argument("--baseline", type=int, metavar="YEAR",
+                        help="year the verdict measures pace from (a series without it starts at its first year "
+                             "after it); default: each series' first year")
     parser.add_argument("--method", choices=[projection.AUTO, *projection.METHODS],
                         help="projection method (default: auto, the backtest-weighted combination)")
     parser.add_argument("--quantiles", action="store_true", help="also write the quantile columns q01 ... q99")
@@ -81,6 +99,8 @@ def write_csv(frame: pd.DataFrame, path: str) -> None:
 def run(args: argparse.Namespace) -> int:
     if bool(args.targets) != bool(args.status):
         raise AnalysisError("--targets và --status phải đi cùng nhau.", "--targets and --status go together.")
+    if args.baseline is not None and not args.targets:
+        raise AnalysisError("--baseline chỉ dùng với --targets và --status.", "--baseline needs --targets and --status.")
     history = read_csv(args.input, "tệp đầu vào", "input file")
     _, problems = projection.check_input(history)  # structural faults raise here, before any work
     for message in problems["message_vi"].str.cat(problems["message_en"], sep=" / ").head(MAX_WARNINGS):
@@ -91,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     targets = None
     until = args.until
     if args.targets:
-        targets = projection.normalise_targets(read_csv(args.targets, "tệp chỉ tiêu", "targets file"))
+        targets = verdicts.normalise_targets(read_csv(args.targets, "tệp chỉ tiêu", "targets file"))
         until = max(until, int(targets["target_year"].max()))
     projected = projection.project(history, until=until, method=args.method)
 
@@ -101,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     shown = projected[projected["year"].isna() | (projected["year"] <= args.until)]
     write_csv(shown[columns], args.output)
     if targets is not None:
-        verdict = projection.assess(history, projected, targets, lang=args.lang)
+        verdict = verdicts.assess(history, projected, targets, baseline_year=args.baseline, lang=args.lang)
         write_csv(verdict, args.status)
     n_series = projected["series_id"].nunique()
     n_short = projected.loc[projected["method"] == projection.INSUFFICIENT, "series_id"].nunique()

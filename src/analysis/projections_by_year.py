@@ -67,15 +67,15 @@ def project_year(hist: pd.DataFrame, series: pd.DataFrame, targets: pd.DataFrame
                  until: int = config.PROJECTION_UNTIL) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Projections and verdicts of one reporting year, from the history up to it (a pure function of
     ``history``'s two frames and ``series_targets``)."""
-    from analysis import projection  # the report notebooks only read results: they need not import the engine
+    from analysis import projection, verdicts  # the report notebooks only read results: not the engine
 
     h = hist[hist["year"] <= as_of]
     checked = projection.check_input(h)  # once for both
     proj = projection.project(h, until=until, checked=checked)
     present = pd.DataFrame({"series_id": pd.unique(h["series_id"])})
-    verdict = projection.assess(h, proj, present.merge(targets, on="series_id"), as_of=as_of, lang="vi",
-                                checked=checked)
-    verdict["label_en"] = projection.verdict_labels(verdict, "en")
+    verdict = verdicts.assess(h, proj, present.merge(targets, on="series_id"), as_of=as_of,
+                              baseline_year=config.BASELINE_YEAR, lang="vi", checked=checked)
+    verdict["label_en"] = verdicts.verdict_labels(verdict, "en")
     text = [c for c in proj.columns if proj[c].dtype == object or pd.api.types.is_string_dtype(proj[c].dtype)]
     proj = proj.astype({c: "category" for c in text})
 
