@@ -95,9 +95,14 @@ def write_workbook(tables: dict[str, pd.DataFrame], path: Path, title: str, synt
                 cell = ws.cell(row=i, column=j)
                 cell.value, cell.number_format = _cell(value)
                 cell.alignment = Alignment(wrap_text=True, vertical="top")
-        for j, col in enumerate(frame.columns, start=1):
-            width = max([len(str(col)) // 2] + [len(str(v)) for v in frame.iloc[:, j - 1].tolist()])
-            ws.column_dimensions[get_column_letter(j)].width = min(50, max(9, width + 2))
+        widths = [min(50, max(9, 2 + max([len(str(c)) // 2] + [len(str(v)) for v in frame[c].tolist()])))
+                  for c in frame.columns]
+        for j, width in enumerate(widths, start=1):
+            ws.column_dimensions[get_column_letter(j)].width = width
+        # wrapped text needs its rows' heights: neither Excel nor LibreOffice sizes them when opening a file
+        for i, row in enumerate([list(frame.columns), *frame.itertuples(index=False)], start=head):
+            lines = max([1] + [-(-len(str(v)) // (w - 1)) for v, w in zip(row, widths)])
+            ws.row_dimensions[i].height = 15 * lines
         last = get_column_letter(max(1, len(frame.columns)))
         ws.auto_filter.ref = f"A{head}:{last}{head + len(frame)}"
         ws.freeze_panes = ws.cell(row=head + 1, column=1)
