@@ -19,13 +19,6 @@ from analysis.atomic import write_file
 from analysis.formats import neutralise_formula
 from analysis.report import t
 
-SHEET_NAMES = {
-    "summary": {"vi": "Tổng hợp", "en": "Summary"},
-    "actions": {"vi": "Cơ sở cần khắc phục", "en": "Institutions to act on"},
-    "wards": {"vi": "Xã phường xa chỉ tiêu thị xã", "en": "Wards furthest from target"},
-    "quality": {"vi": "Chất lượng số liệu", "en": "Data quality"},
-    "indicators": {"vi": "Các chỉ tiêu trong năm", "en": "Indicators this year"},
-}
 
 
 def workbook_tables(year: int, lang: str = "vi", processed_dir=None, raw_dir=None) -> dict[str, pd.DataFrame]:
@@ -50,12 +43,12 @@ def workbook_tables(year: int, lang: str = "vi", processed_dir=None, raw_dir=Non
         far = actions.wards_furthest(data.indicators, data.targets, year, ty)
         frames.append(rp.furthest_table(far, data.indicators, year, lang))
         frames[-1].insert(0, t("target_year", lang), rp.Num(ty, "int"))
-    return {
-        SHEET_NAMES["summary"][lang]: summary,
-        SHEET_NAMES["indicators"][lang]: rp.indicator_table(data.indicators, year, lang),
-        SHEET_NAMES["actions"][lang]: to_act,
-        SHEET_NAMES["wards"][lang]: pd.concat(frames, ignore_index=True),
-        SHEET_NAMES["quality"][lang]: rp.quality_table(data.quality, year, lang),
+    return {  # sheet names (labels.yaml) are at most 31 characters, Excel's limit
+        t("xlsx_summary", lang): summary,
+        t("xlsx_indicators", lang): rp.indicator_table(data.indicators, year, lang),
+        t("xlsx_actions", lang): to_act,
+        t("xlsx_wards", lang): pd.concat(frames, ignore_index=True),
+        t("xlsx_quality", lang): rp.quality_table(data.quality, year, lang),
     }
 
 

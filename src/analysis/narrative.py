@@ -46,7 +46,7 @@ def verdict_sentence(row: dict, spec: Indicator, lang: str = "vi", broke: bool =
     label = row["label"] if lang == "vi" else row.get("label_en", row["label"])
     if pd.isna(row.get("target_value")):
         return t("reading_insufficient", lang, ty=ty, label=label, why=t("why_no_target", lang))
-    target = rp.target_text(row["target_value"], spec, lang)
+    target = rp.target_cell(row["target_value"], spec, lang)
     if row.get("basis") == "observed":
         key = "reading_observed_met" if row.get("met") else "reading_observed_missed"
         value = fmt_pct(row["observed"], lang, rp.decimals_near(row["observed"], [row["target_value"]], dec))

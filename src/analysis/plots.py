@@ -61,6 +61,14 @@ def year_axis(ax) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{int(v)}"))
 
 
+def _over_time(ax, title: str, lang: str) -> None:
+    """Title, percent axis and year axis of a chart over the years."""
+    ax.set_title(title)
+    ax.set_ylabel(t("percent_axis", lang))
+    percent_axis(ax, lang)
+    year_axis(ax)
+
+
 def _segments(frame: pd.DataFrame) -> list[pd.DataFrame]:
     """Split a series at its breaks (territory changes) so the line is not drawn across them."""
     frame = frame.sort_values("year")
@@ -76,7 +84,7 @@ def _targets(ax, iid: str, targets: pd.DataFrame | None, lang: str) -> None:
         # the value in the legend, not beside the star: there it would overlap the observed value's label
         ax.scatter([r.target_year], [r.target_value], marker="*" if r.target_year == config.TARGET_YEARS[0] else "P",
                    s=170 if r.target_year == config.TARGET_YEARS[0] else 90, color=COLOURS["target"], zorder=5,
-                   label=t("target_marker", lang, year=r.target_year, target=rp.target_text(r.target_value, spec, lang)))
+                   label=t("target_marker", lang, year=r.target_year, target=rp.target_cell(r.target_value, spec, lang)))
 
 
 def _breaks(ax, frame: pd.DataFrame, lang: str) -> None:
@@ -100,11 +108,8 @@ def trend_chart(ind: pd.DataFrame, iid: str, targets: pd.DataFrame | None = None
         ax.plot(seg["year"], seg["value"], marker="o", color=COLOURS["total"], linewidth=2)
     _targets(ax, iid, targets, lang)
     _breaks(ax, d, lang)
-    ax.set_title(f"{iid} · {spec.text('short', lang)}")
-    ax.set_ylabel(t("percent_axis", lang))
+    _over_time(ax, f"{iid} · {spec.text('short', lang)}", lang)
     ax.set_xlabel(t("year_axis", lang))
-    percent_axis(ax, lang)
-    year_axis(ax)
     last = d.dropna(subset=["value"]).tail(1)
     if len(last):
         ax.annotate(fmt_pct(last["value"].iloc[0], lang), (last["year"].iloc[0], last["value"].iloc[0]),
@@ -126,10 +131,7 @@ def sex_chart(ind: pd.DataFrame, iid: str, lang: str = "vi", until: int | None =
         for i, seg in enumerate(_segments(d[d["sex"] == sex])):
             ax.plot(seg["year"], seg["value"], marker="o", color=COLOURS[sex], label=t(sex, lang) if i == 0 else None)
     _breaks(ax, d[d["sex"] == "female"], lang)
-    ax.set_title(f"{iid} · {spec.text('short', lang)} — {t('sex', lang).lower()}")
-    ax.set_ylabel(t("percent_axis", lang))
-    percent_axis(ax, lang)
-    year_axis(ax)
+    _over_time(ax, f"{iid} · {spec.text('short', lang)} — {t('sex', lang).lower()}", lang)
     ax.legend(fontsize=8)
     _layout(fig)
     return fig
@@ -161,7 +163,7 @@ def ward_chart(ind: pd.DataFrame, iid: str, year: int, targets: pd.DataFrame | N
         if len(tv):
             value = tv["target_value"].iloc[0]
             ax.axvline(value, color=COLOURS["target"], linestyle="--", label=t(
-                "target_district", lang, year=target_year, target=rp.target_text(value, spec, lang)))
+                "target_district", lang, year=target_year, target=rp.target_cell(value, spec, lang)))
             ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=1)
     percent_axis(ax, lang, axis="x")
     ax.set_xticks([x for x in ax.get_xticks() if 0 <= x <= top])
@@ -194,10 +196,7 @@ def fan_chart(history: pd.DataFrame, projection: pd.DataFrame, iid: str, targets
                 label=t("projection", lang))
     _targets(ax, iid, targets, lang)
     _breaks(ax, history, lang)
-    ax.set_title(f"{iid} · {spec.text('short', lang)}")
-    ax.set_ylabel(t("percent_axis", lang))
-    percent_axis(ax, lang)
-    year_axis(ax)
+    _over_time(ax, f"{iid} · {spec.text('short', lang)}", lang)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
     _layout(fig)
     return fig

@@ -402,11 +402,6 @@ def indicator_table(ind: pd.DataFrame, year: int, lang: str = "vi", cross_checks
     return pd.DataFrame(rows)
 
 
-def target_text(target, spec: Indicator, lang: str = "vi") -> str:
-    """'≥ 99,1%', '< 0,1%' (for sentences)."""
-    return str(target_cell(target, spec, lang))
-
-
 def ward_rows(ind: pd.DataFrame, iid: str, year: int, level: str = "ward") -> pd.DataFrame:
     """One indicator's wards in a year (both sexes), with ``hidden`` (see ``hidden``)."""
     w = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == level) & (ind["year"] == year)
