@@ -1,10 +1,14 @@
-"""End to end: the pipeline on the sample, then the batch for two years with one made to fail."""
+"""End to end: the pipeline on the sample, then the batch for two years with one made to fail; a partial
+batch beside it; what a reader gets (the Excel workbook's cells, the printed pages, the index)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
+import subprocess
+import sys
 
 import openpyxl
 import pandas as pd
@@ -62,8 +66,9 @@ def test_the_other_year_completed_with_every_output(run):
     _, reports, _ = run
     files = sorted(p.name for p in (reports / "2026").iterdir())
     assert files == sorted([f"{n}{s}" for n in batch.NOTEBOOKS for s in (".ipynb", ".html")]
-                           + [batch.excel_name(2026, "vi")])  # the stale file of an old run is gone
-    assert not list(reports.glob(".staging-*")) and not list(reports.glob(".old-*"))
+                           + [batch.excel_name(2026, "vi"), "stale_from_an_old_run.html"])  # not the run's: kept
+    assert not [p for p in reports.iterdir() if p.name.startswith(".")]  # no staging folder left
+    assert oct((reports / "2026").stat().st_mode & 0o777) == "0o755"  # readable by those who serve the reports
 
 
 def test_failed_year_keeps_its_notebook_with_the_error_and_no_html(run):
@@ -78,8 +83,8 @@ def test_failed_year_keeps_its_notebook_with_the_error_and_no_html(run):
 
 
 def test_failed_year_still_runs_its_other_notebooks_but_gets_no_excel(run):
-    """The notebooks of a year are independent: one failing does not stop the others, but a year with a
-    failed notebook is not complete, so it gets no Excel export."""
+    """The notebooks of a year are independent: one failing does not stop the others; the export of a year
+    without verdicts fails rather than showing a summary without them."""
     _, reports, _ = run
     folder = reports / "2025"
     assert [n for n in batch.NOTEBOOKS if not (folder / f"{n}.ipynb").exists()] == []
@@ -129,6 +134,135 @@ def test_index_links_every_year(run):
     index = (reports / "index.html").read_text(encoding="utf-8")
     assert 'href="2026/04_report.html"' in index and 'href="2025/03_projections.html"' in index
     assert "Lỗi khi chạy" in index and "Đã đạt" in index
+
+
+def snapshot(folder):
+    return {p.relative_to(folder).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def partial(run, processed, tmp_path_factory):
+    """What README step 4 suggests for an English copy, on a copy of the complete run: the officials'
+    report of one year in English."""
+    _, complete, _ = run
+    reports = tmp_path_factory.mktemp("partial") / "reports"
+    shutil.copytree(complete, reports, copy_function=shutil.copy2)
+    before = snapshot(reports)
+    code = main(["batch", "--years", "2026", "--lang", "en", "--notebooks", "04_report", "--processed-dir",
+                 str(processed), "--reports-dir", str(reports), "--no-progress"])
+    return code, reports, before, snapshot(reports)
+
+
+def test_a_partial_batch_replaces_exactly_what_it_renders(partial):
+    code, reports, before, after = partial
+    assert code == 0
+    made = {"2026/04_report_en.ipynb", "2026/04_report_en.html", f"2026/{batch.excel_name(2026, 'en')}"}
+    assert set(after) - set(before) == made
+    # every Vietnamese report of 2026, the failed year 2025 and the stale file are untouched, byte for byte
+    assert {k: v for k, v in after.items() if k not in made and k != "index.html"} == {
+        k: v for k, v in before.items() if k != "index.html"}
+
+
+def test_the_index_stays_vietnamese_and_lists_every_language(partial):
+    _, reports, _, _ = partial
+    index = (reports / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="vi">' in index and "Báo cáo cho lãnh đạo" in index
+    assert 'href="2026/04_report_en.html"' in index and 'href="2026/04_report.html"' in index
+    assert 'href="2026/01_clean.html"' in index and f'href="2026/{batch.excel_name(2026, "en")}"' in index
+
+
+def test_a_successful_batch_prints_one_line(processed, tmp_path):
+    """No kernel log lines (warnings about TCP, 'ERROR | KeyboardInterrupt caught in kernel') on a success:
+    the kernels write to the batch's own terminal, so the batch runs as a user runs it."""
+    res = subprocess.run([sys.executable, "-m", "analysis", "batch", "--years", "2026", "--notebooks", "01_clean",
+                          "--processed-dir", str(processed), "--reports-dir", str(tmp_path), "--no-progress"],
+                         capture_output=True, text=True, timeout=600, cwd=config.PROJECT_ROOT)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == "" and len(res.stdout.splitlines()) == 1, res.stdout + res.stderr
+    assert "ok" in res.stdout
+
+
+def test_a_finished_kernel_is_shut_down_without_an_interrupt(monkeypatch):
+    """jupyter_client interrupts a kernel before shutting it down; ipykernel logs that as an ERROR."""
+    import asyncio
+
+    from jupyter_client import AsyncKernelManager
+
+    sent = []
+
+    async def interrupt(self):
+        sent.append(self.shutting_down)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", interrupt)
+    km = batch._quiet_kernel_manager()()
+    for shutting_down in (True, False):
+        km.shutting_down = shutting_down
+        asyncio.run(km._async_interrupt_kernel())
+    assert sent == [False]  # an interrupt asked for while the kernel runs still goes through
+
+
+def test_every_report_has_contents_and_a_way_back(run):
+    _, reports, _ = run
+    for page in [reports / "2026" / f"{n}.html" for n in batch.NOTEBOOKS]:
+        html = page.read_text(encoding="utf-8")
+        assert 'href="../index.html"' in html, page.name
+        targets = re.findall(r'<li class="toc-\d"><a href="#([^"]+)"', html)
+        assert len(targets) >= 3, page.name
+        ids = set(re.findall(r'<h[23] id="([^"]+)"', html))
+        assert set(targets) <= ids, (page.name, set(targets) - ids)
+
+
+def test_the_report_is_set_up_for_a4(run):
+    _, reports, _ = run
+    html = (reports / "2026" / "04_report.html").read_text(encoding="utf-8")
+    styles = "".join(re.findall(r"<style[^>]*>(.*?)</style>", html, flags=re.S))
+    assert "size: A4" in styles and "@top-center" in styles and "DỮ LIỆU GIẢ LẬP" in styles.split("@top-center")[1]
+    assert not re.search(r"\.jp-Cell[^{]*\{[^}]*break-inside: avoid", styles)  # cells may break across pages
+    assert "thead { display: table-header-group; }" in styles
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("pdftotext")), reason="needs chromium, poppler")
+def test_the_report_prints_on_a4_with_the_summary_on_page_1(run, tmp_path):
+    _, reports, _ = run
+    pdf = tmp_path / "r.pdf"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", f"--print-to-pdf={pdf}",
+                    (reports / "2026" / "04_report.html").as_uri()], capture_output=True, timeout=180, check=True)
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
+    assert "(A4)" in info
+    pages = int(re.search(r"Pages:\s+(\d+)", info)[1])
+    first = subprocess.run(["pdftotext", "-f", "1", "-l", "1", "-layout", str(pdf), "-"], capture_output=True,
+                           text=True).stdout
+    assert "Tóm tắt" in first and "CT07" in first and "CT20B" in first  # the whole summary table
+    last = subprocess.run(["pdftotext", "-f", str(pages), "-l", str(pages), str(pdf), "-"], capture_output=True,
+                          text=True).stdout
+    assert "DỮ LIỆU GIẢ LẬP" in last and f"{pages} / {pages}" in last  # the notice and page number on every page
+
+
+def test_excel_cells_hold_numbers_with_formats(run):
+    """Every number is a number (no '96,6%', '10.300' or '2025' as text), with a number format; an autofilter
+    and the print setup on every sheet."""
+    _, reports, _ = run
+    wb = openpyxl.load_workbook(reports / "2026" / batch.excel_name(2026, "vi"))
+    numbers = 0
+    for ws in wb.worksheets:
+        head = ws.print_title_rows.split(":")[0].lstrip("$")
+        assert ws.auto_filter.ref.startswith(f"A{head}:")
+        assert int(ws.page_setup.paperSize) == 9 and ws.page_setup.orientation == "landscape"  # A4
+        assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1
+        for row in ws.iter_rows(min_row=int(head) + 1):
+            for c in row:
+                if isinstance(c.value, str):
+                    assert not re.fullmatch(r"[−+'-]?[\d.,]+\s*%?", c.value), (ws.title, c.coordinate, c.value)
+                elif isinstance(c.value, (int, float)):
+                    numbers += 1
+                    assert c.number_format != "General", (ws.title, c.coordinate)
+    assert numbers > 100
+    summary = wb["Tổng hợp"]
+    cells = {c.value: c for c in summary[4]}
+    first = summary.cell(row=5, column=list(cells).index("Năm 2026") + 1)
+    assert isinstance(first.value, float) and 0 <= first.value <= 1 and first.number_format.endswith("%")
 
 
 def test_rerun_overwrites_cleanly(processed, tmp_path):

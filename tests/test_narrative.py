@@ -24,7 +24,7 @@ def test_a_trend_fast_enough_but_uncertain_says_why_it_is_not_on_track():
     assert "+0.69 pts a year, faster than the +0.27 pts a year needed" in en
     assert "a chance below 80% does not count as on track → Needs acceleration." in en
     vi = sentence("vi")
-    assert "+0,69 điểm %, nhanh hơn mức cần +0,27 điểm %" in vi and "dưới 80%" in vi
+    assert "+0,69 điểm phần trăm, nhanh hơn mức cần +0,27 điểm phần trăm" in vi and "dưới 80%" in vi
 
 
 def test_a_trend_too_slow_is_read_as_too_slow():

@@ -8,6 +8,7 @@ import pytest
 
 from analysis import report as rp
 from analysis.formats import neutralise_formula, neutralise_frame
+from analysis.indicators import registry
 
 
 @pytest.mark.parametrize("value, lang, decimals, text", [
@@ -21,31 +22,37 @@ def test_fmt_num(value, lang, decimals, text):
 def test_fmt_pct_and_points():
     assert rp.fmt_pct(99.14, "vi") == "99,1%" and rp.fmt_pct(0.084, "vi") == "0,08%"
     assert rp.fmt_pct(98.0, "en", 1) == "98.0%"
-    assert rp.fmt_points(0.25, "vi", 1) == "+0,2 điểm %" or rp.fmt_points(0.25, "vi", 1) == "+0,3 điểm %"
-    assert rp.fmt_points(-1.5, "en", 1) == "−1.5 pts"
-    assert rp.fmt_target(100, "vi", 1) == "100%" and rp.fmt_target(99.1, "vi", 1) == "99,1%"
-    assert rp.fmt_target(0.1, "vi", 2) == "0,1%" and rp.fmt_target(0.12, "en", 2) == "0.12%"
+    assert rp.fmt_points(0.25, "vi", 1) in ("+0,2 điểm phần trăm", "+0,3 điểm phần trăm")
+    assert rp.fmt_points(-1.5, "en", 1) == "−1.5 pts" and rp.fmt_points(-1.5, "vi", 1, unit=False) == "−1,5"
+    ct17b, ct07 = registry()["CT17B"], registry()["CT07"]
+    assert str(rp.target_cell(100, ct07, "vi")) == "≥ 100%" and str(rp.target_cell(99.1, ct07, "vi")) == "≥ 99,1%"
+    assert str(rp.target_cell(0.1, ct17b, "vi")) == "< 0,1%" and str(rp.target_cell(0.12, ct17b, "en")) == "< 0.12%"
+    assert rp.target_cell(None, ct07, "vi") == "Không đặt"
 
 
-def test_small_cell_suppression():
-    assert [rp.fmt_count(n, "vi", suppress=True) for n in (0, 1, 4, 5, 1234)] == ["0", "<5", "<5", "5", "1.234"]
-    assert rp.fmt_count(3, "vi") == "3"
+def test_numbers_in_tables_are_numbers_with_a_format():
+    """A table cell is text the Vietnamese way on screen and a number with a number format in Excel."""
+    assert (str(rp.pct(96.59, "vi", 1)), rp.pct(96.59, "vi", 1).excel()) == ("96,6%", (0.9659, "0.0%"))
+    assert (str(rp.count(10300, "vi")), rp.count(10300, "vi").excel()) == ("10.300", (10300, "#,##0"))
+    assert (str(rp.points(0.25, "vi", 2)), rp.points(0.25, "vi", 2).excel()) == ("+0,25", (0.25, "+0.00;-0.00;0.00"))
+    assert (str(rp.Num(2025, "int")), rp.Num(2025, "int").excel()) == ("2025", (2025, "0"))
+    assert rp.target_cell(0.12, registry()["CT17B"], "vi").excel() == (0.0012, '"< "0.00%')
+    assert rp.pct(np.nan, "vi") == "—" and rp.count(None, "vi") == "—"
+
+
+@pytest.mark.parametrize("value, target, decimals, shown", [
+    (0.0996, 0.1, 2, "0,0996%"),  # under a strict '< 0,1%' target, '0,10%' would look like a miss
+    (99.96, 100, 1, "99,96%"),    # and '100,0%' beside '≥ 100%' like a success
+    (98.7, 99.1, 1, "98,7%"), (0.08, 0.12, 2, "0,08%"), (100.0, 100, 1, "100,0%"),
+])
+def test_values_near_a_target_show_the_decimals_that_decide(value, target, decimals, shown):
+    assert rp.fmt_pct(value, "vi", rp.decimals_near(value, [target], decimals)) == shown
+
+
+def test_small_cell_rule():
     # 2 of 20 children identifiable, 18 of 20 too (2 not accessing), 10 of 20 not
     assert rp.is_suppressed(2, 20) and rp.is_suppressed(18, 20) and not rp.is_suppressed(10, 20)
     assert rp.is_suppressed(0, 3) and not rp.is_suppressed(0, 0)
-
-
-def test_ward_table_suppresses_children_with_disabilities():
-    ind = pd.DataFrame({
-        "indicator_id": "CT20B", "geo_level": "ward", "year": 2025, "sex": "total",
-        "geo_name": ["A", "B"], "numerator": [2, 16], "denominator": [3, 20], "value": [66.7, 80.0],
-        "ci_low": [20.8, 58.4], "ci_high": [93.9, 91.9],
-    })
-    table = rp.ward_table(ind, "CT20B", 2025, "vi")
-    a = table[table["Xã/phường"] == "A"].iloc[0]
-    assert (a["Giá trị"], a["Tử số"], a["Mẫu số"], a["Khoảng tin cậy 95%"]) == ("<5", "<5", "<5", "")
-    b = table[table["Xã/phường"] == "B"].iloc[0]
-    assert (b["Tử số"], b["Mẫu số"], b["Giá trị"]) == ("16", "20", "<5")  # 4 children not accessing: hidden
 
 
 @pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tx"])
@@ -99,7 +106,7 @@ def test_labels_exist_in_both_languages():
 @pytest.mark.parametrize("lang", ["vi", "en"])
 def test_table_headers_never_collide(lang):
     """Two labels with the same text would silently overwrite a column (the id vanished once)."""
-    groups = [("indicator", "indicator_name", "baseline", "value", "numerator", "denominator", "interval95",
+    groups = [("indicator", "indicator_name", "baseline", "value", "numerator", "denominator", "district_target",
                "change_since_last", "target_level", "target_year", "projected_or_actual", "probability",
                "change_observed_needed", "status", "method", "ward", "institution", "school_type", "ownership",
                "shortfall", "code", "severity", "sheet", "row", "cell", "column", "message", "female", "male", "gpi",

@@ -3,18 +3,24 @@ for readers, export the tables officials use to Excel, and write ``reports/index
 
 Work is scheduled one notebook at a time (and one Excel export per year) on ``--jobs`` worker processes
 (papermill's Python API, a new kernel per notebook), years in order and each year's longest notebooks first,
-so the cores stay busy to the end of the run. Each year is built in
-a staging folder and swapped into ``reports/<year>/`` (``atomic.install``) only when all its notebooks and its export are done,
-so a run that fails or is killed leaves every year as it was before or fully updated. A notebook that fails
-does not stop the others (the notebooks of a year do not depend on each other): its executed notebook is
-kept with the error and without HTML, the year gets no Excel export, and the run exits non-zero naming the
-year and the file.
+so the cores stay busy to the end of the run.
+
+A batch replaces exactly what it renders, and nothing else: ``--years 2025 --lang en --notebooks 04_report``
+replaces ``reports/2025/04_report_en.*`` and the year's English Excel export, and leaves the Vietnamese
+report, the other notebooks and every other year as they were. Each year is built in a staging folder (the
+year's other files linked into it) and swapped into ``reports/<year>/`` when all its tasks are done
+(``atomic.install``), so a run that fails or is killed leaves every year as it was before or fully updated.
+A notebook that fails does not stop the others: its executed notebook replaces the old one with the error
+(and its old HTML goes, being out of date), and the run exits non-zero naming the year and the file; a task
+that fails outside its cells (rendering, a worker that died) leaves that task's previous outputs in place.
+The index lists every report present, in every language, and is always in Vietnamese.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -33,6 +39,7 @@ EXPORT_TASK = "excel"
 # relative cost of each task (measured with benchmarks/bench_batch.py): a year's longest tasks start first
 TASK_COST = {"04_report": 10, "02_indicators": 8, "03_projections": 5, EXPORT_TASK: 2, "01_clean": 1}
 TEMPLATE_DIR = Path(__file__).with_name("templates")
+INDEX_ORDER = ("04_report", EXPORT_TASK, "01_clean", "02_indicators", "03_projections")  # officials' first
 
 
 # --- names: derived from the parameters in this one place ---------------------------------------------------
@@ -44,6 +51,13 @@ def output_name(notebook: str, lang: str, suffix: str) -> str:
 
 def excel_name(year: int, lang: str) -> str:
     return f"bang_tong_hop_{year}{'' if lang == 'vi' else '_' + lang}.xlsx"
+
+
+def task_outputs(task: str, year: int, lang: str) -> tuple[str, ...]:
+    """The files a task of a year makes: what a run of that task replaces."""
+    if task == EXPORT_TASK:
+        return (excel_name(year, lang),)
+    return output_name(task, lang, ".ipynb"), output_name(task, lang, ".html")
 
 
 def year_dir(reports_dir: Path, year: int) -> Path:
@@ -65,38 +79,36 @@ def parse_years(text: str | None, available: list[int]) -> list[int]:
     except ValueError:
         raise AnalysisError(f"Năm không hợp lệ: '{text}' (ví dụ 2021-2026).",
                             f"Invalid years: '{text}' (e.g. 2021-2026).") from None
-    missing = [y for y in years if y not in available]
+    missing = ", ".join(str(y) for y in years if y not in available)
     if missing:
-        raise AnalysisError(
-            f"Không có số liệu cho năm {', '.join(map(str, missing))} (có: {', '.join(map(str, available))}).",
-            f"No data for year(s) {', '.join(map(str, missing))} (available: {', '.join(map(str, available))}).")
+        have = ", ".join(map(str, available))
+        raise AnalysisError(f"Không có số liệu cho năm {missing} (có: {have}).",
+                            f"No data for year(s) {missing} (available: {have}).")
     return sorted(set(years))
 
 
 # --- one notebook, in a worker process ---------------------------------------------------------------------
 
 @dataclass
-class YearResult:
-    year: int
-    ok: bool
-    seconds: float  # spent on the year's notebooks and export (they may run beside other years' tasks)
-    failed_notebook: str = ""  # the first file that failed ("" when the year failed as a whole)
-    error: str = ""
-    files: list[str] = field(default_factory=list)
-    failures: list[tuple[str, str]] = field(default_factory=list)  # every (file, error) of the year
-
-
-@dataclass
 class TaskResult:
-    """One notebook (or the Excel export) of one year. ``fatal``: the year's folder cannot be trusted (an
-    error outside the notebook's own cells), so it is not swapped in."""
+    """One notebook (or the Excel export) of one year. ``fatal``: it failed outside the notebook's own cells,
+    so its files are not trusted and the previous ones stay."""
     year: int
     task: str
     ok: bool
-    seconds: float
     file: str = ""
     error: str = ""
     fatal: bool = False
+
+
+@dataclass
+class YearResult:
+    year: int
+    failures: list[tuple[str, str]] = field(default_factory=list)  # every (file, error) of the year
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
 
 
 def _parameters(year: int, lang: str, processed_dir: Path | None, raw_dir: Path | None) -> dict:
@@ -146,18 +158,41 @@ def _exporter(lang: str):
     return _EXPORTERS[lang]
 
 
+def contents(nb) -> list[dict]:
+    """The headings of levels 2 and 3 (markdown cells and markdown the cells display), each with the id
+    nbconvert gives its HTML heading: the report's table of contents."""
+    from urllib.parse import quote
+
+    found = []
+    for cell in nb.cells:
+        texts = [cell.source] if cell.cell_type == "markdown" else [
+            "".join(out.get("data", {}).get("text/markdown", "")) for out in cell.get("outputs", [])]
+        for m in re.finditer(r"^(##|###) +(.+?) *$", "\n".join(texts), re.M):
+            found.append({"level": len(m[1]), "text": m[2],
+                          "id": quote(m[2].replace(" ", "-"), safe="?/:@!$&'()*+,;=")})  # as nbconvert does
+    return found
+
+
 def render_html(notebook, html_path: Path, lang: str, title: str) -> None:
     """Executed notebook (a path or a notebook node) -> one self-contained HTML file: no code, images
-    inline, nothing from a CDN."""
+    inline, nothing from a CDN; a link back to the index, a table of contents, print styles for A4 and, when
+    the notebook shows the synthetic-data banner, that notice on every printed page (``templates/report``)."""
     import copy
 
     import nbformat
+
+    from analysis.report import t
 
     nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, (str, Path)) else copy.deepcopy(notebook)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
     nb.metadata["title"] = title
+    banner = t("synthetic_banner", lang)
+    synthetic = any(banner in "".join(out.get("data", {}).get("text/markdown", ""))
+                    for cell in nb.cells for out in cell.get("outputs", []))
+    nb.metadata["report"] = {"toc": contents(nb), "notice": banner if synthetic else "",
+                             **{k: t(k, lang) for k in ("back_to_index", "contents", "page")}}
     body, _ = _exporter(lang).from_notebook_node(nb)
     html_path.write_text(body, encoding="utf-8")
 
@@ -176,10 +211,27 @@ def _worker_setup() -> None:
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 
+def _quiet_kernel_manager():
+    """A kernel manager that sends no interrupt (SIGINT) before shutting down a kernel that has finished:
+    ipykernel logs that as 'ERROR | KeyboardInterrupt caught in kernel' on a run that succeeded."""
+    from jupyter_client import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self):
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
+    return QuietKernelManager
+
+
+# kernel messages below ERROR (its warning about TCP without encryption, once per notebook) stay out of the
+# batch's output: quiet when all is well
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+
+
 def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_dir: Path | None = None,
                  raw_dir: Path | None = None) -> TaskResult:
     """Run one notebook of one year into the year's staging folder and render it."""
-    start = time.perf_counter()
     executed = staging / output_name(nb_name, lang, ".ipynb")
     try:
         import papermill as pm
@@ -194,33 +246,32 @@ def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_di
                 parameters=_parameters(year, lang, processed_dir, raw_dir), kernel_name="python3",
                 progress_bar=False, log_output=False, cwd=str(config.NOTEBOOKS_DIR),
                 request_save_on_cell_execute=False,  # one write at the end, not two per cell
+                kernel_manager_class=_quiet_kernel_manager(), extra_arguments=KERNEL_ARGUMENTS,
             )
         except Exception as exc:  # PapermillExecutionError and kernel failures alike
             if executed.exists():
                 _scrub(executed)
-            return TaskResult(year, nb_name, False, time.perf_counter() - start, executed.name, _short_error(exc))
+            return TaskResult(year, nb_name, False, executed.name, _short_error(exc))
         nb = _scrub(executed)
         if _charts_as_text(nb):
-            return TaskResult(year, nb_name, False, time.perf_counter() - start, executed.name,
+            return TaskResult(year, nb_name, False, executed.name,
                               "charts came out as '<Figure size ...>' text instead of images (matplotlib backend)")
-        title = f"{t('report_heading', lang, school_year=school_year_label(year))} · {nb_name}"
+        title = f"{t('report_heading', lang, school_year=school_year_label(year))} · {t('doc_' + nb_name, lang)}"
         render_html(nb, staging / output_name(nb_name, lang, ".html"), lang, title)
     except Exception as exc:
-        return TaskResult(year, nb_name, False, time.perf_counter() - start, executed.name, _short_error(exc),
-                          fatal=True)
-    return TaskResult(year, nb_name, True, time.perf_counter() - start, executed.name)
+        return TaskResult(year, nb_name, False, executed.name, _short_error(exc), fatal=True)
+    return TaskResult(year, nb_name, True, executed.name)
 
 
 def run_export(year: int, lang: str, staging: Path, processed_dir: Path | None = None,
                raw_dir: Path | None = None) -> TaskResult:
-    start = time.perf_counter()
     try:
         from analysis.exports import export_year
 
         export_year(year, staging / excel_name(year, lang), lang, processed_dir, raw_dir)
     except Exception as exc:
-        return TaskResult(year, EXPORT_TASK, False, time.perf_counter() - start, "", _short_error(exc), fatal=True)
-    return TaskResult(year, EXPORT_TASK, True, time.perf_counter() - start, excel_name(year, lang))
+        return TaskResult(year, EXPORT_TASK, False, excel_name(year, lang), _short_error(exc), fatal=True)
+    return TaskResult(year, EXPORT_TASK, True, excel_name(year, lang))
 
 
 def _run_task(year: int, task: str, lang: str, staging: Path, processed_dir: Path | None,
@@ -230,31 +281,33 @@ def _run_task(year: int, task: str, lang: str, staging: Path, processed_dir: Pat
     return run_notebook(year, task, lang, staging, processed_dir, raw_dir)
 
 
-def finish_year(year: int, results: list[TaskResult], staging: Path, reports_dir: Path,
-                seconds: float) -> YearResult:
-    """Swap a year's staging folder in once all its tasks are done; a failed notebook is kept with its
-    error, but the year then gets no Excel export; an error outside the notebooks leaves the year as it was."""
+def finish_year(year: int, lang: str, results: list[TaskResult], staging: Path, reports_dir: Path) -> YearResult:
+    """Swap a year's staging folder in once all its tasks are done. It holds what this run made; every other
+    file of the year (other notebooks, the other language, outputs of a task that failed outside its cells)
+    is linked into it first, so the swap replaces exactly what the run rendered."""
     order = {name: i for i, name in enumerate((*NOTEBOOKS, EXPORT_TASK))}
     failed = sorted((r for r in results if not r.ok), key=lambda r: order.get(r.task, 99))
-    result = YearResult(year, not failed, seconds, failures=[(r.file, r.error) for r in failed])
-    if failed:
-        result.failed_notebook, result.error = failed[0].file, failed[0].error
+    result = YearResult(year, [(r.file, f"{r.task}: {r.error}" if r.fatal else r.error) for r in failed])
+    replaced = set()
+    for r in results:
+        names = task_outputs(r.task, year, lang)
+        if r.fatal:  # not trusted: the previous outputs of this task stay
+            for name in names:
+                (staging / name).unlink(missing_ok=True)
+        else:
+            replaced.update(names)
     try:
-        if any(r.fatal for r in failed):  # the year as a whole failed: nothing of it is swapped in
-            shutil.rmtree(staging, ignore_errors=True)
-            first = next(r for r in failed if r.fatal)
-            result.failed_notebook, result.error = "", f"{first.task}: {first.error}"
-            result.failures = [("", result.error)]
-            return result
-        if failed:  # the export only goes with a complete year
-            for r in results:
-                if r.task == EXPORT_TASK and r.ok:
-                    (staging / r.file).unlink(missing_ok=True)
-        result.files = sorted(p.name for p in staging.iterdir())
-        install(staging, year_dir(reports_dir, year))
+        final = year_dir(reports_dir, year)
+        for old in final.iterdir() if final.is_dir() else ():
+            if old.name not in replaced and not (staging / old.name).exists():
+                try:
+                    os.link(old, staging / old.name)
+                except OSError:  # a file system without hard links
+                    shutil.copy2(old, staging / old.name)
+        install(staging, final)
     except Exception as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        return YearResult(year, False, seconds, "", _short_error(exc))
+        return YearResult(year, [("", _short_error(exc))])
     return result
 
 
@@ -305,6 +358,7 @@ def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Pa
         for year, task in tasks:
             if year not in staging:
                 staging[year] = Path(tempfile.mkdtemp(prefix=f".{year}.", suffix=".tmp", dir=reports_dir))
+                staging[year].chmod(0o755)  # a year's folder is for its readers, not private like mkdtemp's
             fut = pool.submit(_run_task, year, task, lang, staging[year], processed_dir, raw_dir)
             pending[fut] = (year, task)
         while pending:
@@ -316,15 +370,14 @@ def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Pa
                 try:
                     res = fut.result()
                 except Exception as exc:  # a worker that died
-                    res = TaskResult(year, task, False, 0.0, "", _short_error(exc), fatal=True)
+                    res = TaskResult(year, task, False, "", _short_error(exc), fatal=True)
                 done[year].append(res)
                 if len(done[year]) < len(per_year):
                     continue
-                yres = finish_year(year, done[year], staging.pop(year), reports_dir,
-                                   sum(r.seconds for r in done[year]))
+                yres = finish_year(year, lang, done[year], staging.pop(year), reports_dir)
                 results.append(yres)
                 bar.update(1)
-                for file, error in yres.failures if yres.failures else ([("", yres.error)] if not yres.ok else []):
+                for file, error in yres.failures:
                     bar.write(f"LỖI / FAILED {year}: {file or 'năm/year'} — {error}")
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -335,15 +388,16 @@ def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Pa
             shutil.rmtree(folder, ignore_errors=True)
         bar.close()
     results.sort(key=lambda r: r.year)
-    write_index(reports_dir, lang, processed_dir)
+    write_index(reports_dir, processed_dir)
     return results
 
 
 # --- the index page -----------------------------------------------------------------------------------------
 
-def write_index(reports_dir: Path, lang: str = "vi", processed_dir: Path | None = None) -> Path:
-    """reports/index.html (``templates/index/index.html.j2``): every year that has a report, with links and
-    its headline verdicts."""
+def write_index(reports_dir: Path, processed_dir: Path | None = None) -> Path:
+    """reports/index.html (``templates/index/index.html.j2``), in Vietnamese: every year that has a report,
+    with a link to each document present, in either language (the officials' report first, named for what
+    it is), and the year's headline verdicts."""
     import jinja2
 
     from analysis.atomic import write_text
@@ -353,19 +407,19 @@ def write_index(reports_dir: Path, lang: str = "vi", processed_dir: Path | None 
     years = []
     for year in sorted((int(p.name) for p in reports_dir.iterdir() if p.is_dir() and p.name.isdigit()), reverse=True):
         folder = year_dir(reports_dir, year)
-        links = [{"file": output_name(nb, lg, ".html"), "label": f"{nb}{'' if lg == 'vi' else ' (EN)'}"}
-                 for nb in NOTEBOOKS for lg in ("vi", "en") if (folder / output_name(nb, lg, ".html")).exists()]
-        links += [{"file": excel_name(year, lg), "label": f"Excel{'' if lg == 'vi' else ' (EN)'}"}
-                  for lg in ("vi", "en") if (folder / excel_name(year, lg)).exists()]
-        failed = [p.name for p in folder.glob("*.ipynb") if not (folder / p.with_suffix(".html").name).exists()]
+        links = [{"file": name, "label": t("doc_" + task, lg) + ("" if lg == "vi" else f" ({t('index_english', 'vi')})"),
+                  "main": task in (REPORT_NOTEBOOK, EXPORT_TASK)}
+                 for task in INDEX_ORDER for lg in ("vi", "en")
+                 for name in [task_outputs(task, year, lg)[-1]] if (folder / name).exists()]
+        failed = [p.name for p in sorted(folder.glob("*.ipynb")) if not (folder / p.with_suffix(".html").name).exists()]
         years.append({"year": year, "school_year": school_year_label(year), "links": links, "failed": failed,
-                      "verdicts": headline_verdicts(year, lang, processed_dir)})
+                      "verdicts": headline_verdicts(year, "vi", processed_dir)})
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR / "index"), autoescape=True)
-    texts = {k: t(k, lang) for k in ("index_title", "index_intro", "synthetic_banner", "reporting_year", "index_files",
-                                     "index_verdicts", "school_year", "batch_failed")}
-    page = env.get_template("index.html.j2").render(lang=lang, t=texts, years=years,
-                                                     synthetic=_synthetic(processed_dir))
+    texts = {k: t(k, "vi") for k in ("index_title", "index_intro", "synthetic_banner", "reporting_year",
+                                     "index_files", "index_analyses", "index_verdicts", "school_year", "batch_failed")}
+    page = env.get_template("index.html.j2").render(lang="vi", t=texts, years=years, synthetic=_synthetic(processed_dir))
     return write_text(reports_dir / "index.html", page + "\n")
+
 
 
 def _synthetic(processed_dir: Path | None) -> bool:
@@ -382,24 +436,31 @@ def _synthetic(processed_dir: Path | None) -> bool:
 # --- command line -------------------------------------------------------------------------------------------
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--years", help="năm báo cáo, ví dụ 2021-2026 hoặc 2023,2025 (mặc định: mọi năm có số liệu)")
-    parser.add_argument("--jobs", type=int, default=2,
-                        help="số notebook chạy song song, thường bằng số lõi CPU (mặc định 2)")
-    parser.add_argument("--lang", default="vi", choices=("vi", "en"), help="ngôn ngữ báo cáo (mặc định vi)")
-    parser.add_argument("--notebooks", help="chỉ chạy các notebook này, ví dụ 04_report (mặc định: cả bốn)")
-    parser.add_argument("--reports-dir", help="thư mục báo cáo (mặc định reports/)")
-    parser.add_argument("--processed-dir", help="thư mục dữ liệu đã xử lý (mặc định data/processed)")
-    parser.add_argument("--raw-dir", help="thư mục số liệu thô (mặc định data/raw)")
-    parser.add_argument("--no-progress", action="store_true", help="không hiện thanh tiến trình")
+    parser.add_argument("--years", help="năm báo cáo, ví dụ 2021-2026 hoặc 2023,2025 (mặc định: mọi năm có số "
+                                        "liệu) / reporting years, e.g. 2021-2026 or 2023,2025 (default: every year)")
+    parser.add_argument("--jobs", type=int, default=2, help="số notebook chạy song song, thường bằng số lõi CPU "
+                                                            "(mặc định 2) / notebooks run at once (default 2)")
+    parser.add_argument("--lang", default="vi", choices=("vi", "en"),
+                        help="ngôn ngữ báo cáo (mặc định vi) / language of the reports (default vi)")
+    parser.add_argument("--notebooks", help="chỉ chạy các notebook này, ví dụ 04_report (mặc định: cả bốn); các "
+                                            "báo cáo khác giữ nguyên / only these notebooks, e.g. 04_report "
+                                            "(default: all four); other reports are kept")
+    parser.add_argument("--reports-dir", help="thư mục báo cáo (mặc định reports/) / reports folder")
+    parser.add_argument("--processed-dir", help="thư mục dữ liệu đã xử lý (mặc định data/processed) / "
+                                                "processed data folder")
+    parser.add_argument("--raw-dir", help="thư mục số liệu thô (mặc định data/raw) / raw data folder")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="không hiện thanh tiến trình / no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     processed = Path(args.processed_dir).resolve() if args.processed_dir else None
     raw = Path(args.raw_dir).resolve() if args.raw_dir else None
     notebooks = tuple(args.notebooks.split(",")) if args.notebooks else NOTEBOOKS
-    unknown = [n for n in notebooks if n not in NOTEBOOKS]
+    unknown = ", ".join(n for n in notebooks if n not in NOTEBOOKS)
     if unknown:
-        raise AnalysisError(f"Không có notebook: {', '.join(unknown)}.", f"Unknown notebook(s): {', '.join(unknown)}.")
+        raise AnalysisError(f"Không có notebook: {unknown} (có: {', '.join(NOTEBOOKS)}).",
+                            f"Unknown notebook(s): {unknown} (available: {', '.join(NOTEBOOKS)}).")
     years = parse_years(args.years, available_years(processed))
     reports = config.reports_dir(args.reports_dir)
     started = time.perf_counter()
@@ -408,8 +469,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(results) - len(failed)}/{len(results)} năm/years ok in {time.perf_counter() - started:.1f} s -> "
           f"{config.display_path(reports)}/index.html")
     for r in failed:
-        for file, error in r.failures or [("", r.error)]:
+        for file, error in r.failures:
             where = f"{config.display_path(year_dir(reports, r.year))}/{file}" if file else str(r.year)
             print(f"LỖI / FAILED {r.year}: {where}: {error}", file=sys.stderr)
     return 1 if failed else 0
-

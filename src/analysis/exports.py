@@ -1,6 +1,11 @@
-"""The Excel workbook officials take away: the summary table, the action lists and the data problems of a
-reporting year, with Vietnamese headers. Text that a spreadsheet would run as a formula is neutralised;
-small counts of children with disabilities stay suppressed as in the report."""
+"""The Excel workbook officials take away: the summary table, the indicators, the action lists, the wards
+furthest from the targets and the data problems of a reporting year, with Vietnamese headers.
+
+Numbers are numbers (rates as fractions with a percent format, counts with a thousands format), so Excel
+shows them with the separators of the reader's settings (99,1% and 1.234 on a Vietnamese PC) and can sort,
+filter and compute with them; only text cells are neutralised against formulas. Each sheet has an
+autofilter and prints on A4 landscape, fitted to the page width, with its header row on every page. Hidden
+small counts of children with disabilities stay hidden as in the report."""
 
 from __future__ import annotations
 
@@ -11,73 +16,95 @@ import pandas as pd
 from analysis import actions, config
 from analysis import report as rp
 from analysis.atomic import write_file
-from analysis.formats import neutralise_formula, neutralise_frame
+from analysis.formats import neutralise_formula
 from analysis.report import t
 
-SHEET_NAMES = {
-    "summary": {"vi": "Tổng hợp", "en": "Summary"},
-    "actions": {"vi": "Cơ sở cần hành động", "en": "Institutions to act on"},
-    "wards": {"vi": "Xã phường xa chỉ tiêu", "en": "Wards furthest from target"},
-    "quality": {"vi": "Chất lượng số liệu", "en": "Data quality"},
-    "indicators": {"vi": "Các chỉ tiêu trong năm", "en": "Indicators this year"},
-}
 
 
 def workbook_tables(year: int, lang: str = "vi", processed_dir=None, raw_dir=None) -> dict[str, pd.DataFrame]:
-    """The tables of the export, as shown in the report (formatted text, suppression applied)."""
+    """The tables of the export, as shown in the report (typed cells, suppression applied)."""
     from analysis.projections_by_year import load_projections
 
     data = rp.YearData(year, processed_dir, raw_dir)
     _, verdicts = load_projections(data.folder, as_of=year)
+    if verdicts.empty:  # the summary would show no verdict at all: an export of a year not projected fails
+        from analysis.errors import AnalysisError
+
+        raise AnalysisError(f"Chưa có đánh giá cho năm {year}; hãy chạy 'python -m analysis projections'.",
+                            f"No verdicts for {year}; run 'python -m analysis projections' first.")
     summary, _ = rp.summary_table(data.indicators, verdicts, year, lang)
     lacking = actions.institutions_lacking(data.truong, year, lang)
     to_act = pd.concat(
         [rp.action_table(lacking, iid, lang).assign(**{t("indicator", lang): iid}) for iid, _ in actions.ACTION_FLAGS],
         ignore_index=True)
     to_act = to_act[[t("indicator", lang), *[c for c in to_act.columns if c != t("indicator", lang)]]]
-    frames = {}
+    frames = []
     for ty in config.TARGET_YEARS:
-        frames[ty] = rp.furthest_table(actions.wards_furthest(data.indicators, data.targets, year, ty), lang)
-        frames[ty].insert(0, t("target_year", lang), str(ty))
-    return {
-        SHEET_NAMES["summary"][lang]: summary,
-        SHEET_NAMES["indicators"][lang]: rp.indicator_table(data.indicators, year, lang),
-        SHEET_NAMES["actions"][lang]: to_act,
-        SHEET_NAMES["wards"][lang]: pd.concat(frames.values(), ignore_index=True),
-        SHEET_NAMES["quality"][lang]: rp.quality_table(data.quality, year, lang),
+        far = actions.wards_furthest(data.indicators, data.targets, year, ty)
+        frames.append(rp.furthest_table(far, data.indicators, year, lang))
+        frames[-1].insert(0, t("target_year", lang), rp.Num(ty, "int"))
+    return {  # sheet names (labels.yaml) are at most 31 characters, Excel's limit
+        t("xlsx_summary", lang): summary,
+        t("xlsx_indicators", lang): rp.indicator_table(data.indicators, year, lang),
+        t("xlsx_actions", lang): to_act,
+        t("xlsx_wards", lang): pd.concat(frames, ignore_index=True),
+        t("xlsx_quality", lang): rp.quality_table(data.quality, year, lang),
     }
 
 
+def _cell(value) -> tuple[object, str]:
+    """(what the cell holds, its number format): a number for ``rp.Num``, neutralised text otherwise."""
+    if isinstance(value, rp.Num):
+        return value.excel()
+    if rp._missing(value):
+        return None, "General"
+    return neutralise_formula(value if isinstance(value, str) else str(value)), "@"
+
+
 def write_workbook(tables: dict[str, pd.DataFrame], path: Path, title: str, synthetic: bool, lang: str) -> Path:
-    """Write the sheets with openpyxl: a title row, a synthetic-data note when it applies, bold headers."""
+    """Write the sheets with openpyxl: a title row, a synthetic-data note when it applies (also in the header
+    of every printed page), bold headers, typed cells, an autofilter and the print setup."""
     import openpyxl
     from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
 
     wb = openpyxl.Workbook()
     wb.remove(wb.active)
     for name, frame in tables.items():
-        frame = neutralise_frame(frame)
         ws = wb.create_sheet(name[:31])
         ws.append([neutralise_formula(title)])
         ws["A1"].font = Font(bold=True, size=13)
-        start = 2
         if synthetic:
             ws.append([t("synthetic_banner", lang)])
             ws["A2"].font = Font(bold=True, color="C62828")
-            start = 3
-        ws.append([])
-        header_row = start + 1
-        ws.append(list(frame.columns))
-        for cell in ws[header_row]:
-            cell.font = Font(bold=True)
-            cell.fill = PatternFill("solid", fgColor="EEF3F8")
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
-        for row in frame.itertuples(index=False):
-            ws.append([None if (isinstance(v, float) and v != v) else v for v in row])
+            ws.oddHeader.center.text = t("synthetic_banner", lang)
+        head = 4 if synthetic else 3  # a blank row above the header
         for j, col in enumerate(frame.columns, start=1):
-            width = max([len(str(col))] + [len(str(v)) for v in frame.iloc[:, j - 1].tolist()] or [10])
-            ws.column_dimensions[openpyxl.utils.get_column_letter(j)].width = min(60, max(10, width + 2))
-        ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
+            cell = ws.cell(row=head, column=j, value=neutralise_formula(str(col)))
+            cell.font, cell.fill = Font(bold=True), PatternFill("solid", fgColor="EEF3F8")
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+        for i, row in enumerate(frame.itertuples(index=False), start=head + 1):
+            for j, value in enumerate(row, start=1):
+                cell = ws.cell(row=i, column=j)
+                cell.value, cell.number_format = _cell(value)
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+        widths = [min(50, max(9, 2 + max([len(str(c)) // 2] + [len(str(v)) for v in frame[c].tolist()])))
+                  for c in frame.columns]
+        for j, width in enumerate(widths, start=1):
+            ws.column_dimensions[get_column_letter(j)].width = width
+        # wrapped text needs its rows' heights: neither Excel nor LibreOffice sizes them when opening a file
+        for i, row in enumerate([list(frame.columns), *frame.itertuples(index=False)], start=head):
+            lines = max([1] + [-(-len(str(v)) // (w - 1)) for v, w in zip(row, widths)])
+            ws.row_dimensions[i].height = 15 * lines
+        last = get_column_letter(max(1, len(frame.columns)))
+        ws.auto_filter.ref = f"A{head}:{last}{head + len(frame)}"
+        ws.freeze_panes = ws.cell(row=head + 1, column=1)
+        ws.print_title_rows = f"{head}:{head}"
+        ws.page_setup.paperSize = ws.PAPERSIZE_A4
+        ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
+        ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        ws.oddFooter.right.text = f"{t('page', lang)} &P / &N"
     return write_file(path, lambda tmp: wb.save(tmp))
 
 

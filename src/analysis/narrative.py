@@ -13,10 +13,6 @@ from analysis.report import fmt_pct, t
 from analysis.targets import meets
 
 
-def _points(x: float, lang: str, decimals: int) -> str:
-    return rp.fmt_num(abs(x), lang, decimals) + (" điểm %" if lang == "vi" else " pts")
-
-
 def change_sentence(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi") -> str:
     spec = registry()[iid]
     d = rp.district_rows(ind)
@@ -33,7 +29,7 @@ def change_sentence(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi") ->
     dec = spec.decimals
     if round(diff, dec) == 0:
         return t("change_flat", lang, after=fmt_pct(after, lang, dec))
-    return t("change_up" if diff > 0 else "change_down", lang, points=_points(diff, lang, dec),
+    return t("change_up" if diff > 0 else "change_down", lang, points=f"{rp.fmt_num(abs(diff), lang, dec)} {t('points_unit', lang)}",
              before=fmt_pct(before, lang, dec), after=fmt_pct(after, lang, dec))
 
 
@@ -50,10 +46,11 @@ def verdict_sentence(row: dict, spec: Indicator, lang: str = "vi", broke: bool =
     label = row["label"] if lang == "vi" else row.get("label_en", row["label"])
     if pd.isna(row.get("target_value")):
         return t("reading_insufficient", lang, ty=ty, label=label, why=t("why_no_target", lang))
-    target = rp._target_text(row["target_value"], spec, lang)
+    target = rp.target_cell(row["target_value"], spec, lang)
     if row.get("basis") == "observed":
         key = "reading_observed_met" if row.get("met") else "reading_observed_missed"
-        return t(key, lang, ty=ty, target=target, value=fmt_pct(row["observed"], lang, dec))
+        value = fmt_pct(row["observed"], lang, rp.decimals_near(row["observed"], [row["target_value"]], dec))
+        return t(key, lang, ty=ty, target=target, value=value)
     if row.get("basis") == "projected":
         latest = row.get("latest_value")
         if not pd.isna(latest) and bool(meets(latest, row["target_value"], row["comparator"])):
@@ -116,15 +113,14 @@ def verdict_table(verdicts: pd.DataFrame, year: int, lang: str = "vi"):
             rows.append({
                 t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
                 t("target_year", lang): str(int(r["target_year"])),
-                t("target_level", lang): rp._target_text(r["target_value"], spec, lang)
-                if not pd.isna(r["target_value"]) else t("no_target", lang),
+                t("target_level", lang): rp.target_cell(r["target_value"], spec, lang),
                 t("projected_or_actual", lang): (
                     f"{fmt_pct(r['projected'], lang, dec)} ({fmt_pct(r['lo80'], lang, dec)}–{fmt_pct(r['hi80'], lang, dec)})"
                     if shown else (fmt_pct(r["observed"], lang, dec) if r.get("basis") == "observed" else "")),
-                t("probability", lang): fmt_pct(100 * r["probability"], lang, 0) if shown else "",
+                t("probability", lang): rp.pct(100 * r["probability"], lang, 0) if shown else "",
                 t("change_observed_needed", lang): (
-                    f"{rp.fmt_points(r['observed_change_per_year'], lang, dec + 1)} · "
-                    f"{rp.fmt_points(r['needed_change_per_year'], lang, dec + 1)}" if shown else ""),
+                    f"{rp.fmt_points(r['observed_change_per_year'], lang, dec + 1, unit=False)} · "
+                    f"{rp.fmt_points(r['needed_change_per_year'], lang, dec + 1, unit=False)}" if shown else ""),
                 t("status", lang): r["label"] if lang == "vi" else r.get("label_en", r["label"]),
                 t("method", lang): method_label(r["method"], lang) if shown and isinstance(r.get("method"), str) else "",
             })

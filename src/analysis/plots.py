@@ -7,11 +7,12 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator
 
 from analysis import config
+from analysis import report as rp
 from analysis.indicators import registry
-from analysis.report import fmt_num, fmt_pct, is_suppressed, needs_suppression, t
+from analysis.report import fmt_num, fmt_pct, t
 
 COLOURS = {"total": "#1f4e79", "female": "#c2185b", "male": "#2e7d32", "target": "#d35400",
            "band80": "#9ecae1", "band95": "#deebf7", "break": "#7f7f7f"}
@@ -35,15 +36,37 @@ def _layout(fig) -> None:
     fig.subplots_adjust(left=0.12, right=0.95, top=0.9, bottom=0.14)
 
 
+class PercentFormatter(Formatter):
+    """Percent ticks with one number of decimals for the whole axis, the fewest that tell every tick apart
+    exactly (0,5% · 1,0% · 1,5%, never '0,50%' beside '1,5%')."""
+
+    def __init__(self, lang: str):
+        self.lang, self.ticks = lang, []
+
+    def set_locs(self, locs) -> None:
+        self.ticks = list(locs)
+
+    def __call__(self, v, pos=None) -> str:
+        locs = np.asarray(self.ticks or [v], dtype=float)
+        d = next(d for d in range(4) if d == 3 or np.allclose(locs, np.round(locs, d), atol=1e-9))
+        return fmt_num(v, self.lang, d) + "%"
+
+
 def percent_axis(ax, lang: str, axis: str = "y") -> None:
-    def fmt(v, _pos):
-        return fmt_num(v, lang, 2 if abs(v) < 1 and v != 0 else (1 if v % 1 else 0)) + "%"
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(FuncFormatter(fmt))
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(lang))
 
 
 def year_axis(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{int(v)}"))
+
+
+def _over_time(ax, title: str, lang: str) -> None:
+    """Title, percent axis and year axis of a chart over the years."""
+    ax.set_title(title)
+    ax.set_ylabel(t("percent_axis", lang))
+    percent_axis(ax, lang)
+    year_axis(ax)
 
 
 def _segments(frame: pd.DataFrame) -> list[pd.DataFrame]:
@@ -56,12 +79,12 @@ def _segments(frame: pd.DataFrame) -> list[pd.DataFrame]:
 def _targets(ax, iid: str, targets: pd.DataFrame | None, lang: str) -> None:
     if targets is None:
         return
-    rows = targets[targets["indicator_id"] == iid]
-    for r in rows.itertuples(index=False):
-        ax.scatter([r.target_year], [r.target_value], marker="*", s=180, color=COLOURS["target"], zorder=5,
-                   label=t("target_marker", lang) if r.target_year == rows["target_year"].min() else None)
-        ax.annotate(fmt_pct(r.target_value, lang), (r.target_year, r.target_value), textcoords="offset points",
-                    xytext=(6, 6), color=COLOURS["target"], fontsize=9)
+    spec = registry()[iid]
+    for r in targets[targets["indicator_id"] == iid].itertuples(index=False):
+        # the value in the legend, not beside the star: there it would overlap the observed value's label
+        ax.scatter([r.target_year], [r.target_value], marker="*" if r.target_year == config.TARGET_YEARS[0] else "P",
+                   s=170 if r.target_year == config.TARGET_YEARS[0] else 90, color=COLOURS["target"], zorder=5,
+                   label=t("target_marker", lang, year=r.target_year, target=rp.target_cell(r.target_value, spec, lang)))
 
 
 def _breaks(ax, frame: pd.DataFrame, lang: str) -> None:
@@ -73,7 +96,8 @@ def _breaks(ax, frame: pd.DataFrame, lang: str) -> None:
 
 def trend_chart(ind: pd.DataFrame, iid: str, targets: pd.DataFrame | None = None, lang: str = "vi",
                 until: int | None = None, level: str = "district", ax=None):
-    """The indicator over the years with its 95% interval, the plan's targets and any series break."""
+    """The indicator over the years, the plan's targets and any series break. The values are counts of every
+    school and child, not a sample: no sampling interval is drawn around them."""
     setup()
     spec = registry()[iid]
     d = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == level) & (ind["sex"] == "total")]
@@ -81,21 +105,17 @@ def trend_chart(ind: pd.DataFrame, iid: str, targets: pd.DataFrame | None = None
         d = d[d["year"] <= until]
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots()
     for seg in _segments(d):
-        ax.fill_between(seg["year"], seg["ci_low"], seg["ci_high"], color=COLOURS["band95"], linewidth=0)
         ax.plot(seg["year"], seg["value"], marker="o", color=COLOURS["total"], linewidth=2)
     _targets(ax, iid, targets, lang)
     _breaks(ax, d, lang)
-    ax.set_title(f"{iid} · {spec.text('short', lang)}")
-    ax.set_ylabel(t("percent_axis", lang))
+    _over_time(ax, f"{iid} · {spec.text('short', lang)}", lang)
     ax.set_xlabel(t("year_axis", lang))
-    percent_axis(ax, lang)
-    year_axis(ax)
     last = d.dropna(subset=["value"]).tail(1)
     if len(last):
         ax.annotate(fmt_pct(last["value"].iloc[0], lang), (last["year"].iloc[0], last["value"].iloc[0]),
                     textcoords="offset points", xytext=(6, -12), fontsize=9, color=COLOURS["total"])
     if targets is not None and (targets["indicator_id"] == iid).any():
-        ax.legend(loc="best", fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     _layout(fig)
     return fig
 
@@ -111,10 +131,7 @@ def sex_chart(ind: pd.DataFrame, iid: str, lang: str = "vi", until: int | None =
         for i, seg in enumerate(_segments(d[d["sex"] == sex])):
             ax.plot(seg["year"], seg["value"], marker="o", color=COLOURS[sex], label=t(sex, lang) if i == 0 else None)
     _breaks(ax, d[d["sex"] == "female"], lang)
-    ax.set_title(f"{iid} · {spec.text('short', lang)} — {t('sex', lang).lower()}")
-    ax.set_ylabel(t("percent_axis", lang))
-    percent_axis(ax, lang)
-    year_axis(ax)
+    _over_time(ax, f"{iid} · {spec.text('short', lang)} — {t('sex', lang).lower()}", lang)
     ax.legend(fontsize=8)
     _layout(fig)
     return fig
@@ -122,42 +139,34 @@ def sex_chart(ind: pd.DataFrame, iid: str, lang: str = "vi", until: int | None =
 
 def ward_chart(ind: pd.DataFrame, iid: str, year: int, targets: pd.DataFrame | None = None, lang: str = "vi",
                target_year: int = config.TARGET_YEARS[0], level: str = "ward", ax=None):
-    """Wards side by side in one year, with the 95% interval and the plan's target as a line."""
+    """Wards side by side in one year: bars from zero (a cut axis makes small differences look large), each
+    labelled with its value and its counts (a value resting on few schools or children says so), hidden wards
+    labelled in words, and the district's target as a line (the plan sets no ward targets)."""
     setup()
     spec = registry()[iid]
-    w = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == level) & (ind["year"] == year)
-            & (ind["sex"] == "total")].sort_values("value", ascending=spec.direction == "decrease")
-    suppress = needs_suppression(spec, level)
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(8, 0.45 * max(len(w), 4) + 1.2))
-    names = list(w["geo_name"])
+    w = rp.ward_rows(ind, iid, year, level).sort_values("value", ascending=spec.direction == "decrease")
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(8, 0.42 * max(len(w), 4) + 1.3))
     ypos = np.arange(len(w))
-    shown = []  # rows drawn as bars: one barh and one errorbar call for all of them (fewer artists to draw)
+    shown = (w["hidden"] == "") & w["value"].notna()
+    ax.barh(ypos[shown.to_numpy()], w.loc[shown, "value"], color=COLOURS["total"], alpha=0.85)
     for y, r in zip(ypos, w.itertuples(index=False)):
-        if pd.isna(r.value) or (suppress and is_suppressed(r.numerator, r.denominator)):
-            ax.annotate(t("suppressed", lang) if suppress else t("not_available", lang), (0, y), va="center",
-                        fontsize=9, color=COLOURS["break"])
-        else:
-            shown.append((y, r.value, r.ci_low, r.ci_high))
-    if shown:
-        y, value, low, high = (np.array(c, dtype=float) for c in zip(*shown))
-        ax.barh(y, value, color=COLOURS["total"], alpha=0.85)
-        ax.errorbar(value, y, xerr=[value - low, high - value], fmt="none", ecolor="#333333", capsize=3,
-                    linewidth=1)
-        for yy, v, hi in zip(y, value, high):
-            ax.annotate(fmt_pct(v, lang), (hi, yy), xytext=(4, 0), textcoords="offset points", va="center",
-                        fontsize=8)
-    ax.set_yticks(ypos, names)
+        text = (rp.hidden_label(r.hidden, lang) if r.hidden else t("not_available", lang) if pd.isna(r.value)
+                else f"{fmt_pct(r.value, lang, spec.decimals)} ({fmt_num(r.numerator, lang)}/{fmt_num(r.denominator, lang)})")
+        x = 0 if r.hidden or pd.isna(r.value) else r.value
+        ax.annotate(text, (x, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8,
+                    color=COLOURS["break"] if r.hidden or pd.isna(r.value) else "#222222")
+    ax.set_yticks(ypos, list(w["geo_name"]))
+    top = 100.0 if spec.direction == "increase" else max(float(w["value"].max(skipna=True) or 0), 0.1)
+    ax.set_xlim(0, top * 1.3)  # room for the labels right of the longest bar
     if targets is not None:
         tv = targets[(targets["indicator_id"] == iid) & (targets["target_year"] == target_year)]
         if len(tv):
-            ax.axvline(tv["target_value"].iloc[0], color=COLOURS["target"], linestyle="--",
-                       label=f"{t('target', lang, year=target_year)}: {fmt_pct(tv['target_value'].iloc[0], lang)}")
-            # below the axes: inside, the legend would cover the longest bars
+            value = tv["target_value"].iloc[0]
+            ax.axvline(value, color=COLOURS["target"], linestyle="--", label=t(
+                "target_district", lang, year=target_year, target=rp.target_cell(value, spec, lang)))
             ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=1)
-    values = w["ci_low"].dropna()
-    if len(values) and spec.direction == "increase" and values.min() > 50:
-        ax.set_xlim(max(0, values.min() - 5), 100.5)
     percent_axis(ax, lang, axis="x")
+    ax.set_xticks([x for x in ax.get_xticks() if 0 <= x <= top])
     ax.grid(axis="y", visible=False)
     ax.set_title(f"{iid} · {spec.text('short', lang)} — {t('wards', lang).lower()}, {year}")
     _layout(fig)
@@ -166,7 +175,8 @@ def ward_chart(ind: pd.DataFrame, iid: str, year: int, targets: pd.DataFrame | N
 
 def fan_chart(history: pd.DataFrame, projection: pd.DataFrame, iid: str, targets: pd.DataFrame | None = None,
               lang: str = "vi", ax=None):
-    """History, the projection to 2030 with its 80% and 95% bands, the targets and any series break."""
+    """History, the projection to 2030 with its 80% and 95% forecast intervals, the targets and any series
+    break."""
     setup()
     spec = registry()[iid]
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots()
@@ -186,11 +196,8 @@ def fan_chart(history: pd.DataFrame, projection: pd.DataFrame, iid: str, targets
                 label=t("projection", lang))
     _targets(ax, iid, targets, lang)
     _breaks(ax, history, lang)
-    ax.set_title(f"{iid} · {spec.text('short', lang)}")
-    ax.set_ylabel(t("percent_axis", lang))
-    percent_axis(ax, lang)
-    year_axis(ax)
-    ax.legend(fontsize=8, loc="best")
+    _over_time(ax, f"{iid} · {spec.text('short', lang)}", lang)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
     _layout(fig)
     return fig
 

@@ -1,8 +1,9 @@
 """What readers see: labels in Vietnamese (or English), Vietnamese number formats, small-cell suppression
 and the tables of the notebooks and reports.
 
-Numbers follow Vietnamese habits by default (99,1% and 1.234); ``lang="en"`` gives 99.1% and 1,234.
-Every table is built from the processed data by a function here, so notebooks only call and display.
+Numbers follow Vietnamese habits by default (99,1% and 1.234); ``lang="en"`` gives 99.1% and 1,234. A number
+in a table is a ``Num``: text on screen, a number with its number format in the Excel export. Every table is
+built from the processed data by a function here, so notebooks only call and display.
 Text that came from raw files is escaped when rendered (``show``), never trusted as HTML.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from analysis.template import SHEETS
 
 LABELS_FILE = Path(__file__).with_name("labels.yaml")
 LANGS = ("vi", "en")
-SMALL_CELL = 5  # counts of children with disabilities below this are shown as "<5"
+SMALL_CELL = 5  # a ward's group of children with disabilities smaller than this is never published
 
 
 @cache
@@ -70,34 +72,83 @@ def fmt_pct(x, lang: str = "vi", decimals: int | None = None) -> str:
     return fmt_num(x, lang, pct_decimals(x) if decimals is None else decimals) + "%"
 
 
-def fmt_points(x, lang: str = "vi", decimals: int | None = None) -> str:
-    """A change in percentage points with its sign: '+0,3 điểm %' / '+0.3 pts'."""
+def fmt_points(x, lang: str = "vi", decimals: int | None = None, unit: bool = True) -> str:
+    """A change in percentage points with its sign: '+0,3 điểm phần trăm' / '+0.3 pts' ('+0,3' without unit)."""
     if _missing(x):
         return t("not_available", lang)
     d = pct_decimals(x) if decimals is None else decimals
     sign = "+" if x > 0 else ("−" if x < 0 else "±")
-    unit = " điểm %" if lang == "vi" else " pts"
-    return sign + fmt_num(abs(x), lang, d) + unit
+    return sign + fmt_num(abs(x), lang, d) + (" " + t("points_unit", lang) if unit else "")
 
 
-def fmt_count(n, lang: str = "vi", suppress: bool = False) -> str:
-    """A count; with ``suppress`` a count of 1–4 is shown as '<5' so no child can be identified."""
-    if _missing(n):
+def plan_decimals(target: float) -> int:
+    """The decimals the plan writes a target with: 100 -> 0, 99.1 -> 1, 0.12 -> 2."""
+    return next(d for d in range(4) if d == 3 or round(float(target), d) == round(float(target), 6))
+
+
+def decimals_near(value, targets, decimals: int) -> int:
+    """Enough decimals that the value shown compares with each target as the value does: 0,0996% beside
+    '< 0,1%' is shown 0,0996%, not 0,10%; 99,96% beside '≥ 100%' is not shown 100,0%."""
+    d = decimals
+    for target in targets:
+        while (d < decimals + 3 and not _missing(value) and not _missing(target) and float(value) != float(target)
+               and round(float(value), d) == round(float(target), d)):
+            d += 1
+    return d
+
+
+@dataclass(frozen=True)
+class Num:
+    """A number in a table: written the Vietnamese way on screen (``str``), kept a number with its number
+    format in Excel (``excel``). kind: 'count' (1.234), 'pct' (99,1%), 'points' (+0,3, percentage points)
+    or 'int' (2025, a row number: no separator); ``prefix`` is a target's comparator ('≥ ', '< ')."""
+    value: float
+    kind: str = "count"
+    decimals: int = 0
+    lang: str = "vi"
+    prefix: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "pct":
+            return self.prefix + fmt_pct(self.value, self.lang, self.decimals)
+        if self.kind == "points":
+            return fmt_points(self.value, self.lang, self.decimals, unit=False)
+        return str(int(self.value)) if self.kind == "int" else fmt_num(self.value, self.lang, self.decimals)
+
+    def excel(self) -> tuple[float, str]:
+        """(value, number format): Excel shows them with the separators of the reader's settings."""
+        digits = "0." + "0" * self.decimals if self.decimals else "0"
+        if self.kind == "pct":
+            return self.value / 100, (f'"{self.prefix}"' if self.prefix else "") + digits + "%"
+        if self.kind == "points":
+            return self.value, f"+{digits};-{digits};{digits}"
+        return (int(self.value), "0") if self.kind == "int" else (self.value, "#,##0" + digits[1:])
+
+
+def pct(x, lang: str = "vi", decimals: int | None = None):
+    """A rate for a table (a ``Num``), '—' when missing."""
+    if _missing(x):
         return t("not_available", lang)
-    if suppress and 0 < int(n) < SMALL_CELL:
-        return t("suppressed", lang)
-    return fmt_num(int(n), lang)
+    return Num(float(x), "pct", pct_decimals(x) if decimals is None else decimals, lang)
 
 
-def fmt_interval(low, high, lang: str = "vi", decimals: int | None = None) -> str:
-    if _missing(low) or _missing(high):
-        return t("not_available", lang)
-    d = max(pct_decimals(low), pct_decimals(high)) if decimals is None else decimals
-    return f"{fmt_num(low, lang, d)}–{fmt_num(high, lang, d)}%"
+def count(n, lang: str = "vi"):
+    return t("not_available", lang) if _missing(n) else Num(int(n), "count", 0, lang)
+
+
+def points(x, lang: str = "vi", decimals: int = 1):
+    return t("not_available", lang) if _missing(x) else Num(float(x), "points", decimals, lang)
+
+
+def target_cell(target, spec: Indicator, lang: str = "vi"):
+    """A target as the plan writes it, with its comparator: '≥ 99,1%', '< 0,1%', '100%' kept a number."""
+    if _missing(target):
+        return t("no_target", lang)
+    return Num(float(target), "pct", plan_decimals(target), lang, "< " if spec.direction == "decrease" else "≥ ")
 
 
 def is_suppressed(numerator, denominator) -> bool:
-    """A rate reveals its counts: hide it when the children counted, or not counted, are 1–4."""
+    """Would the ward's counts show a group of 1–4 children (counted, not counted, or in all)?"""
     if _missing(numerator) or _missing(denominator):
         return False
     n, d = int(numerator), int(denominator)
@@ -109,7 +160,34 @@ def needs_suppression(ind: Indicator, geo_level: str) -> bool:
     return bool(ind.meta.get("small_counts")) and geo_level not in ("district", "province", "country")
 
 
+def hidden(rows: pd.DataFrame, spec: Indicator, level: str) -> pd.Series:
+    """Which rows of one indicator, year and level (all its wards) are hidden to protect children: 'small'
+    where a group of fewer than 5 children would show, 'other' where a second ward is hidden too, so that no
+    hidden count is the whole territory's total minus the wards shown (wards with the fewest children first,
+    until at least two are hidden and the hidden wards' children, counted and not counted, are each 0 or at
+    least 5); '' where shown."""
+    out = pd.Series("", index=rows.index, dtype=object)
+    if rows.empty or not needs_suppression(spec, level):
+        return out
+    n, d = rows["numerator"].astype(float).fillna(0), rows["denominator"].astype(float).fillna(0)
+    out[[is_suppressed(a, b) for a, b in zip(n, d)]] = "small"
+    others = d[(out == "") & (d > 0)].sort_values(kind="stable").index.tolist()
+
+    def recoverable() -> bool:
+        h = out != ""
+        return h.sum() == 1 or any(0 < s < SMALL_CELL for s in (n[h].sum(), (d - n)[h].sum()))
+
+    while (out != "").any() and others and recoverable():
+        out[others.pop(0)] = "other"
+    return out
+
+
 # --- display ----------------------------------------------------------------------------------------------
+
+def as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table as readers see it: every cell text (numbers the Vietnamese way)."""
+    return frame.map(lambda v: "" if _missing(v) else str(v))
+
 
 class Table:
     """A table for notebooks: HTML from the Styler for readers, plain text of the same values as its
@@ -122,30 +200,21 @@ class Table:
         return self.styler.to_html()
 
     def __repr__(self) -> str:
-        return self.frame.to_string(index=False)
+        return as_text(self.frame).to_string(index=False)
 
 
-def show(frame: pd.DataFrame, name: str, colours: dict[str, dict[str, str]] | None = None,
-         left: tuple[str, ...] = (), lang: str = "vi", empty: str = "nothing_to_show"):
-    """A Styler for display: escaped text, no index, a fixed id (deterministic HTML for nbval).
-    An empty table is a short sentence instead."""
+def show(frame: pd.DataFrame, name: str, left: tuple[str, ...] = (), lang: str = "vi", empty: str = "nothing_to_show"):
+    """A Styler for display: escaped text, no index, a fixed id (deterministic HTML for nbval); numbers
+    right-aligned, the ``left`` columns (text) left-aligned. An empty table is a short sentence instead."""
     if frame.empty:
         from IPython.display import Markdown
 
         return Markdown(f"*{t(empty, lang)}*")
-    styler = frame.style.hide(axis="index").format(escape="html", na_rep="")
-    styler = styler.set_uuid(re.sub(r"\W", "_", name))
-    styler = styler.set_table_attributes('class="report-table"')
-    styles = [
-        {"selector": "th", "props": "text-align: left; background: #eef3f8; padding: 4px 8px;"},
-        {"selector": "td", "props": "padding: 3px 8px; text-align: right;"},
-    ]
-    # text columns read better left-aligned (a class selector outranks the plain td rule)
-    styles += [{"selector": f"td.col{j}", "props": "text-align: left;"}
-               for j, c in enumerate(frame.columns) if c in left]
-    styler = styler.set_table_styles(styles)
-    for column, palette in (colours or {}).items():
-        styler = styler.map(lambda v, p=palette: f"background-color: {p[v]}" if v in p else "", subset=[column])
+    styler = as_text(frame).style.hide(axis="index").format(escape="html")
+    styler = styler.set_uuid(re.sub(r"\W", "_", name)).set_table_attributes('class="report-table"')
+    # text columns read better left-aligned (a class selector outranks the plain td rule of the template)
+    styler = styler.set_table_styles([{"selector": f"td.col{j}", "props": "text-align: left;"}
+                                      for j, c in enumerate(frame.columns) if c in left])
     return Table(frame, styler)
 
 
@@ -204,11 +273,9 @@ def intake_table(result, quality: pd.DataFrame, lang: str = "vi") -> pd.DataFram
         counts = sheet_q["severity"].value_counts() if len(sheet_q) else pd.Series(dtype=int)
         rows.append({
             t("sheet", lang): t(SHEET_LABEL[name], lang),
-            t("rows_read", lang): fmt_num(result.rows_read.get(name, 0), lang),
-            t("kept", lang): fmt_num(kept, lang),
-            t("error", lang): fmt_num(counts.get("error", 0), lang),
-            t("warning", lang): fmt_num(counts.get("warning", 0), lang),
-            t("info", lang): fmt_num(counts.get("info", 0), lang),
+            t("rows_read", lang): count(result.rows_read.get(name, 0), lang),
+            t("kept", lang): count(kept, lang),
+            **{t(sev, lang): count(counts.get(sev, 0), lang) for sev in ("error", "warning", "info")},
         })
     return pd.DataFrame(rows)
 
@@ -224,14 +291,14 @@ def _sheet_key(sheet_name: str) -> str:
 
 
 def quality_table(quality: pd.DataFrame, year: int, lang: str = "vi",
-                  severities: tuple[str, ...] = ("error", "warning")) -> pd.DataFrame:
+                  severities: tuple[str, ...] = ("error", "warning", "info")) -> pd.DataFrame:
     """The problems found in a year's workbook, as the people who fix them need to see them."""
     q = quality[(quality["year"] == year) & quality["severity"].isin(severities)]
     msg = "message_vi" if lang == "vi" else "message_en"
     out = pd.DataFrame({
         t("severity", lang): q["severity"].map(lambda s: t(s, lang)),
         t("sheet", lang): q["sheet"].fillna(""),
-        t("row", lang): q["row"].map(lambda r: "" if _missing(r) else str(int(r))),
+        t("row", lang): q["row"].map(lambda r: "" if _missing(r) else Num(int(r), "int")),
         t("cell", lang): q["cell"].fillna(""),
         t("column", lang): q["column"].fillna(""),
         t("code", lang) + (" trường" if lang == "vi" else " (institution)"): q["ma_truong"].fillna(""),
@@ -267,7 +334,7 @@ def institution_counts(truong: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
 
     out = pd.DataFrame({t("school_type", lang): [label(i, SCHOOL_TYPES) for i in table.index]})
     for c in table.columns:
-        out[label(c, OWNERSHIP_TYPES)] = [fmt_num(v, lang) for v in table[c]]
+        out[label(c, OWNERSHIP_TYPES)] = [count(v, lang) for v in table[c]]
     return out
 
 
@@ -285,9 +352,9 @@ def quality_summary(quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
         return pd.DataFrame()
     pivot = quality.pivot_table(index="year", columns="severity", values="file", aggfunc="count", fill_value=0)
     pivot = pivot.reindex(columns=["error", "warning", "info"], fill_value=0)
-    out = pd.DataFrame({t("reporting_year", lang): pivot.index.astype(int).astype(str)})
+    out = pd.DataFrame({t("reporting_year", lang): [Num(y, "int") for y in pivot.index.astype(int)]})
     for sev in ("error", "warning", "info"):
-        out[t(sev, lang)] = [fmt_num(v, lang) for v in pivot[sev]]
+        out[t(sev, lang)] = [count(v, lang) for v in pivot[sev]]
     return out
 
 
@@ -307,90 +374,73 @@ def district_rows(ind: pd.DataFrame, sex: str = "total") -> pd.DataFrame:
 
 
 def indicator_table(ind: pd.DataFrame, year: int, lang: str = "vi", cross_checks: bool = False) -> pd.DataFrame:
-    """The year's value of every indicator with its counts, interval, change and the plan's targets."""
-    reg = registry()
+    """The year's value of every indicator with its counts, change and the plan's targets. The counts are
+    of every school and child (administrative totals, not a sample), so no sampling interval is shown."""
     d = district_rows(ind)
     rows = []
-    for iid, spec in reg.items():
+    for iid, spec in registry().items():
         if bool(spec.cross_check_of) != cross_checks:
             continue
         cur = d[(d["indicator_id"] == iid) & (d["year"] == year)]
         prev = d[(d["indicator_id"] == iid) & (d["year"] == year - 1)]
-        r = cur.iloc[0] if len(cur) else None
-        change = (r["value"] - prev.iloc[0]["value"]) if r is not None and len(prev) else np.nan
-        if r is not None and r["series_break"]:
-            change = np.nan
+        r = cur.iloc[0] if len(cur) else pd.Series(dtype=object)
+        targets = [r.get(f"target_{ty}") for ty in config.TARGET_YEARS]
         row = {
             t("indicator", lang): iid,
             t("indicator_name", lang): spec.text("short", lang),
-            t("value", lang): fmt_pct(r["value"], lang, spec.decimals) if r is not None else t("not_available", lang),
-            t("numerator", lang): fmt_count(r["numerator"], lang) if r is not None else "",
-            t("denominator", lang): fmt_count(r["denominator"], lang) if r is not None else "",
-            t("interval95", lang): fmt_interval(r["ci_low"], r["ci_high"], lang, spec.decimals) if r is not None else "",
-            t("change_since_last", lang): (t("series_break", lang) if r is not None and r["series_break"]
-                                           else fmt_points(change, lang, spec.decimals)),
+            t("value", lang): pct(r.get("value"), lang, decimals_near(r.get("value"), targets, spec.decimals)),
+            t("numerator", lang): count(r.get("numerator"), lang),
+            t("denominator", lang): count(r.get("denominator"), lang),
+            t("change_since_last", lang): (
+                t("series_break", lang) if bool(r.get("series_break", False))
+                else points(r["value"] - prev.iloc[0]["value"] if len(cur) and len(prev) else None, lang, spec.decimals)),
         }
         if not cross_checks:
-            for ty in config.TARGET_YEARS:
-                col = f"target_{ty}"
-                target = r[col] if r is not None and col in r else np.nan
-                row[t("target", lang, year=ty)] = (
-                    t("no_target", lang) if _missing(target) else _target_text(target, spec, lang))
+            for ty, target in zip(config.TARGET_YEARS, targets):
+                row[t("target", lang, year=ty)] = target_cell(target, spec, lang)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _target_text(target: float, spec: Indicator, lang: str) -> str:
-    sign = "<" if spec.direction == "decrease" else "≥"
-    return f"{sign} {fmt_target(target, lang, spec.decimals)}"
+def ward_rows(ind: pd.DataFrame, iid: str, year: int, level: str = "ward") -> pd.DataFrame:
+    """One indicator's wards in a year (both sexes), with ``hidden`` (see ``hidden``)."""
+    w = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == level) & (ind["year"] == year)
+            & (ind["sex"] == "total")]
+    return w.assign(hidden=hidden(w, registry()[iid], level))
 
 
-def fmt_target(target, lang: str = "vi", decimals: int = 2) -> str:
-    """Targets as the plan writes them: 99,1% · 100% · 0,1% (no trailing zeros)."""
-    if _missing(target):
-        return t("no_target", lang)
-    text = fmt_num(target, lang, decimals)
-    sep = "," if lang == "vi" else "."
-    if sep in text:
-        text = text.rstrip("0").rstrip(sep)
-    return text + "%"
+def hidden_label(reason: str, lang: str = "vi") -> str:
+    return t("suppressed_small" if reason == "small" else "suppressed_other", lang)
 
 
 def ward_table(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi", level: str = "ward") -> pd.DataFrame:
-    """One indicator by ward in a year, with small-cell suppression where the indicator needs it."""
+    """One indicator by ward in a year, furthest from the target first; hidden wards show why, no number."""
     spec = registry()[iid]
-    w = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == level) & (ind["year"] == year)
-            & (ind["sex"] == "total")].sort_values("value", ascending=spec.direction == "increase")
-    suppress = needs_suppression(spec, level)
-    rows = []
-    for r in w.itertuples(index=False):
-        hidden = suppress and is_suppressed(r.numerator, r.denominator)
-        rows.append({
-            t("ward", lang): r.geo_name,
-            t("value", lang): t("suppressed", lang) if hidden else fmt_pct(r.value, lang, spec.decimals),
-            t("numerator", lang): fmt_count(r.numerator, lang, suppress),
-            t("denominator", lang): fmt_count(r.denominator, lang, suppress),
-            t("interval95", lang): "" if hidden else fmt_interval(r.ci_low, r.ci_high, lang, spec.decimals),
-        })
-    return pd.DataFrame(rows)
+    w = ward_rows(ind, iid, year, level).sort_values("value", ascending=spec.direction == "increase")
+    hide = t("suppressed_count", lang)
+    return pd.DataFrame([{
+        t("ward", lang): r.geo_name,
+        t("value", lang): hidden_label(r.hidden, lang) if r.hidden else pct(r.value, lang, spec.decimals),
+        t("numerator", lang): hide if r.hidden else count(r.numerator, lang),
+        t("denominator", lang): hide if r.hidden else count(r.denominator, lang),
+    } for r in w.itertuples(index=False)])
 
 
 def sex_table(ind: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
     """Girls and boys side by side for the indicators that have counts by sex."""
-    d = district_rows(ind, sex="female")
+    f, m = district_rows(ind, sex="female"), district_rows(ind, sex="male")
     rows = []
     for iid, spec in main_indicators().items():
-        f = d[(d["indicator_id"] == iid) & (d["year"] == year)]
-        if f.empty:
+        fr = f[(f["indicator_id"] == iid) & (f["year"] == year)]
+        mr = m[(m["indicator_id"] == iid) & (m["year"] == year)]
+        if fr.empty:
             continue
-        m = district_rows(ind, sex="male")
-        m = m[(m["indicator_id"] == iid) & (m["year"] == year)]
         rows.append({
             t("indicator", lang): iid,
             t("indicator_name", lang): spec.text("short", lang),
-            t("female", lang): fmt_pct(f.iloc[0]["value"], lang, spec.decimals),
-            t("male", lang): fmt_pct(m.iloc[0]["value"], lang, spec.decimals) if len(m) else t("not_available", lang),
-            t("gpi", lang): fmt_num(f.iloc[0]["gpi"], lang, 3),
+            t("female", lang): pct(fr.iloc[0]["value"], lang, spec.decimals),
+            t("male", lang): pct(mr.iloc[0]["value"] if len(mr) else None, lang, spec.decimals),
+            t("gpi", lang): t("not_available", lang) if _missing(fr.iloc[0]["gpi"]) else Num(fr.iloc[0]["gpi"], "count", 3, lang),
         })
     return pd.DataFrame(rows)
 
@@ -407,37 +457,39 @@ def action_table(lacking: pd.DataFrame, iid: str, lang: str = "vi") -> pd.DataFr
     }).reset_index(drop=True)
 
 
-def furthest_table(far: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
+def furthest_table(far: pd.DataFrame, ind: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
+    """The wards furthest from the target (``actions.wards_furthest``): the plan sets targets for the whole
+    district only, so wards are compared with the district's target."""
     reg = registry()
     rows = []
     for r in far.itertuples(index=False):
         spec = reg[r.indicator_id]
-        suppress = needs_suppression(spec, "ward") and is_suppressed(r.numerator, r.denominator)
+        w = ward_rows(ind, r.indicator_id, year)
+        why = w.loc[w["geo_code"] == r.geo_code, "hidden"].max() if len(w) else ""
         rows.append({
             t("indicator", lang): r.indicator_id,
             t("indicator_name", lang): spec.text("short", lang),
             t("ward", lang): r.geo_name,
-            t("value", lang): t("suppressed", lang) if suppress else fmt_pct(r.value, lang, spec.decimals),
-            t("target_level", lang): _target_text(r.target, spec, lang),
-            t("shortfall", lang): t("suppressed", lang) if suppress else fmt_num(r.shortfall, lang, spec.decimals),
+            t("value", lang): hidden_label(why, lang) if why else pct(r.value, lang, spec.decimals),
+            t("district_target", lang): target_cell(r.target, spec, lang),
+            t("shortfall", lang): t("suppressed_count", lang) if why else Num(
+                r.shortfall, "count", decimals_near(r.shortfall, [0.0], spec.decimals), lang),
         })
     return pd.DataFrame(rows)
 
 
 def indicator_meta_table(lang: str = "vi", cross_checks: bool = True) -> pd.DataFrame:
-    """Definitions, coverage and caveats of every indicator (methods annex)."""
+    """Definitions, coverage and caveats of every indicator (methods annex); a cross-check is named after
+    the indicator it checks."""
     rows = []
     for iid, spec in registry().items():
         if spec.cross_check_of and not cross_checks:
             continue
         rows.append({
-            t("indicator", lang): iid,
+            t("indicator", lang): f"{spec.cross_check_of} ({t('cross_check', lang)})" if spec.cross_check_of else iid,
             t("plan_line", lang): spec.meta.get("plan_line", ""),
             t("indicator_name", lang): spec.text("name", lang),
-            ("Định nghĩa" if lang == "vi" else "Definition"): spec.text("definition", lang),
-            ("Phạm vi" if lang == "vi" else "Coverage"): spec.text("coverage", lang),
-            ("Nguồn" if lang == "vi" else "Source"): spec.text("source", lang),
-            ("Lưu ý" if lang == "vi" else "Caveats"): spec.text("caveats", lang),
+            **{t(f"meta_{k}", lang): spec.text(k, lang) for k in ("definition", "coverage", "source", "caveats")},
         })
     return pd.DataFrame(rows)
 
@@ -469,7 +521,8 @@ def verdict_text(row, spec: Indicator, lang: str = "vi", broke: bool = False) ->
     if _missing(row.get("target_value")):
         return t("no_target_set", lang)
     if row.get("basis") == "observed":
-        return t("verdict_observed", lang, label=label, value=fmt_pct(row["observed"], lang, spec.decimals))
+        d = decimals_near(row["observed"], [row["target_value"]], spec.decimals)
+        return t("verdict_observed", lang, label=label, value=fmt_pct(row["observed"], lang, d))
     if row.get("basis") == "projected":
         return t("verdict_projected", lang, label=label, prob=fmt_pct(100 * row["probability"], lang, 0),
                  value=fmt_pct(row["projected"], lang, spec.decimals),
@@ -495,15 +548,14 @@ def summary_table(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, lang: st
         series = d[d["indicator_id"] == iid].set_index("year")
         base = series["value"].get(baseline, np.nan)
         cur = series["value"].get(year, np.nan)
+        targets = v.loc[v["indicator_id"] == iid, "target_value"].tolist()
         row = {t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
-               t("baseline", lang): fmt_pct(base, lang, spec.decimals),
-               t("latest", lang, year=year): fmt_pct(cur, lang, spec.decimals)}
+               t("baseline", lang): pct(base, lang, spec.decimals),
+               t("latest", lang, year=year): pct(cur, lang, decimals_near(cur, targets, spec.decimals))}
         key = {}
         for ty in config.TARGET_YEARS:
             vr = v[(v["indicator_id"] == iid) & (v["target_year"] == ty)]
-            target = vr["target_value"].iloc[0] if len(vr) else np.nan
-            row[t("target", lang, year=ty)] = (t("no_target", lang) if _missing(target)
-                                               else _target_text(target, spec, lang))
+            row[t("target", lang, year=ty)] = target_cell(vr["target_value"].iloc[0] if len(vr) else None, spec, lang)
             if len(vr):
                 r = vr.iloc[0].to_dict()
                 row[t("verdict", lang, year=ty)] = verdict_text(r, spec, lang, series_broke(ind, iid, year))
@@ -566,9 +618,28 @@ def method_table(projections: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
         weights = " · ".join(f"{method_label(m, lang)} {fmt_pct(100 * r[c], lang, 0)}"
                              for c, m in names.items() if c in r and not _missing(r[c]))
         row = {t("indicator", lang): r["indicator_id"], t("method", lang): method_label(r["method"], lang),
-               t("years_used", lang): str(int(r["n_points"])) if not _missing(r.get("n_points")) else "",
+               t("years_used", lang): count(r.get("n_points"), lang),
                t("weights", lang): weights}
         if lang == "en":
             row["reason"] = r.get("method_reason", "")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _plain_errors() -> None:
+    """In a notebook (JupyterLab, papermill), the project's documented errors (no data for the year asked
+    for, a broken workbook) show as their bilingual message alone, not at the end of a traceback."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        from analysis.errors import AnalysisError, DataFileError
+
+        # IPython shows what the handler returns no more; _showtraceback is how IPython itself shows one
+        shell.set_custom_exc((AnalysisError, DataFileError), lambda sh, etype, value, _tb, tb_offset=None:
+                             sh._showtraceback(etype, value, [f"LỖI / ERROR: {value}"]))
+
+
+_plain_errors()
