@@ -10,7 +10,6 @@ from analysis import actions, plots
 from analysis import report as rp
 from analysis.indicators import Indicator, main_indicators, registry
 from analysis.report import fmt_pct, t
-from analysis.targets import meets
 
 
 def change_sentence(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi") -> str:
@@ -33,44 +32,52 @@ def change_sentence(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi") ->
              before=fmt_pct(before, lang, dec), after=fmt_pct(after, lang, dec))
 
 
-def _on_track_probability() -> float:
-    from analysis.projection import metadata
+def pace_sentence(row: dict, lang: str = "vi", decimals: int = 1) -> str:
+    """What the pace since the baseline says, in the terms the status was decided in (``pace``): kept (the
+    target is met), ahead (the pace reaches it in time), behind (the share of the pace needed), away."""
+    pace, base = row.get("pace"), row.get("baseline_year")
+    if pace not in ("ahead", "behind", "away") or pd.isna(base):
+        return ""
+    def points(x):
+        return rp.fmt_points(x, lang, decimals + 1)
 
-    return float(metadata()["verdict"]["on_track_probability"])
+    if pace == "away":
+        text = t("reading_pace_away", lang, base=int(base), change=points(row["change_per_year_since_baseline"]))
+    elif pace == "ahead":
+        text = t("reading_pace_ahead", lang, base=int(base), observed=points(row["observed_change_per_year"]),
+                 needed=points(row["needed_change_per_year"]), reached=int(row["year_reached_at_pace"]))
+    else:
+        text = t("reading_pace_behind", lang, base=int(base), observed=points(row["observed_change_per_year"]),
+                 needed=points(row["needed_change_per_year"]), ratio=fmt_pct(100 * row["progress_ratio"], lang, 0))
+    if row.get("comparator") in ("<", "<=") and not pd.isna(row.get("aarr_observed")) \
+            and not pd.isna(row.get("aarr_required")):
+        text += t("reading_aarr", lang, observed=fmt_pct(row["aarr_observed"], lang, 0),
+                  required=fmt_pct(row["aarr_required"], lang, 0))
+    return text
 
 
 def verdict_sentence(row: dict, spec: Indicator, lang: str = "vi", broke: bool = False) -> str:
-    """One sentence a head of school can read: what will happen by the target year, and how likely."""
+    """One sentence a head of school can read: what will happen by the target year, and how likely; its
+    pace clause and its label come from the same verdict row, so they agree."""
     ty = int(row["target_year"])
     dec = spec.decimals
     label = row["label"] if lang == "vi" else row.get("label_en", row["label"])
-    if pd.isna(row.get("target_value")):
-        return t("reading_insufficient", lang, ty=ty, label=label, why=t("why_no_target", lang))
+    if row["status"] == "no_target":
+        return t("reading_no_target", lang, ty=ty)
     target = rp.target_cell(row["target_value"], spec, lang)
     if row.get("basis") == "observed":
         key = "reading_observed_met" if row.get("met") else "reading_observed_missed"
         value = fmt_pct(row["observed"], lang, rp.decimals_near(row["observed"], [row["target_value"]], dec))
         return t(key, lang, ty=ty, target=target, value=value)
-    if row.get("basis") == "projected":
-        latest = row.get("latest_value")
-        if not pd.isna(latest) and bool(meets(latest, row["target_value"], row["comparator"])):
-            return t("reading_projected_kept", lang, ty=ty, target=target, latest=fmt_pct(latest, lang, dec),
-                     value=fmt_pct(row["projected"], lang, dec), low=fmt_pct(row["lo80"], lang, dec),
-                     high=fmt_pct(row["hi80"], lang, dec), prob=fmt_pct(100 * row["probability"], lang, 0),
-                     label=label)
-        obs, need = row.get("observed_change_per_year"), row.get("needed_change_per_year")
-        pace = ""
-        if not (pd.isna(obs) or pd.isna(need)):
-            # a trend fast enough on average can still be too uncertain to count as on track: say so, or the
-            # sentence "+0.69 a year against +0.27 needed -> needs acceleration" reads as a contradiction
-            toward = 1.0 if row.get("comparator") in (">=", ">") else -1.0
-            uncertain = row.get("status") == "needs_acceleration" and toward * (obs - need) >= 0
-            pace = t("reading_pace_uncertain" if uncertain else "reading_pace", lang,
-                     observed=rp.fmt_points(obs, lang, dec + 1), needed=rp.fmt_points(need, lang, dec + 1),
-                     threshold=fmt_pct(100 * _on_track_probability(), lang, 0))
-        return t("reading_projected", lang, ty=ty, value=fmt_pct(row["projected"], lang, dec),
-                 low=fmt_pct(row["lo80"], lang, dec), high=fmt_pct(row["hi80"], lang, dec), target=target,
-                 prob=fmt_pct(100 * row["probability"], lang, 0), pace=pace, label=label)
+    if row.get("basis") in ("latest", "projected"):
+        band = dict(value=fmt_pct(row["projected"], lang, dec), low=fmt_pct(row["lo80"], lang, dec),
+                    high=fmt_pct(row["hi80"], lang, dec), prob=fmt_pct(100 * row["probability"], lang, 0))
+        if row["basis"] == "latest":
+            latest = fmt_pct(row["latest_value"], lang, rp.decimals_near(row["latest_value"], [row["target_value"]], dec))
+            return t("reading_projected_kept", lang, ty=ty, target=target, latest=latest, label=label, **band)
+        pace = pace_sentence(row, lang, dec)
+        return t("reading_projected", lang, ty=ty, target=target, pace=f"{pace}. " if pace else "", label=label,
+                 **band)
     n = int(row.get("n_points") or 0)
     why = t("why_break", lang, n=n) if broke else (t("why_short", lang, n=n) if n < 3 else t("why_other", lang))
     return t("reading_insufficient", lang, ty=ty, label=label, why=why)
@@ -120,7 +127,8 @@ def verdict_table(verdicts: pd.DataFrame, year: int, lang: str = "vi"):
                 t("probability", lang): rp.pct(100 * r["probability"], lang, 0) if shown else "",
                 t("change_observed_needed", lang): (
                     f"{rp.fmt_points(r['observed_change_per_year'], lang, dec + 1, unit=False)} · "
-                    f"{rp.fmt_points(r['needed_change_per_year'], lang, dec + 1, unit=False)}" if shown else ""),
+                    f"{rp.fmt_points(r['needed_change_per_year'], lang, dec + 1, unit=False)}"
+                    if shown and r.get("pace") in ("ahead", "behind") else ""),
                 t("status", lang): r["label"] if lang == "vi" else r.get("label_en", r["label"]),
                 t("method", lang): method_label(r["method"], lang) if shown and isinstance(r.get("method"), str) else "",
             })

@@ -496,17 +496,45 @@ def indicator_meta_table(lang: str = "vi", cross_checks: bool = True) -> pd.Data
 
 # --- verdicts (notebooks 03 and 04, the index, the Excel export) -------------------------------------------------
 
-STATUS_COLOURS = {"achieved": "#c8e6c9", "on_track": "#dcedc8", "needs_acceleration": "#ffe0b2",
-                  "regressing": "#ffcdd2", "insufficient_data": "#eeeeee", "not_met": "#ffcdd2"}
-BADGE_COLOURS = {"achieved": "#2e7d32", "on_track": "#558b2f", "needs_acceleration": "#ef6c00",
-                 "regressing": "#c62828", "insufficient_data": "#757575", "not_met": "#c62828"}
+# Each verdict's cell: background and text colour, good to bad (ColorBrewer's RdYlGn, which stays apart on
+# screen and on a grey print with the label in the cell), in the order of the legend.
+STATUS_STYLE = {
+    "achieved": ("#1a9641", "#ffffff"), "on_track": ("#a6d96a", "#1b1f23"),
+    "needs_acceleration_on_pace": ("#ffffbf", "#1b1f23"), "needs_acceleration_moderate": ("#fdae61", "#1b1f23"),
+    "needs_acceleration_strong": ("#f46d43", "#1b1f23"), "regressing": ("#d7191c", "#ffffff"),
+    "not_met": ("#a50026", "#ffffff"), "no_target": ("#ffffff", "#57606a"), "insufficient_data": ("#d9d9d9", "#1b1f23"),
+}
 
 
 def verdict_key(row) -> str:
-    """Status for colouring: a target year reached and missed is 'not_met'."""
-    if row.get("basis") == "observed" and row.get("met") is False:
-        return "not_met"
-    return row["status"]
+    """A verdict's key for colours and counts: its status, with the grade of needs_acceleration."""
+    grade = row.get("grade")
+    return f"{row['status']}_{grade}" if row["status"] == "needs_acceleration" and isinstance(grade, str) \
+        and grade else row["status"]
+
+
+def key_label(key: str, lang: str = "vi") -> str:
+    """The label of a verdict key ('needs_acceleration_strong' -> its grade's label)."""
+    from analysis.verdicts import status_label
+
+    status, grade = ("needs_acceleration", key[19:]) if key.startswith("needs_acceleration_") else (key, None)
+    return status_label(status, lang, grade)
+
+
+def style_of(key: str) -> str:
+    bg, fg = STATUS_STYLE.get(key, ("", ""))
+    return f"background-color: {bg}; color: {fg}" if bg else ""
+
+
+def status_legend(lang: str = "vi"):
+    """What each colour of the verdicts means, in the colours themselves (below the summary table)."""
+    keys = list(STATUS_STYLE)
+    frame = pd.DataFrame({t("status", lang): [key_label(k, lang) for k in keys],
+                          t("meaning", lang): [t(f"legend_{k}", lang) for k in keys]})
+    shown = show(frame, "legend", left=tuple(frame.columns), lang=lang)
+    styles = pd.DataFrame({frame.columns[0]: [style_of(k) for k in keys], frame.columns[1]: ""})
+    shown.styler = shown.styler.apply(lambda _df: styles, axis=None)
+    return shown
 
 
 def series_broke(ind: pd.DataFrame, iid: str, year: int) -> bool:
@@ -518,18 +546,22 @@ def series_broke(ind: pd.DataFrame, iid: str, year: int) -> bool:
 def verdict_text(row, spec: Indicator, lang: str = "vi", broke: bool = False) -> str:
     """'Cần đẩy nhanh: khả năng đạt 12%; dự báo 98,9% (80%: 98,5–99,2%)' or 'Đã đạt (99,3%)'."""
     label = row["label"] if lang == "vi" else row.get("label_en", row["label"])
-    if _missing(row.get("target_value")):
-        return t("no_target_set", lang)
+    if row["status"] == "no_target":
+        return label
     if row.get("basis") == "observed":
         d = decimals_near(row["observed"], [row["target_value"]], spec.decimals)
         return t("verdict_observed", lang, label=label, value=fmt_pct(row["observed"], lang, d))
+    if row.get("basis") == "latest":
+        d = decimals_near(row["latest_value"], [row["target_value"]], spec.decimals)
+        return t("verdict_latest", lang, label=label, year=int(row["latest_year"]),
+                 value=fmt_pct(row["latest_value"], lang, d), prob=fmt_pct(100 * row["probability"], lang, 0))
     if row.get("basis") == "projected":
         return t("verdict_projected", lang, label=label, prob=fmt_pct(100 * row["probability"], lang, 0),
                  value=fmt_pct(row["projected"], lang, spec.decimals),
                  low=fmt_pct(row["lo80"], lang, spec.decimals), high=fmt_pct(row["hi80"], lang, spec.decimals))
     if broke and int(row.get("n_points") or 0) < 3:
         return t("insufficient_break", lang, label=label, n=int(row.get("n_points") or 0))
-    return t("verdict_insufficient", lang, label=label)
+    return label
 
 
 def district_verdicts(verdicts: pd.DataFrame, year: int) -> pd.DataFrame:
@@ -573,7 +605,7 @@ def show_summary(table: pd.DataFrame, keys: pd.DataFrame, name: str, lang: str =
     shown = show(table, name, left=(t("indicator_name", lang), *keys.columns), lang=lang)
     if not isinstance(shown, Table):
         return shown  # an empty table is a sentence
-    colours = keys.map(lambda k: f"background-color: {STATUS_COLOURS.get(k, '')}")
+    colours = keys.map(style_of)
     colours = colours.reindex(columns=table.columns).fillna("")
     colours.index = table.index
     shown.styler = shown.styler.apply(lambda _df: colours, axis=None)
@@ -594,10 +626,8 @@ def headline_verdicts(year: int, lang: str = "vi", processed_dir=None) -> list[d
     for ty in config.TARGET_YEARS:
         sub = v[v["target_year"] == ty]
         counts = sub.apply(lambda r: verdict_key(r.to_dict()), axis=1).value_counts() if len(sub) else {}
-        badges = [{"n": int(counts[key]), "colour": BADGE_COLOURS[key],
-                   "label": _labels()["status_" + key][lang] if "status_" + key in _labels() else key}
-                  for key in ("achieved", "on_track", "needs_acceleration", "regressing", "not_met", "insufficient_data")
-                  if counts.get(key, 0)]
+        badges = [{"n": int(counts[key]), "colour": STATUS_STYLE[key][0], "text": STATUS_STYLE[key][1],
+                   "label": key_label(key, lang)} for key in STATUS_STYLE if counts.get(key, 0)]
         if badges:
             out.append({"year": ty, "badges": badges})
     return out
