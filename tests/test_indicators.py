@@ -117,6 +117,28 @@ def test_excluded_values_are_flagged(raw_dir):
     assert (r.numerator, r.denominator, r.n_excluded) == (0, 400, 1) and r.flag_excluded_values
 
 
+def test_boys_counts_out_of_order_are_excluded_not_used(raw_dir):
+    """Issue 20's case by hand: Mỹ Phước's boys 11-14 (all minus girls) would be 2950 - 1438 = 1512 completers
+    of 3000 - 1507 = 1493 children. Cleaning logs it; the boys of that ward are left out of the boys' sums and
+    counted as excluded (flagged), the totals and the girls (entered, each within its total) are kept."""
+    y = minimal_sheets(2023)
+    y["XaPhuong"][1][5:9] = [3000, 1507, 2950, 1438]
+    y["XaPhuong"][3][5:9] = [5000, 2497, 4910, 2413]
+    out = build(raw_dir, {2023: y})
+    total, girls, boys = (pick(out, "CT17A", 2023, sex=s) for s in indicators.SEXES)
+    assert (total.numerator, total.denominator, total.n_excluded) == (4910, 5000, 0)
+    assert (girls.numerator, girls.denominator, girls.n_excluded) == (1438 + 975, 1507 + 990, 0)
+    # boys: Thới Hòa only, 1960 - 975 = 985 of 2000 - 990 = 1010
+    assert (boys.numerator, boys.denominator, boys.n_reporting, boys.n_excluded) == (985, 1010, 1, 1)
+    assert boys.flag_excluded_values and not girls.flag_excluded_values
+    ward = pick(out, "CT17A", 2023, level="ward", code="MY_PHUOC", sex="male")
+    assert (ward.numerator, ward.denominator, ward.n_excluded) == (0, 0, 1) and np.isnan(ward.value)
+    assert ward.flag_excluded_values and np.isnan(pick(out, "CT17A", 2023, level="ward", code="MY_PHUOC").gpi)
+    # the other indicators of the row are untouched: CT16's boys in Mỹ Phước are 990 - 476 = 514 of 520
+    b16 = pick(out, "CT16", 2023, level="ward", code="MY_PHUOC", sex="male")
+    assert (b16.numerator, b16.denominator, b16.n_excluded) == (514, 520, 0)
+
+
 def test_targets_made_with_the_table_equal_with_targets(fixture_tables, fixture_out, raw_dir):
     """compute(targets=...) makes the target columns itself (with the text columns); the same as adding them
     afterwards, for every row, including rows of indicators without a target."""

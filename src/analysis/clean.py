@@ -30,8 +30,8 @@ from analysis.atomic import write_files
 from analysis.formats import csv_writer, parquet_writer
 from analysis.read import SCHOOL_YEAR_IN_TEXT, RawSheet, RawWorkbook, read_workbook
 from analysis.template import (
-    NO_VALUES, PRESCHOOL_TYPES, SHEETS, WORKBOOK_NAME_RE, YES_MARKS, YES_VALUES, Column, Sheet, category_lookup, fold,
-    subset_rules,
+    FEMALE_SUFFIX, NO_VALUES, PRESCHOOL_TYPES, SHEETS, WORKBOOK_NAME_RE, YES_MARKS, YES_VALUES, Column, Sheet,
+    by_sex_subset_rules, category_lookup, fold, subset_rules,
 )
 
 # names of the tidy tables in data/processed/ (one Parquet file each)
@@ -348,6 +348,31 @@ class SheetCleaner:
                              f"'{sub_c.vi}' ({a}) lớn hơn '{sup_c.vi}' ({b}); giá trị bị loại.",
                              f"'{sub_c.en}' ({a}) exceeds '{sup_c.en}' ({b}); value excluded.", a)
             self.frame.loc[bad, sub] = pd.NA
+        self._check_boys()
+
+    def _check_boys(self) -> None:
+        """The boys' counts are derived (all minus girls): they obey the same subset rules as the entered
+        counts. A row where they do not is kept (which of its four counts is wrong cannot be told) and
+        logged; the indicators leave that row's boys out of the results by sex (``indicators.by_sex``)."""
+        for sub, sup in by_sex_subset_rules(self.spec):
+            cols = (sub, sub + FEMALE_SUFFIX, sup, sup + FEMALE_SUFFIX)
+            if not all(c in self.raw.columns for c in cols):
+                continue
+            a, af, b, bf = (self.frame[c] for c in cols)
+            bad = ((a - af) > (b - bf)).fillna(False).to_numpy()
+            sub_c, sup_c = self.spec.column(sub), self.spec.column(sup)
+            for i in np.flatnonzero(bad):
+                n = [int(x.iloc[i]) for x in (a, af, b, bf)]
+                self.problem(
+                    int(i), sub + FEMALE_SUFFIX, "warning", "boys_subset_exceeds_total",
+                    f"Số nam suy ra (tổng − nữ) của '{sub_c.vi}' ({n[0]} − {n[1]} = {n[0] - n[1]}) lớn hơn của "
+                    f"'{sup_c.vi}' ({n[2]} − {n[3]} = {n[2] - n[3]}): một trong bốn cột '{sub_c.vi}', "
+                    f"'{sub_c.vi} – Nữ', '{sup_c.vi}', '{sup_c.vi} – Nữ' của dòng này sai. Số nam của dòng "
+                    "không được tính vào kết quả theo giới tính.",
+                    f"The boys' count derived as all minus girls of '{sub_c.en}' ({n[0]} − {n[1]} = "
+                    f"{n[0] - n[1]}) exceeds that of '{sup_c.en}' ({n[2]} − {n[3]} = {n[2] - n[3]}): one of the "
+                    "four columns (both totals, both girls' columns) of this row is wrong. The row's boys are "
+                    "left out of the results by sex.", n[1])
 
     def _check_totals(self) -> None:
         if self.raw.totals is None:

@@ -304,21 +304,18 @@ SHEETS: tuple[Sheet, ...] = (TRUONG, MAM_NON, PHO_THONG, XA_PHUONG)
 SHEETS_BY_NAME = {s.name: s for s in SHEETS}
 NOTE_SHEET = "GhiChu"
 
-def female_subset_pairs(sheet: Sheet) -> list[tuple[str, str]]:
-    """(subset, superset) among the girls' columns mirroring the totals' rules."""
-    pairs = []
-    for col in sheet.columns:
-        if col.female_of is None and col.subset_of is not None:
-            sub_f, sup_f = col.id + FEMALE_SUFFIX, col.subset_of + FEMALE_SUFFIX
-            if sub_f in sheet.by_id and sup_f in sheet.by_id:
-                pairs.append((sub_f, sup_f))
-    return pairs
+def by_sex_subset_rules(sheet: Sheet) -> list[tuple[str, str]]:
+    """(subset, superset) among the totals whose two columns both have a girls' column: the girls' counts
+    and the boys' counts (all minus girls) obey the same rule."""
+    return [(c.id, c.subset_of) for c in sheet.columns
+            if c.female_of is None and c.subset_of is not None
+            and c.id + FEMALE_SUFFIX in sheet.by_id and c.subset_of + FEMALE_SUFFIX in sheet.by_id]
 
 
 def subset_rules(sheet: Sheet) -> list[tuple[str, str]]:
-    """Every (subset, superset) pair the cleaner enforces on a row."""
+    """Every (subset, superset) pair of entered columns the cleaner enforces on a row."""
     rules = [(c.id, c.subset_of) for c in sheet.columns if c.subset_of is not None]
-    return rules + female_subset_pairs(sheet)
+    return rules + [(a + FEMALE_SUFFIX, b + FEMALE_SUFFIX) for a, b in by_sex_subset_rules(sheet)]
 
 
 def category_lookup(column: Column) -> dict[str, str]:
