@@ -166,6 +166,16 @@ def test_boys_counts_out_of_order_are_logged(raw_dir):
         3000, 1507, 2950, 1438]
 
 
+def test_row_of_zeros_is_logged(raw_dir):
+    sheets = minimal_sheets()
+    sheets["PhoThong"][2][2:] = [0] * 8  # LC01 primary: every count 0
+    sheets["XaPhuong"][2][1:] = ["-"] * 16  # Thới Hòa: dashes are zeros
+    del sheets["XaPhuong"][3]  # (no totals row)
+    q = problems(clean_one(raw_dir, sheets))
+    assert q[["sheet", "cell", "severity", "code"]].values.tolist() == [
+        ["PhoThong", "C3", "warning", "all_counts_zero"], ["XaPhuong", "B3", "warning", "all_counts_zero"]]
+
+
 def test_duplicate_school_code_excludes_every_copy(raw_dir):
     sheets = minimal_sheets()
     sheets["Truong"][6][0] = "MN01"  # MN02 -> MN01: two rows claim MN01

@@ -330,6 +330,7 @@ class SheetCleaner:
                 self._report(col, reasons.where(~formula, ""), values)
                 self.frame[col.id] = parsed.where(~formula, pd.NA)
         self._check_subsets()
+        self._check_all_zero()
         self._check_totals()
         self.frame.insert(0, "year", np.int64(self.year))
         self.frame["source_file"] = self.raw.file
@@ -373,6 +374,19 @@ class SheetCleaner:
                     f"{n[0] - n[1]}) exceeds that of '{sup_c.en}' ({n[2]} − {n[3]} = {n[2] - n[3]}): one of the "
                     "four columns (both totals, both girls' columns) of this row is wrong. The row's boys are "
                     "left out of the results by sex.", n[1])
+
+    def _check_all_zero(self) -> None:
+        """A row whose every count is 0 is kept (its ratios have no denominator) but is most likely a row not
+        filled in: said so."""
+        counts = [c.id for c in self.spec.columns if c.kind == "count" and c.female_of is None
+                  and c.id in self.raw.columns]
+        zero = (self.frame[counts] == 0).fillna(False).all(axis=1).to_numpy() if counts else []
+        for i in np.flatnonzero(zero):
+            self.problem(int(i), counts[0], "warning", "all_counts_zero",
+                         "Mọi số liệu của dòng đều bằng 0: kiểm tra lại (dòng chưa nhập số liệu?); dòng này không "
+                         "đóng góp vào mẫu số của chỉ tiêu nào.",
+                         "Every count of the row is 0: check it (a row left unfilled?); the row adds nothing to "
+                         "any indicator's denominator.", 0)
 
     def _check_totals(self) -> None:
         if self.raw.totals is None:
