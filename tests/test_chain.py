@@ -158,8 +158,9 @@ def test_the_clean_series_has_no_problem_and_its_values_by_hand(clean_series):
     assert value(ind, "CT17A", 2022) == (6020, 6200)
     # CT20B 2024: (14 + 10 + 8) in need, 2 per ward without access
     assert value(ind, "CT20B", 2024) == (26, 32)
-    # CT20A 2025 (today's definition: every institution): MN01, MN03, TH01, TH03, CS01, CS02
-    assert value(ind, "CT20A", 2025)[0] == 6
+    # CT20A 2025, the same schools as CT19: TH01, TH03, CS01, CS02 of 8; the preschools apart: MN01, MN03 of 4
+    assert value(ind, "CT20A", 2025) == (4, 8)
+    assert value(ind, "CT20A_MN", 2025) == (2, 4)
 
 
 # --- altered copies -------------------------------------------------------------------------------------------

@@ -85,9 +85,18 @@ def test_th_thcs_school_counts_in_both_levels_and_once_as_a_school(fixture_out):
 
 
 def test_institution_share_hand_checked(fixture_out):
-    r = pick(fixture_out, "CT20A", 2023)  # MN01 x, MN02 blank, TH01 0, LC01 Có
-    assert (r.numerator, r.denominator) == (2, 4)
-    own = pick(fixture_out, "CT20A", 2023, level="ownership", code="ngoai_cong_lap")
+    """CT19 and CT20A count the same institutions, the plan's "trường học": primary and lower-secondary
+    schools (TH01, LC01); the preschools (MN01, MN02) are shown apart (CT19_MN, CT20A_MN)."""
+    r = pick(fixture_out, "CT20A", 2023)  # TH01 0, LC01 Có
+    assert (r.numerator, r.denominator) == (1, 2)
+    psych = pick(fixture_out, "CT19", 2023)  # TH01 1, LC01 Có
+    assert (psych.numerator, psych.denominator) == (2, 2)
+    mn = pick(fixture_out, "CT20A_MN", 2023)  # MN01 x, MN02 blank
+    assert (mn.numerator, mn.denominator, mn.cross_check_of) == (1, 2, "CT20A")
+    assert (pick(fixture_out, "CT19_MN", 2023).numerator, pick(fixture_out, "CT19_MN", 2023).denominator) == (0, 2)
+    types = fixture_out[(fixture_out.indicator_id.isin(["CT19", "CT20A"])) & (fixture_out.geo_level == "school_level")]
+    assert set(types["geo_code"]) == {"tieu_hoc", "th_thcs"}
+    own = pick(fixture_out, "CT20A_MN", 2023, level="ownership", code="ngoai_cong_lap")
     assert (own.numerator, own.denominator, own.geo_name) == (0, 1, "Ngoài công lập")
     # Wilson 95% for 0/1 by hand: centre = half = (z²/2)/(1+z²), upper = z²/(1+z²) = 3.841459/4.841459 = 0.793451
     assert (own.ci_low, round(own.ci_high, 3)) == (0.0, 79.345)
@@ -203,8 +212,7 @@ def test_population_series_break_across_the_2025_merger(raw_dir):
 def test_action_lists(fixture_tables, fixture_out, raw_dir):
     t = fixture_tables["truong"]
     lack = actions.institutions_lacking(t, 2023)
-    assert lack[["indicator_id", "ma_truong", "status"]].values.tolist() == [
-        ["CT20A", "MN02", "lacking"], ["CT20A", "TH01", "lacking"]]
+    assert lack[["indicator_id", "ma_truong", "status"]].values.tolist() == [["CT20A", "TH01", "lacking"]]
     plan = targets.load_targets(raw_dir)
     far = actions.wards_furthest(targets.with_targets(fixture_out, plan), plan, 2023, 2025)
     ct18a = far[far["indicator_id"] == "CT18A"]
@@ -233,7 +241,10 @@ def test_registry_entries_are_complete():
     reg = indicators.registry()
     assert set(indicators.main_indicators()) == {"CT07", "CT15", "CT16", "CT17A", "CT17B", "CT18A", "CT18B",
                                                  "CT19", "CT20A", "CT20B"}
-    assert {i.cross_check_of for i in reg.values()} == {None, "CT17A", "CT18A"}
+    assert {i.cross_check_of for i in reg.values()} == {None, "CT17A", "CT18A", "CT19", "CT20A"}
+    scope = {iid: reg[iid].compute["institutions"] for iid in ("CT19", "CT20A", "CT19_MN", "CT20A_MN")}
+    assert scope == {"CT19": "primary_lower_secondary", "CT20A": "primary_lower_secondary",
+                     "CT19_MN": "preschool", "CT20A_MN": "preschool"}  # the plan's "trường học", preschools apart
 
 
 # --- properties ------------------------------------------------------------------------------------------

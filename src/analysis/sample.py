@@ -280,7 +280,8 @@ def _facilities(story: dict, roster: pd.DataFrame, active: np.ndarray, years: li
         "cong_trinh_ve_sinh": [(np.ones(len(roster), bool), story["indicators"]["CT07"]["values"])],
         "ho_tro_tam_ly": [(is_school, story["indicators"]["CT19"]["values"]),
                           (~is_school, ctx["preschool_psych_support_pct"])],
-        "csvc_khuyet_tat": [(np.ones(len(roster), bool), story["indicators"]["CT20A"]["values"])],
+        "csvc_khuyet_tat": [(is_school, story["indicators"]["CT20A"]["values"]),
+                            (~is_school, ctx["preschool_csvc_pct"])],
     }
     out = {}
     for column, groups in plans.items():

@@ -213,11 +213,18 @@ TRUONG = Sheet(
                "Có công trình vệ sinh dành cho trẻ em/học sinh.", "Has sanitation facilities for children.",
                aliases=("Có công trình vệ sinh", "CTVS", "Nhà vệ sinh")),
         _yesno("ho_tro_tam_ly", "Hỗ trợ tâm lý", "Psychological support",
-               "Có dịch vụ hỗ trợ tâm lý / tư vấn học đường.", "Has a psychological support or school counselling service.",
+               "Có dịch vụ hỗ trợ tâm lý / tư vấn học đường. Ghi cho mọi cơ sở; Chỉ tiêu 19 tính trên các trường "
+               "tiểu học, THCS, TH&THCS (\"trường học\"), cơ sở mầm non được thống kê riêng.",
+               "Has a psychological support or school counselling service. Given for every institution; Chỉ tiêu 19 "
+               "counts primary, lower-secondary and TH&THCS schools, preschools are shown apart.",
                aliases=("Có dịch vụ hỗ trợ tâm lý", "Tư vấn tâm lý", "Tư vấn học đường")),
         _yesno("csvc_khuyet_tat", "CSVC cho HS khuyết tật", "Facilities for students with disabilities",
-               "Có cơ sở hạ tầng và tài liệu phù hợp với học sinh khuyết tật.",
-               "Has infrastructure and materials suitable for students with disabilities.",
+               "Có cơ sở hạ tầng và tài liệu phù hợp với học sinh khuyết tật. Ghi cho mọi cơ sở; Chỉ tiêu 20 tính "
+               "trên các trường tiểu học, THCS, TH&THCS (\"trường học\", như Chỉ tiêu 19), cơ sở mầm non (kể cả "
+               "nhóm trẻ, lớp mẫu giáo độc lập) được thống kê riêng.",
+               "Has infrastructure and materials suitable for students with disabilities. Given for every "
+               "institution; Chỉ tiêu 20 counts primary, lower-secondary and TH&THCS schools (as Chỉ tiêu 19), "
+               "preschools (independent groups included) are shown apart.",
                aliases=("Cơ sở vật chất cho học sinh khuyết tật", "CSVC khuyết tật", "CSVC cho HSKT")),
     ),
 )
