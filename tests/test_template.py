@@ -106,3 +106,18 @@ def test_the_template_workbook_carries_the_help_texts():
         for cell, col in zip(wb[sheet.name][1], sheet.columns):
             assert (cell.comment.text if cell.comment else "") == (
                 f"{col.help_vi}\n\n{col.help_en}" if col.help_vi else ""), (sheet.name, col.id)
+
+
+def test_crosswalk_cites_the_acts_behind_each_change():
+    """Issue 20 §4: the district level ended on 1 July 2025 by Resolution 203/2025/QH15 and Law 72/2025/QH15,
+    not by Resolution 1685; units that predate 1685 cite their own founding act (or say it is not recorded);
+    rows whose composition is not checked against the resolution's text stay marked so."""
+    cw = pd.read_csv(config.RAW_DIR / config.CROSSWALK_FILE, dtype=str, keep_default_na=False)
+    ended = cw[(cw["level"] == "district") & (cw["valid_to"] == "2025-06-30")]
+    assert len(ended) == 4 and ended["source"].str.contains("203/2025/QH15").all()
+    assert ended["source"].str.contains("72/2025/QH15").all() and not ended["source"].str.contains("1685").any()
+    older = cw[cw["level"].isin(["district", "ward"]) & ~cw["unit_code"].str.startswith("P_") & (cw["unit_code"] != "BEN_CAT_KH")]
+    assert older["source"].str.contains("136/NQ-CP|1012/NQ-UBTVQH15|Chưa ghi văn bản thành lập").all()
+    unchecked = {"P_BEN_CAT", "P_LONG_NGUYEN", "P_CHANH_PHU_HOA", "P_TAY_NAM"}
+    into = cw[cw["successor_code"].isin(unchecked) | cw["unit_code"].isin(unchecked)]
+    assert len(into) == 12 and into["note"].str.contains("chưa đối chiếu").all()
