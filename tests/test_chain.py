@@ -312,6 +312,31 @@ ALTERED = {
 }
 
 
+def missing_required_column(w):
+    for row in _rows(w, 2024, "PhoThong")[1:]:
+        del row[2]  # no "HS đầu năm" column: the file cannot be used
+
+
+def every_sheet_empty(w):
+    for year in YEARS:
+        for sheet in w[year]:
+            w[year][sheet] = w[year][sheet][:2]
+
+
+# alteration: (the step that stops, with the bilingual message, and words of that message)
+STOPPING = {missing_required_column: ("clean", "HS đầu năm"), every_sheet_empty: ("projections", "no values")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("alter", STOPPING, ids=lambda f: f.__name__)
+def test_altered_series_stops_with_the_bilingual_message(tmp_path, alter):
+    workbooks = series()
+    alter(workbooks)
+    outcomes = chain(write_series(tmp_path / "raw", workbooks), tmp_path / "processed")  # no traceback, LỖI / ERROR
+    step, words = STOPPING[alter]
+    assert outcomes[-1][0] == step and outcomes[-1][1].returncode != 0 and words in outcomes[-1][1].stderr
+
+
 def run_altered(root: Path, alter) -> Path:
     workbooks = series()
     alter(workbooks)
