@@ -694,7 +694,7 @@ def load_tables(processed_dir: Path | None = None) -> dict[str, pd.DataFrame]:
     for name in (*TABLES.values(), "quality", "files"):
         path = folder / f"{name}.parquet"
         if not path.exists():
-                raise AnalysisError(
+            raise AnalysisError(
                 f"Chưa có dữ liệu đã làm sạch ({path.name}); hãy chạy 'python -m analysis clean'.",
                 f"No cleaned data yet ({path.name}); run 'python -m analysis clean' first.",
             )
