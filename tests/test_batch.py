@@ -30,7 +30,8 @@ def processed(sample_processed, tmp_path_factory):
     folder = tmp_path_factory.mktemp("processed")
     shutil.copytree(sample_processed, folder, dirs_exist_ok=True)
     truong = pd.read_parquet(folder / "truong.parquet")
-    lacking = truong[(truong["year"] == 2026) & (truong["csvc_khuyet_tat"] == False)].index[:2]  # noqa: E712
+    schools = truong["loai_truong"].isin(["tieu_hoc", "thcs", "th_thcs"])  # CT20A's scope: its action list
+    lacking = truong[(truong["year"] == 2026) & (truong["csvc_khuyet_tat"] == False) & schools].index[:2]  # noqa: E712
     truong.loc[lacking[0], "ten_truong"] = EVIL_SCRIPT
     truong.loc[lacking[1], "ten_truong"] = EVIL_FORMULA
     truong.to_parquet(folder / "truong.parquet", index=False)

@@ -148,6 +148,34 @@ def test_subset_larger_than_total_is_excluded(raw_dir, sheet, row, col, value, c
     assert pd.isna(r.tables[sheet][column_id].iloc[data_row])
 
 
+def test_boys_counts_out_of_order_are_logged(raw_dir):
+    """Every entered count passes its check, but the boys' (all minus girls) do not: Mỹ Phước's children 11-14
+    are 3000, 1507 of them girls (boys 1493); 2950 completed primary, 1438 girls (boys 1512 > 1493)."""
+    sheets = minimal_sheets()
+    sheets["XaPhuong"][1][5:9] = [3000, 1507, 2950, 1438]
+    sheets["XaPhuong"][3][5:9] = [5000, 2497, 4910, 2413]  # the totals row follows
+    r = clean_one(raw_dir, sheets)
+    q = problems(r)
+    assert q[["sheet", "row", "cell", "severity", "code", "column_id"]].values.tolist() == [
+        ["XaPhuong", 2, "I2", "warning", "boys_subset_exceeds_total", "tre_11_14_htth_nu"]]
+    for text in q["message_vi"].iloc[0], q["message_en"].iloc[0]:
+        assert "2950 − 1438 = 1512" in text and "3000 − 1507 = 1493" in text
+    assert "Trẻ 11-14 tuổi hoàn thành tiểu học – Nữ" in q["message_vi"].iloc[0]
+    # the entered counts are kept: which of the four is wrong cannot be told (the indicators drop the boys)
+    assert r.tables["XaPhuong"].loc[0, ["tre_11_14", "tre_11_14_nu", "tre_11_14_htth", "tre_11_14_htth_nu"]].tolist() == [
+        3000, 1507, 2950, 1438]
+
+
+def test_row_of_zeros_is_logged(raw_dir):
+    sheets = minimal_sheets()
+    sheets["PhoThong"][2][2:] = [0] * 8  # LC01 primary: every count 0
+    sheets["XaPhuong"][2][1:] = ["-"] * 16  # Thới Hòa: dashes are zeros
+    del sheets["XaPhuong"][3]  # (no totals row)
+    q = problems(clean_one(raw_dir, sheets))
+    assert q[["sheet", "cell", "severity", "code"]].values.tolist() == [
+        ["PhoThong", "C3", "warning", "all_counts_zero"], ["XaPhuong", "B3", "warning", "all_counts_zero"]]
+
+
 def test_duplicate_school_code_excludes_every_copy(raw_dir):
     sheets = minimal_sheets()
     sheets["Truong"][6][0] = "MN01"  # MN02 -> MN01: two rows claim MN01

@@ -85,9 +85,18 @@ def test_th_thcs_school_counts_in_both_levels_and_once_as_a_school(fixture_out):
 
 
 def test_institution_share_hand_checked(fixture_out):
-    r = pick(fixture_out, "CT20A", 2023)  # MN01 x, MN02 blank, TH01 0, LC01 Có
-    assert (r.numerator, r.denominator) == (2, 4)
-    own = pick(fixture_out, "CT20A", 2023, level="ownership", code="ngoai_cong_lap")
+    """CT19 and CT20A count the same institutions, the plan's "trường học": primary and lower-secondary
+    schools (TH01, LC01); the preschools (MN01, MN02) are shown apart (CT19_MN, CT20A_MN)."""
+    r = pick(fixture_out, "CT20A", 2023)  # TH01 0, LC01 Có
+    assert (r.numerator, r.denominator) == (1, 2)
+    psych = pick(fixture_out, "CT19", 2023)  # TH01 1, LC01 Có
+    assert (psych.numerator, psych.denominator) == (2, 2)
+    mn = pick(fixture_out, "CT20A_MN", 2023)  # MN01 x, MN02 blank
+    assert (mn.numerator, mn.denominator, mn.cross_check_of) == (1, 2, "CT20A")
+    assert (pick(fixture_out, "CT19_MN", 2023).numerator, pick(fixture_out, "CT19_MN", 2023).denominator) == (0, 2)
+    types = fixture_out[(fixture_out.indicator_id.isin(["CT19", "CT20A"])) & (fixture_out.geo_level == "school_level")]
+    assert set(types["geo_code"]) == {"tieu_hoc", "th_thcs"}
+    own = pick(fixture_out, "CT20A_MN", 2023, level="ownership", code="ngoai_cong_lap")
     assert (own.numerator, own.denominator, own.geo_name) == (0, 1, "Ngoài công lập")
     # Wilson 95% for 0/1 by hand: centre = half = (z²/2)/(1+z²), upper = z²/(1+z²) = 3.841459/4.841459 = 0.793451
     assert (own.ci_low, round(own.ci_high, 3)) == (0.0, 79.345)
@@ -115,6 +124,28 @@ def test_excluded_values_are_flagged(raw_dir):
     out = build(raw_dir, {2023: y})
     r = pick(out, "CT17B", 2023)
     assert (r.numerator, r.denominator, r.n_excluded) == (0, 400, 1) and r.flag_excluded_values
+
+
+def test_boys_counts_out_of_order_are_excluded_not_used(raw_dir):
+    """Issue 20's case by hand: Mỹ Phước's boys 11-14 (all minus girls) would be 2950 - 1438 = 1512 completers
+    of 3000 - 1507 = 1493 children. Cleaning logs it; the boys of that ward are left out of the boys' sums and
+    counted as excluded (flagged), the totals and the girls (entered, each within its total) are kept."""
+    y = minimal_sheets(2023)
+    y["XaPhuong"][1][5:9] = [3000, 1507, 2950, 1438]
+    y["XaPhuong"][3][5:9] = [5000, 2497, 4910, 2413]
+    out = build(raw_dir, {2023: y})
+    total, girls, boys = (pick(out, "CT17A", 2023, sex=s) for s in indicators.SEXES)
+    assert (total.numerator, total.denominator, total.n_excluded) == (4910, 5000, 0)
+    assert (girls.numerator, girls.denominator, girls.n_excluded) == (1438 + 975, 1507 + 990, 0)
+    # boys: Thới Hòa only, 1960 - 975 = 985 of 2000 - 990 = 1010
+    assert (boys.numerator, boys.denominator, boys.n_reporting, boys.n_excluded) == (985, 1010, 1, 1)
+    assert boys.flag_excluded_values and not girls.flag_excluded_values
+    ward = pick(out, "CT17A", 2023, level="ward", code="MY_PHUOC", sex="male")
+    assert (ward.numerator, ward.denominator, ward.n_excluded) == (0, 0, 1) and np.isnan(ward.value)
+    assert ward.flag_excluded_values and np.isnan(pick(out, "CT17A", 2023, level="ward", code="MY_PHUOC").gpi)
+    # the other indicators of the row are untouched: CT16's boys in Mỹ Phước are 990 - 476 = 514 of 520
+    b16 = pick(out, "CT16", 2023, level="ward", code="MY_PHUOC", sex="male")
+    assert (b16.numerator, b16.denominator, b16.n_excluded) == (514, 520, 0)
 
 
 def test_targets_made_with_the_table_equal_with_targets(fixture_tables, fixture_out, raw_dir):
@@ -181,8 +212,7 @@ def test_population_series_break_across_the_2025_merger(raw_dir):
 def test_action_lists(fixture_tables, fixture_out, raw_dir):
     t = fixture_tables["truong"]
     lack = actions.institutions_lacking(t, 2023)
-    assert lack[["indicator_id", "ma_truong", "status"]].values.tolist() == [
-        ["CT20A", "MN02", "lacking"], ["CT20A", "TH01", "lacking"]]
+    assert lack[["indicator_id", "ma_truong", "status"]].values.tolist() == [["CT20A", "TH01", "lacking"]]
     plan = targets.load_targets(raw_dir)
     far = actions.wards_furthest(targets.with_targets(fixture_out, plan), plan, 2023, 2025)
     ct18a = far[far["indicator_id"] == "CT18A"]
@@ -211,7 +241,10 @@ def test_registry_entries_are_complete():
     reg = indicators.registry()
     assert set(indicators.main_indicators()) == {"CT07", "CT15", "CT16", "CT17A", "CT17B", "CT18A", "CT18B",
                                                  "CT19", "CT20A", "CT20B"}
-    assert {i.cross_check_of for i in reg.values()} == {None, "CT17A", "CT18A"}
+    assert {i.cross_check_of for i in reg.values()} == {None, "CT17A", "CT18A", "CT19", "CT20A"}
+    scope = {iid: reg[iid].compute["institutions"] for iid in ("CT19", "CT20A", "CT19_MN", "CT20A_MN")}
+    assert scope == {"CT19": "primary_lower_secondary", "CT20A": "primary_lower_secondary",
+                     "CT19_MN": "preschool", "CT20A_MN": "preschool"}  # the plan's "trường học", preschools apart
 
 
 # --- properties ------------------------------------------------------------------------------------------

@@ -245,7 +245,7 @@ def _district(truth: sample.Truth, year: int) -> dict[str, tuple[float, float]]:
         "CT18A": (xp["ttn_15_18_tn_thcs"].sum(), xp["ttn_15_18"].sum()),
         "CT18B": (cs["hs_bo_hoc"].sum(), cs["hs_dau_nam"].sum()),
         "CT19": (schools["ho_tro_tam_ly"].sum(), len(schools)),
-        "CT20A": (tr["csvc_khuyet_tat"].sum(), len(tr)),
+        "CT20A": (schools["csvc_khuyet_tat"].sum(), len(schools)),
         "CT20B": (xp["tkt_tiep_can"].sum(), xp["tkt_nhu_cau"].sum()),
     }
 

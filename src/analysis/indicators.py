@@ -167,26 +167,34 @@ def units(ind: Indicator, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def by_sex(u: pd.DataFrame, sexes: tuple[str, ...]) -> pd.DataFrame:
-    """One row per unit and sex: ``numerator, denominator`` (0 where not valid) and ``valid`` (the unit
-    reported both counts for that sex: pairwise complete, nothing imputed). Boys are all minus girls."""
+    """One row per unit and sex: ``numerator, denominator`` (0 where not valid), ``valid`` (the unit reported
+    both counts for that sex: pairwise complete, nothing imputed) and ``given`` (it reported them, valid or
+    not). Boys are all minus girls, valid only where they obey the subset rule the entered counts obey
+    (0 <= numerator <= denominator): a unit whose boys' counts do not (cleaning logged it) is excluded from
+    the boys' sums and counted in ``n_excluded``, never used."""
     valid_total = u["present"] & u["num"].notna() & u["den"].notna()
     valid_girls = u["present"] & u["num_f"].notna() & u["den_f"].notna()
-    parts = {"total": (u["num"], u["den"], valid_total), "female": (u["num_f"], u["den_f"], valid_girls),
-             "male": (u["num"] - u["num_f"], u["den"] - u["den_f"], valid_total & valid_girls)}
+    num_m, den_m = u["num"] - u["num_f"], u["den"] - u["den_f"]
+    given_m = valid_total & valid_girls
+    parts = {"total": (u["num"], u["den"], valid_total, valid_total),
+             "female": (u["num_f"], u["den_f"], valid_girls, valid_girls),
+             "male": (num_m, den_m, given_m & (num_m >= 0) & (num_m <= den_m), given_m)}
     return pd.concat([u.assign(sex=sex, numerator=parts[sex][0].where(parts[sex][2], 0.0),
-                               denominator=parts[sex][1].where(parts[sex][2], 0.0), valid=parts[sex][2])
+                               denominator=parts[sex][1].where(parts[sex][2], 0.0), valid=parts[sex][2],
+                               given=parts[sex][3])
                       for sex in sexes], ignore_index=True)
 
 
 # --- sums by level ----------------------------------------------------------------------------------------------
 
 def _ratio_sums(long: pd.DataFrame, level: str) -> pd.DataFrame:
-    """Sums of each (code of ``level``, year, sex); a girls' or boys' row only where some unit reported it."""
+    """Sums of each (code of ``level``, year, sex); a girls' or boys' row only where some unit reported it
+    (a row whose every unit's boys' counts were excluded stays, with no value and its exclusions counted)."""
     g = long.groupby([level, "year", "sex"], sort=False).agg(
         numerator=("numerator", "sum"), denominator=("denominator", "sum"), n_units=("present", "size"),
-        n_present=("present", "sum"), n_reporting=("valid", "sum")).reset_index()
-    g = g[(g["sex"] == "total") | (g["n_reporting"] > 0)].rename(columns={level: "geo_code"})
-    return g.assign(n_excluded=g["n_present"] - g["n_reporting"]).drop(columns="n_present")
+        n_present=("present", "sum"), n_reporting=("valid", "sum"), n_given=("given", "sum")).reset_index()
+    g = g[(g["sex"] == "total") | (g["n_given"] > 0)].rename(columns={level: "geo_code"})
+    return g.assign(n_excluded=g["n_present"] - g["n_reporting"]).drop(columns=["n_present", "n_given"])
 
 
 def _gpi(sums: pd.DataFrame) -> pd.Series:

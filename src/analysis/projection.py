@@ -885,5 +885,4 @@ def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, com
     for col in columns:
         if col in others:
             frame.insert(columns.index(col), col, others[col])
-    assert list(frame.columns) == columns
-    return frame
+    return frame  # the contract's column order: tests/test_projection.py::test_output_contract_columns_first

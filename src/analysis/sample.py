@@ -280,7 +280,8 @@ def _facilities(story: dict, roster: pd.DataFrame, active: np.ndarray, years: li
         "cong_trinh_ve_sinh": [(np.ones(len(roster), bool), story["indicators"]["CT07"]["values"])],
         "ho_tro_tam_ly": [(is_school, story["indicators"]["CT19"]["values"]),
                           (~is_school, ctx["preschool_psych_support_pct"])],
-        "csvc_khuyet_tat": [(np.ones(len(roster), bool), story["indicators"]["CT20A"]["values"])],
+        "csvc_khuyet_tat": [(is_school, story["indicators"]["CT20A"]["values"]),
+                            (~is_school, ctx["preschool_csvc_pct"])],
     }
     out = {}
     for column, groups in plans.items():
@@ -679,8 +680,8 @@ def _columns(sheet: T.Sheet, style: dict, rng: np.random.Generator) -> list[_Col
         if choices and (style["headers"] == "alias" or (style["headers"] == "mixed" and rng.random() < 0.5)):
             header = choices[int(rng.integers(len(choices)))]
         folded = T.fold(header)
-        assert folded in keys[c.id], (c.id, header)
-        assert all(folded not in k for o, k in keys.items() if o != c.id), (c.id, header)
+        if folded not in keys[c.id] or any(folded in k for o, k in keys.items() if o != c.id):
+            raise ValueError(f"header {header!r} of {c.id} does not name that one column of the template")
         chosen.append(_Col(c.id, header, c))
     extras = style["extra_columns"]
     key = chosen[0]
@@ -793,7 +794,8 @@ class _YearExport:
     def _sheet(self, sheet: T.Sheet) -> Grid:
         sid, style, m = sheet.name, self.style, self.m
         name = SHEET_ALIASES[sid] if style["sheet_names"] == "alias" else sid
-        assert T.fold(name) in sheet.name_keys()
+        if T.fold(name) not in sheet.name_keys():
+            raise ValueError(f"sheet name {name!r} is not one the template reads as {sid}")
         g = Grid(name)
         if name != sid:
             m.add("sheet_alias", "cosmetic", "sheet", g, sid, value=name, note="sheet named with a template alias")
@@ -957,7 +959,8 @@ class _YearExport:
         else:
             text = cat.vi
         lookup = self._lookups.setdefault(column.id, T.category_lookup(column))
-        assert lookup[T.fold(text)] == code
+        if lookup.get(T.fold(text)) != code:
+            raise ValueError(f"{text!r} is not a spelling the template reads as {column.id} = {code}")
         return text
 
     def _column_notes(self, g: Grid, sid: str, col_of: dict[str, int], first: int, last: int) -> None:
@@ -1079,7 +1082,8 @@ def _cosmetic_cells(g: Grid, sid: str, cols: list[_Col], first: int, last: int, 
                 continue  # never overwrite an injected soft problem
             yes = old is not None and T.fold(old) in T.YES_VALUES
             new = (YES_ODD if yes else NO_ODD)[int(rng.integers(len(YES_ODD if yes else NO_ODD)))]
-            assert T.fold(new) in (T.YES_VALUES if yes else T.NO_VALUES)
+            if T.fold(new) not in (T.YES_VALUES if yes else T.NO_VALUES):
+                raise ValueError(f"{new!r} is not a spelling the template reads as {'yes' if yes else 'no'}")
             g.cells[(rr, c)] = new
             m.add("yesno_variant", "cosmetic", "cell", g, sid, row=rr, col=c, column=cols[c - 1].header,
                   column_id=cols[c - 1].id, value=new, note=f"means {'yes' if yes else 'no'}")

@@ -213,11 +213,18 @@ TRUONG = Sheet(
                "Có công trình vệ sinh dành cho trẻ em/học sinh.", "Has sanitation facilities for children.",
                aliases=("Có công trình vệ sinh", "CTVS", "Nhà vệ sinh")),
         _yesno("ho_tro_tam_ly", "Hỗ trợ tâm lý", "Psychological support",
-               "Có dịch vụ hỗ trợ tâm lý / tư vấn học đường.", "Has a psychological support or school counselling service.",
+               "Có dịch vụ hỗ trợ tâm lý / tư vấn học đường. Ghi cho mọi cơ sở; Chỉ tiêu 19 tính trên các trường "
+               "tiểu học, THCS, TH&THCS (\"trường học\"), cơ sở mầm non được thống kê riêng.",
+               "Has a psychological support or school counselling service. Given for every institution; Chỉ tiêu 19 "
+               "counts primary, lower-secondary and TH&THCS schools, preschools are shown apart.",
                aliases=("Có dịch vụ hỗ trợ tâm lý", "Tư vấn tâm lý", "Tư vấn học đường")),
         _yesno("csvc_khuyet_tat", "CSVC cho HS khuyết tật", "Facilities for students with disabilities",
-               "Có cơ sở hạ tầng và tài liệu phù hợp với học sinh khuyết tật.",
-               "Has infrastructure and materials suitable for students with disabilities.",
+               "Có cơ sở hạ tầng và tài liệu phù hợp với học sinh khuyết tật. Ghi cho mọi cơ sở; Chỉ tiêu 20 tính "
+               "trên các trường tiểu học, THCS, TH&THCS (\"trường học\", như Chỉ tiêu 19), cơ sở mầm non (kể cả "
+               "nhóm trẻ, lớp mẫu giáo độc lập) được thống kê riêng.",
+               "Has infrastructure and materials suitable for students with disabilities. Given for every "
+               "institution; Chỉ tiêu 20 counts primary, lower-secondary and TH&THCS schools (as Chỉ tiêu 19), "
+               "preschools (independent groups included) are shown apart.",
                aliases=("Cơ sở vật chất cho học sinh khuyết tật", "CSVC khuyết tật", "CSVC cho HSKT")),
     ),
 )
@@ -230,13 +237,19 @@ MAM_NON = Sheet(
         MA_TRUONG,
         *_count("tre_24_59_danh_gia", "Trẻ 24-59 tháng được đánh giá", "Children 24-59 months assessed",
                 female=True, example=180,
-                help_vi="Số trẻ 24-59 tháng tuổi được đánh giá sự phát triển trong năm học.",
-                help_en="Children aged 24-59 months whose development was assessed this school year."),
+                help_vi="Số trẻ 24-59 tháng tuổi (tuổi tại lần đánh giá cuối năm học) được đánh giá đủ ba mặt: "
+                        "sức khỏe, học tập, tâm lý xã hội.",
+                help_en="Children aged 24-59 months (at the end-of-year assessment) assessed in all three domains: "
+                        "health, learning, psychosocial."),
         *_count("tre_24_59_phu_hop", "Trẻ 24-59 tháng phát triển phù hợp",
                 "Children 24-59 months developmentally on track", female=True, example=178,
                 subset_of="tre_24_59_danh_gia",
-                help_vi="Trong số được đánh giá, số trẻ phát triển phù hợp về sức khỏe, học tập và tâm lý xã hội.",
-                help_en="Of those assessed, children on track in health, learning and psychosocial well-being."),
+                help_vi="Trong số được đánh giá, số trẻ đạt cả ba mặt: sức khỏe (không suy dinh dưỡng thể nhẹ cân, "
+                        "thấp còi ở lần cân đo cuối năm), học tập (đạt chỉ số nhận thức, ngôn ngữ của độ tuổi), tâm "
+                        "lý xã hội (đạt chỉ số tình cảm, kỹ năng xã hội của độ tuổi). Chưa đạt một mặt thì không tính.",
+                help_en="Of those assessed, children on track in all three: health (neither underweight nor stunted "
+                        "at the year's last measuring), learning (the age's cognitive and language indicators), "
+                        "psychosocial (the age's emotional and social indicators). Off track in one: not counted."),
     ),
 )
 
@@ -267,9 +280,19 @@ PHO_THONG = Sheet(
                 help_en="Pupils who completed primary / obtained the lower-secondary certificate at year end."),
         *_count("hs_bo_hoc", "HS bỏ học", "Dropouts", female=True, example=2, subset_of="hs_dau_nam",
                 aliases=("Học sinh bỏ học", "Số HS bỏ học"),
-                help_vi="Học sinh bỏ học trong năm học.", help_en="Pupils who dropped out during the year."),
+                help_vi="Học sinh bỏ học của năm học: học sinh có tên đầu năm thôi học trước khi hết năm học, cộng "
+                        "học sinh thôi học trong hè trước năm học (học năm trước, không nhập học năm này). Không tính "
+                        "học sinh chuyển trường, học sinh đã hoàn thành lớp 5/lớp 9 không học tiếp.",
+                help_en="Dropouts of the year: pupils enrolled at the start who left before the year's end, plus "
+                        "pupils who left during the summer before it (enrolled last year, not this year). Transfers "
+                        "and pupils who completed grade 5/grade 9 and did not continue are not dropouts."),
     ),
 )
+
+_PCGD_VI = ("không tính người khuyết tật không có khả năng theo học chương trình (như khi xét công nhận phổ cập, "
+            "Nghị định 20/2014/NĐ-CP, Thông tư 07/2016/TT-BGDĐT).")
+_PCGD_EN = ("people with disabilities who cannot follow the programme are left out (as for the universal-education "
+            "standards, Decree 20/2014/NĐ-CP, Circular 07/2016/TT-BGDĐT).")
 
 XA_PHUONG = Sheet(
     "XaPhuong", "Số liệu phổ cập theo xã/phường", "Universal-education survey by ward",
@@ -284,19 +307,32 @@ XA_PHUONG = Sheet(
         *_count("tre_5_tuoi", "Trẻ 5 tuổi", "Resident 5-year-olds", female=True, example=1400),
         *_count("tre_5_tuoi_hoc_mg", "Trẻ 5 tuổi học mẫu giáo", "5-year-olds in kindergarten", female=True,
                 example=1392, subset_of="tre_5_tuoi", aliases=("Trẻ 5 tuổi ra lớp", "Trẻ 5 tuổi đi học MG")),
-        *_count("tre_11_14", "Trẻ 11-14 tuổi", "Resident children 11-14", female=True, example=5200),
+        *_count("tre_11_14", "Trẻ 11-14 tuổi", "Resident children 11-14", female=True, example=5200,
+                help_vi="Trẻ 11-14 tuổi cư trú, như hồ sơ phổ cập giáo dục: " + _PCGD_VI,
+                help_en="Resident children 11-14, as in the universal-education records: " + _PCGD_EN),
         *_count("tre_11_14_htth", "Trẻ 11-14 tuổi hoàn thành tiểu học", "Children 11-14 who completed primary",
                 female=True, example=5090, subset_of="tre_11_14", aliases=("Trẻ 11-14 tuổi HTCTTH",)),
         *_count("ttn_15_18", "Thanh thiếu niên 15-18 tuổi", "Resident youth 15-18", female=True, example=4800,
-                aliases=("TTN 15-18 tuổi",)),
+                aliases=("TTN 15-18 tuổi",),
+                help_vi="Thanh thiếu niên 15-18 tuổi cư trú, như hồ sơ phổ cập giáo dục: " + _PCGD_VI,
+                help_en="Resident youth 15-18, as in the universal-education records: " + _PCGD_EN),
         *_count("ttn_15_18_tn_thcs", "TTN 15-18 tuổi tốt nghiệp THCS", "Youth 15-18 with lower-secondary certificate",
                 female=True, example=4300, subset_of="ttn_15_18",
                 aliases=("Thanh thiếu niên 15-18 tuổi tốt nghiệp THCS",)),
         *_count("tkt_nhu_cau", "Trẻ khuyết tật có nhu cầu học tập", "Children with disabilities needing education",
-                female=True, example=25, aliases=("TKT có nhu cầu học tập",)),
+                female=True, example=25, aliases=("TKT có nhu cầu học tập",),
+                help_vi="Trẻ khuyết tật cư trú có nhu cầu học tập; trẻ em theo Luật Trẻ em 2016: dưới 16 tuổi.",
+                help_en="Resident children with disabilities who need education; children as in the Law on "
+                        "Children 2016: under 16."),
         *_count("tkt_tiep_can", "Trẻ khuyết tật được tiếp cận giáo dục",
                 "Children with disabilities accessing education", female=True, example=21, subset_of="tkt_nhu_cau",
-                aliases=("TKT được tiếp cận giáo dục",)),
+                aliases=("TKT được tiếp cận giáo dục",),
+                help_vi="Trong số trên, trẻ học hòa nhập ở cơ sở mầm non, phổ thông, học ở trường, lớp chuyên biệt "
+                        "(kể cả bán hòa nhập), hoặc được hỗ trợ giáo dục, phục hồi chức năng phù hợp (trung tâm hỗ "
+                        "trợ giáo dục hòa nhập, cơ sở phục hồi chức năng, tại nhà) trong năm học; mỗi trẻ tính một lần.",
+                help_en="Of those, children in inclusive education in a preschool or school, in a special school "
+                        "or class (semi-inclusive included), or receiving suitable educational or rehabilitation "
+                        "support (support centre, rehabilitation facility, at home) this school year; each once."),
     ),
 )
 
@@ -304,21 +340,18 @@ SHEETS: tuple[Sheet, ...] = (TRUONG, MAM_NON, PHO_THONG, XA_PHUONG)
 SHEETS_BY_NAME = {s.name: s for s in SHEETS}
 NOTE_SHEET = "GhiChu"
 
-def female_subset_pairs(sheet: Sheet) -> list[tuple[str, str]]:
-    """(subset, superset) among the girls' columns mirroring the totals' rules."""
-    pairs = []
-    for col in sheet.columns:
-        if col.female_of is None and col.subset_of is not None:
-            sub_f, sup_f = col.id + FEMALE_SUFFIX, col.subset_of + FEMALE_SUFFIX
-            if sub_f in sheet.by_id and sup_f in sheet.by_id:
-                pairs.append((sub_f, sup_f))
-    return pairs
+def by_sex_subset_rules(sheet: Sheet) -> list[tuple[str, str]]:
+    """(subset, superset) among the totals whose two columns both have a girls' column: the girls' counts
+    and the boys' counts (all minus girls) obey the same rule."""
+    return [(c.id, c.subset_of) for c in sheet.columns
+            if c.female_of is None and c.subset_of is not None
+            and c.id + FEMALE_SUFFIX in sheet.by_id and c.subset_of + FEMALE_SUFFIX in sheet.by_id]
 
 
 def subset_rules(sheet: Sheet) -> list[tuple[str, str]]:
-    """Every (subset, superset) pair the cleaner enforces on a row."""
+    """Every (subset, superset) pair of entered columns the cleaner enforces on a row."""
     rules = [(c.id, c.subset_of) for c in sheet.columns if c.subset_of is not None]
-    return rules + female_subset_pairs(sheet)
+    return rules + [(a + FEMALE_SUFFIX, b + FEMALE_SUFFIX) for a, b in by_sex_subset_rules(sheet)]
 
 
 def category_lookup(column: Column) -> dict[str, str]:

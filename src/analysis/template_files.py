@@ -31,12 +31,15 @@ INSTRUCTIONS = [
      "Columns '– Nữ' (girls) are optional; when present, results are also given by sex."),
     ("Tên xã/phường ghi đúng tên của năm học đó (xem don_vi_hanh_chinh.csv).",
      "Ward names as they were in that school year (see don_vi_hanh_chinh.csv)."),
+    ("Định nghĩa từng cột: ghi chú ở ô tiêu đề cột và data/raw/README.md (mục Định nghĩa).",
+     "What each column counts: the note on its header cell and data/raw/README.md (Definitions)."),
 ]
 
 
 def write_template_workbook(path: Path) -> Path:
     """An empty workbook with the four sheets, their headers and an instruction sheet."""
     import openpyxl
+    from openpyxl.comments import Comment
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.worksheet.datavalidation import DataValidation
 
@@ -50,6 +53,8 @@ def write_template_workbook(path: Path) -> Path:
         for j, col in enumerate(sheet.columns, start=1):
             cell = ws.cell(row=1, column=j)
             cell.font, cell.fill = bold, fill
+            if col.help_vi:  # the definition, where the person filling the column sees it
+                cell.comment = Comment(f"{col.help_vi}\n\n{col.help_en}", "PGDĐT", width=360, height=200)
             cell.alignment = Alignment(wrap_text=True, vertical="top")
             ws.column_dimensions[cell.column_letter].width = max(12, min(32, len(col.vi) + 2))
             if col.kind == "category":
