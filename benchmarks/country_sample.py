@@ -316,7 +316,7 @@ def simulate_country_year(size: CountrySize, geo: CountryGeography, roster: pd.D
         yes = _binom_by_sex(rng, people, expit(logit(rate[key]) + weff), 1.15)
         xa[den], xa[den + T.FEMALE_SUFFIX] = people.sum(1), people[:, GIRLS]
         xa[num], xa[num + T.FEMALE_SUFFIX] = yes.sum(1), yes[:, GIRLS]
-    xa_phuong = pd.DataFrame(xa)[[c.id for c in T.XA_PHUONG.columns]]
+    xa_phuong = pd.DataFrame(xa)[[c.id for c in T.XA_PHUONG.columns if c.id != "don_vi_cu"]]  # no reform here
     return {"Truong": truong, "MamNon": mam_non, "PhoThong": pho_thong, "XaPhuong": xa_phuong}
 
 

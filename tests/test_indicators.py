@@ -193,20 +193,59 @@ def test_geography_levels_and_names(fixture_out):
     assert set(cur["geo_code"]) == {"P_THOI_HOA"}
 
 
-def test_population_series_break_across_the_2025_merger(raw_dir):
-    y25, y26 = minimal_sheets(2025), minimal_sheets(2026)
-    for sheet in (y26["Truong"], y26["XaPhuong"]):
-        for row in sheet:
-            for j, v in enumerate(row):
-                if v in ("Mỹ Phước", "P. Mỹ Phước"):
-                    row[j] = "Bến Cát"
-    out = build(raw_dir, {2025: y25, 2026: y26})
+def reformed_2026(parts: bool) -> dict:
+    """The minimal workbook in school year 2025-2026, after the 1 July 2025 reform: the schools of Mỹ Phước are
+    in the new Bến Cát ward (wholly inside the plan's territory), and Mỹ Phước's survey row goes to the new
+    Long Nguyên ward, which also took in Long Nguyên commune of Bàu Bàng. With ``parts``, Long Nguyên reports
+    each former unit on its own row (column Đơn vị cũ); without, one row for the whole ward."""
+    y26 = minimal_sheets(2026)
+    for row in y26["Truong"]:
+        for j, v in enumerate(row):
+            if v in ("Mỹ Phước", "P. Mỹ Phước"):
+                row[j] = "Bến Cát"
+    header, my_phuoc, thoi_hoa, _total = y26["XaPhuong"]
+    outside = ["Long Nguyên", 300, 150, 270, 130, *([100, 50] * 6)]  # 270 of 300 5-year-olds in kindergarten
+    if parts:
+        rows = [[header[0], "Đơn vị cũ", *header[1:]], ["Long Nguyên", "Mỹ Phước", *my_phuoc[1:]],
+                [outside[0], "Long Nguyên", *outside[1:]], [thoi_hoa[0], None, *thoi_hoa[1:]]]
+    else:
+        whole = ["Long Nguyên", *[a + b for a, b in zip(my_phuoc[1:], outside[1:])]]
+        rows = [header, whole, thoi_hoa]
+    y26["XaPhuong"] = rows
+    return y26
+
+
+@pytest.mark.parametrize("parts", [False, True])
+def test_population_series_across_the_2025_reform(raw_dir, parts):
+    """A new ward that reaches outside the plan's territory breaks the district's population series, unless
+    the survey gives its former units' parts: then the territory is restated on the former wards (the part from
+    outside counts for its new ward only) and the series goes on. Institution-based series go on either way."""
+    out = build(raw_dir, {2025: minimal_sheets(2025), 2026: reformed_2026(parts)})
     pop = pick(out, "CT16", 2026)
-    assert pop.series_break and pop.territory_id == "BEN_CAT@2026" and pop.geo_name.startswith("Địa bàn Bến Cát")
-    assert not pick(out, "CT16", 2025).series_break
+    assert not pick(out, "CT16", 2025).series_break and pop.geo_name.startswith("Địa bàn Bến Cát")
+    if parts:  # Mỹ Phước's part (990 of 1000) and Thới Hòa (495 of 500), as in 2025; not Long Nguyên commune
+        assert not pop.series_break and pop.territory_id == "BEN_CAT@2025"
+        assert (pop.numerator, pop.denominator) == (990 + 495, 1000 + 500)
+    else:  # the whole new ward, with Long Nguyên commune: another territory
+        assert pop.series_break and pop.territory_id == "BEN_CAT@2026"
+        assert (pop.numerator, pop.denominator) == (990 + 270 + 495, 1000 + 300 + 500)
+    ward = pick(out, "CT16", 2026, level="ward", code="P_LONG_NGUYEN")  # the ward counts both parts
+    assert (ward.numerator, ward.denominator) == (990 + 270, 1000 + 300)
     school = pick(out, "CT15", 2026)  # institution-based: continues through stable codes
     assert not school.series_break and school.territory_id == "BEN_CAT"
     assert pick(out, "CT15", 2025).geo_code == school.geo_code == "BEN_CAT"
+
+
+def test_a_former_unit_that_did_not_go_into_the_ward_is_logged(raw_dir):
+    y26 = reformed_2026(parts=True)
+    y26["XaPhuong"][2][1] = "Tân Định"  # went into Hòa Lợi, not into Long Nguyên
+    tables = cleaned(raw_dir, {2026: y26})
+    q = tables["quality"]
+    bad = q[q["code"] == "unknown_former_unit"]
+    assert len(bad) == 1 and bad.iloc[0]["severity"] == "warning" and "Tân Định" in bad.iloc[0]["message_vi"]
+    assert bad.iloc[0]["cell"] == "B3"  # file, sheet, row and column of the cell
+    xa = tables["xa_phuong"]
+    assert xa["ma_don_vi_cu"].fillna("").tolist() == ["MY_PHUOC", "", ""]
 
 
 def test_action_lists(fixture_tables, fixture_out, raw_dir):

@@ -52,11 +52,18 @@ def test_girls_do_better_on_completion_and_dropout(computed):
         assert ((f > m) if better == "higher" else (f < m)).mean() >= 0.8, iid
 
 
-def test_population_indicators_break_in_2026_school_ones_do_not(computed):
+def test_population_indicators_are_restated_on_the_plans_territory_in_2026(computed):
+    """After the 1 July 2025 reform the new wards that reach outside former Bến Cát report their former units'
+    parts: the district's population-based series go on over the plan's territory (no break), without the
+    children of the units from outside; the new wards' own rows count everyone."""
     d = computed[(computed.geo_level == "district") & (computed.sex == "total")]
-    breaks = set(d.loc[d.series_break, "indicator_id"])
-    assert breaks == {"CT16", "CT17A", "CT18A", "CT20B"}
-    assert set(d.loc[d.series_break, "year"]) == {2026}
+    assert not d["series_break"].any() and (d.loc[d.population_based, "territory_id"] == "BEN_CAT@2016").all()
+    xa = clean.combine(clean.clean_all(config.RAW_DIR))["xa_phuong"]
+    xa26 = xa[xa["year"] == 2026]
+    inside = xa26["ma_don_vi_cu"].isna() | ~xa26["ma_don_vi_cu"].isin(["LONG_NGUYEN_BB", "HUNG_HOA", "AN_LAP", "TAN_AN",
+                                                                        "HIEP_AN"])
+    ct16 = d[(d.indicator_id == "CT16") & (d.year == 2026)].iloc[0]
+    assert ct16.denominator == xa26.loc[inside, "tre_5_tuoi"].sum() < xa26["tre_5_tuoi"].sum()
     wards_2026 = computed[(computed.indicator_id == "CT16") & (computed.geo_level == "ward") & (computed.year == 2026)]
     assert wards_2026["geo_code"].nunique() == 7
     # Hòa Lợi today = Hòa Lợi + Tân Định: its history can be restated in today's wards; Mỹ Phước (split) cannot

@@ -172,8 +172,8 @@ def test_no_fatal_problem(generated, geo, year):
         for r in rs:
             text = re.sub(r"^(phường|xã|p\.)\s*", "", _nfc(r[p["xa_phuong"]]).strip(), flags=re.IGNORECASE)
             assert T.fold(text) in valid, (year, sid, r[p["xa_phuong"]])
-    p, rs = tables["XaPhuong"]
-    assert len(rs) == len(geo.wards_of_year(year))
+    p, rs = tables["XaPhuong"]  # one row per ward, or per former unit of a ward reaching outside Bến Cát
+    assert len({r[p["xa_phuong"]] for r in rs}) == len(geo.wards_of_year(year))
 
 
 def test_true_data_respect_every_subset_rule(built):
@@ -288,8 +288,14 @@ def test_girls_and_boys_differ_as_told(built, story):
 def test_territory_of_2026_is_the_seven_new_wards(built, geo):
     truth = built[0]
     xp25, xp26 = truth.xa_phuong[2025], truth.xa_phuong[2026]
-    assert len(xp25) == 8 and len(xp26) == 7
+    assert len(xp25) == 8 and xp26["xa_phuong"].nunique() == 7 and "don_vi_cu" not in xp25
     assert set(xp26["xa_phuong"]) == set(geo.wards_of_year(2026))
     # the new wards include units from outside former Bến Cát: visibly more children
     assert xp26["tre_5_tuoi"].sum() > 1.2 * xp25["tre_5_tuoi"].sum()
+    # the four wards reaching outside report each former unit on its own row (column Đơn vị cũ); the others
+    # (wholly inside former Bến Cát) one row
+    parts = xp26[xp26["don_vi_cu"].notna()]
+    assert set(parts["xa_phuong"]) == {"P_LONG_NGUYEN", "P_CHANH_PHU_HOA", "P_TAY_NAM", "P_PHU_AN"}
+    assert set(parts["don_vi_cu"]) == {"Mỹ Phước", "Long Nguyên", "Chánh Phú Hòa", "Hưng Hòa", "An Tây", "An Lập",
+                                       "Phú An", "Tân An", "Hiệp An"}
     assert np.isin(truth.truong[2026]["xa_phuong"], geo.wards_of_year(2026)).all()

@@ -25,7 +25,7 @@ import pandas as pd
 
 from analysis import config
 from analysis.errors import QUALITY_COLUMNS, AnalysisError, DataFileError, Problem, short_value
-from analysis.geography import Crosswalk
+from analysis.geography import Crosswalk, name_key, short_name
 from analysis.atomic import write_files
 from analysis.formats import csv_writer, parquet_writer
 from analysis.read import SCHOOL_YEAR_IN_TEXT, RawSheet, RawWorkbook, read_workbook
@@ -487,7 +487,9 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
         result.tables[name] = frame
 
     xa = _resolve_wards(result.tables["XaPhuong"], cleaners["XaPhuong"], crosswalk, year, per_row_required=True)
-    xa = _dedupe(xa, ["ma_xa_phuong"], cleaners["XaPhuong"], "Xã/phường", "ward")
+    xa = _resolve_former_units(xa, cleaners["XaPhuong"], crosswalk)
+    key = xa.assign(_part=xa["ma_don_vi_cu"].fillna(""))  # a ward once, or once per former unit it reports
+    xa = _dedupe(key, ["ma_xa_phuong", "_part"], cleaners["XaPhuong"], "Xã/phường", "ward").drop(columns="_part")
     result.tables["XaPhuong"] = xa
     _report_non_reporting(result, cleaners)
     for cleaner in cleaners.values():
@@ -562,6 +564,40 @@ def _resolve_wards(frame: pd.DataFrame, cleaner: SheetCleaner, crosswalk: Crossw
     if per_row_required:
         frame = frame[frame["ma_xa_phuong"].notna()].reset_index(drop=True)
     return frame
+
+
+def _resolve_former_units(frame: pd.DataFrame, cleaner: SheetCleaner, crosswalk: Crosswalk) -> pd.DataFrame:
+    """``ma_don_vi_cu``: the crosswalk code of the former unit a survey row counts (column Đơn vị cũ), found
+    by name or code among the units its ward was formed from. A name that is not one of them is logged and
+    the row counts for its ward only; a ward reporting both its whole and its parts keeps its parts."""
+    frame = frame.assign(ma_don_vi_cu=pd.array([None] * len(frame), dtype="string"))
+    if "don_vi_cu" not in frame:
+        return frame
+    written = frame["don_vi_cu"].to_numpy(dtype=object, na_value=None)
+    for i, (text, ward) in enumerate(zip(written, frame["ma_xa_phuong"].to_numpy(dtype=object, na_value=None))):
+        if text is None or ward is None:
+            continue
+        units = crosswalk.origins(ward)
+        hits = [u for u in units if name_key(crosswalk.name_of(u)) == name_key(text) or u == str(text).strip().upper()]
+        if len(hits) == 1:
+            frame.loc[frame.index[i], "ma_don_vi_cu"] = hits[0]
+        else:
+            names = ", ".join(sorted(short_name(crosswalk.name_of(u)) for u in units))
+            cleaner.problem(i, "don_vi_cu", "warning", "unknown_former_unit",
+                            f"'{text}' không phải một đơn vị cũ đã nhập vào xã/phường này ({names}); phần này chỉ được "
+                            "tính cho xã/phường, chỉ tiêu theo dân số của địa bàn không tính lại được năm này.",
+                            f"'{text}' is not one of the former units that went into this ward ({names}); the part "
+                            "counts for its ward only, and the territory's population-based indicators cannot be "
+                            "restated this year.", text, frame=frame)
+    parts = frame["ma_don_vi_cu"].notna().groupby(frame["ma_xa_phuong"]).transform("any")
+    whole = parts & frame["ma_don_vi_cu"].isna() & frame["don_vi_cu"].isna()
+    for i in np.flatnonzero(whole.to_numpy()):
+        cleaner.problem(int(i), "don_vi_cu", "error", "whole_and_parts",
+                        "Xã/phường có cả dòng toàn xã/phường và các dòng theo đơn vị cũ; dòng toàn xã/phường bị loại "
+                        "(các phần đã cộng lại thành cả xã/phường).",
+                        "The ward has a row for the whole ward and rows for its former units; the whole-ward row "
+                        "is excluded (the parts add up to the ward).", frame=frame)
+    return frame[~whole.to_numpy()].reset_index(drop=True)
 
 
 def _isin(values: pd.Series, known: set) -> pd.Series:

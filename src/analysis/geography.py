@@ -218,6 +218,20 @@ class Crosswalk:
             succs.setdefault(unit, []).append((succ, mapping))
         return succs
 
+    def origins(self, code: str, stop: set[str] | frozenset[str] = frozenset()) -> set[str]:
+        """The units ``code`` was formed from, followed back through the successor rows (whole or partial)
+        until a unit of ``stop`` or one without predecessors: a unit that was not formed from others is its own."""
+        out, todo, seen = set(), [code], set()
+        while todo:
+            unit = todo.pop()
+            preds = [p for p, _ in self._predecessors.get(unit, [])] if unit not in stop else []
+            if preds and unit not in seen:
+                seen.add(unit)
+                todo += preds
+            else:
+                out.add(unit)
+        return out
+
     def has_history(self, code: str) -> bool:
         """Was this unit formed from others (it has predecessors in the crosswalk)?"""
         return code in self._predecessors
@@ -286,6 +300,7 @@ class DataGeography:
     territory_level: str
     levels: list[str]
     current: dict[str, str] = field(default_factory=dict)
+    restated: dict[int, set[tuple[str, str]]] = field(default_factory=dict)  # see restate()
 
     @property
     def territory(self) -> pd.DataFrame:
@@ -295,15 +310,21 @@ class DataGeography:
         return t.rename(columns={self.territory_level: "unit"}).assign(
             code=lambda f: f["unit"].map(self.crosswalk.canonical))
 
-    def codes(self, level: str, year: pd.Series, ward: pd.Series) -> pd.Series:
+    def codes(self, level: str, year: pd.Series, ward: pd.Series, former: pd.Series | None = None) -> pd.Series:
         """The code of ``level`` for units in ``year`` and ``ward`` (NA: none). The territory holds every
-        unit of a year the data has wards in, even a unit without a ward."""
+        unit of a year the data has wards in, even a unit without a ward; with ``former`` (the survey's former
+        unit of each row), a year whose territory is restated holds only the rows inside it (``restate``)."""
         if level == "ward":
             return ward
         if level == "ward_current":
             return ward.map(self.current)
         if level == self.territory_level:
-            return year.map(self.territory.set_index("year")["code"])
+            code = year.map(self.territory.set_index("year")["code"])
+            if former is not None and self.restated:
+                pairs = list(zip(year, ward.fillna(""), former.fillna("")))
+                inside = [y not in self.restated or (w, f) in self.restated[y] for y, w, f in pairs]
+                code = code.where(pd.Series(inside, index=year.index))
+            return code
         keys = pd.MultiIndex.from_arrays([year, ward])
         found = self.hierarchy.set_index(["year", "ward"])[level].reindex(keys)
         return pd.Series(found.to_numpy(), index=year.index)
@@ -336,16 +357,45 @@ class DataGeography:
         for code, seq in units.sort_values("year").groupby("code", sort=False):
             start, before = None, None
             for year, unit in zip(seq["year"], seq["unit"]):
-                broke = before is not None and not cw.same_territory(cw.wards_under(before[1], before[0]),
-                                                                     cw.wards_under(unit, year))
+                restated = level == self.territory_level and year in self.restated
+                broke = before is not None and not restated and not cw.same_territory(
+                    cw.wards_under(before[1], before[0]), cw.wards_under(unit, year))
                 start = year if start is None or broke else start
                 rows.append((code, year, broke, start))
                 before = (year, unit)
         return pd.DataFrame(rows, columns=["code", "year", "series_break", "start"])
 
 
-def data_geography(wards_by_year: dict[int, list[str]], crosswalk: Crosswalk) -> DataGeography:
-    """Place the data's wards (year -> ward codes) in the crosswalk's hierarchy and find its territory."""
+    def restate(self, survey: pd.DataFrame) -> None:
+        """Where the territory's wards changed (the 1 July 2025 reform) and the survey says, for each new ward
+        that reaches outside the territory of the year before, which former unit each of its rows counts
+        (``year, ma_xa_phuong, ma_don_vi_cu``), the rows inside that territory are known: the plan's territory
+        is restated that year (``restated``: year -> its (ward, former unit or '') inside) and its series goes
+        on. A row whose ward reaches both inside and outside without a former unit: no restatement, a break."""
+        t = self.territory.sort_values("year")
+        years, units, cw = t["year"].tolist(), t["unit"].tolist(), self.crosswalk
+        for before_year, before_unit, year, unit in zip(years, units, years[1:], units[1:]):
+            old = cw.wards_under(before_unit, before_year)
+            if cw.same_territory(old, cw.wards_under(unit, year)):
+                continue
+            wards_before = set(cw.wards_of_year(before_year)["unit_code"])
+            rows = survey[survey["year"] == year]
+            inside, ok = set(), len(rows) > 0
+            for ward, former in set(zip(rows["ma_xa_phuong"].fillna(""), rows["ma_don_vi_cu"].fillna(""))):
+                found = cw.origins(former or ward, stop=wards_before)
+                if found <= old:
+                    inside.add((ward, former))
+                elif found & old:  # part inside, part outside, and no former unit to tell which
+                    ok = False
+            if ok:
+                self.restated[year] = inside
+
+
+def data_geography(wards_by_year: dict[int, list[str]], crosswalk: Crosswalk,
+                   survey: pd.DataFrame | None = None) -> DataGeography:
+    """Place the data's wards (year -> ward codes) in the crosswalk's hierarchy and find its territory; with
+    the survey's rows (``year, ma_xa_phuong, ma_don_vi_cu``), restate the territory where a reform changed it
+    and the survey gives the former units (``DataGeography.restate``)."""
     parts = [crosswalk.ancestry(year, wards).rename_axis("ward").reset_index().assign(year=year)
              for year, wards in sorted(wards_by_year.items()) if len(wards)]
     hierarchy = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["year", "ward"])
@@ -356,7 +406,10 @@ def data_geography(wards_by_year: dict[int, list[str]], crosswalk: Crosswalk) ->
     every = {w for ws in wards_by_year.values() for w in ws}
     current = {old: new for old, new in crosswalk.current_ward_map(every).items() if crosswalk.has_history(new)}
     columns = ["year", "ward", *levels]
-    return DataGeography(crosswalk, hierarchy.reindex(columns=columns), territory, levels, current)
+    geo = DataGeography(crosswalk, hierarchy.reindex(columns=columns), territory, levels, current)
+    if survey is not None and levels and "ma_don_vi_cu" in survey:
+        geo.restate(survey)
+    return geo
 
 
 def _validate(frame: pd.DataFrame, source: str) -> pd.DataFrame:

@@ -140,8 +140,8 @@ def units(ind: Indicator, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     c = ind.compute
     if c["table"] == "xa_phuong":
         x = tables["xa_phuong"]
-        return pd.DataFrame({"year": x["year"], "ward": x["ma_xa_phuong"], "school_level": pd.NA,
-                             "ownership": pd.NA, "present": True, "num": _counts(x, c["numerator"]),
+        return pd.DataFrame({"year": x["year"], "ward": x["ma_xa_phuong"], "former": x.get("ma_don_vi_cu", pd.NA),
+                             "school_level": pd.NA, "ownership": pd.NA, "present": True, "num": _counts(x, c["numerator"]),
                              "den": _counts(x, c["denominator"]), "num_f": _counts(x, c["numerator"] + FEMALE_SUFFIX),
                              "den_f": _counts(x, c["denominator"] + FEMALE_SUFFIX)})
     owner = {m: g for g, spec in ownership_groups().items() for m in spec["members"]}
@@ -232,7 +232,7 @@ def indicator_sums(ind: Indicator, tables: dict[str, pd.DataFrame], geo) -> pd.D
         levels += INSTITUTION_LEVELS
     for level in levels:
         if level not in INSTITUTION_LEVELS:
-            u[level] = geo.codes(level, u["year"], u["ward"])
+            u[level] = geo.codes(level, u["year"], u["ward"], u.get("former"))
     if method == "cohort":
         parts = [_cohort_sums(u, level, int(ind.compute["lag"])).assign(geo_level=level) for level in levels]
     else:
@@ -305,7 +305,9 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     reg = indicators or registry()
     wards = pd.concat([tables[t][["year", "ma_xa_phuong"]] for t in ("truong", "xa_phuong") if t in tables])
     wards = wards.dropna().drop_duplicates().sort_values(["year", "ma_xa_phuong"])
-    geo = data_geography({int(y): list(w) for y, w in wards.groupby("year")["ma_xa_phuong"]}, crosswalk)
+    survey = tables.get("xa_phuong")
+    geo = data_geography({int(y): list(w) for y, w in wards.groupby("year")["ma_xa_phuong"]}, crosswalk,
+                         survey if survey is not None and "ma_don_vi_cu" in survey else None)
     parts = [indicator_sums(ind, tables, geo) for ind in reg.values()]
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["indicator_id", "geo_level"])
     order = {"indicator_id": list(reg), "geo_level": [*geo.levels, "ward", "ward_current", *INSTITUTION_LEVELS],

@@ -432,6 +432,11 @@ SURVEY_PAIRS = (  # (denominator, numerator, indicator, age key)
 )
 
 
+def _plain_name(name: str) -> str:
+    """'Xã Long Nguyên' -> 'Long Nguyên', as a ward writes a former unit's name."""
+    return name.split(" ", 1)[1] if name.split(" ", 1)[0] in ("Phường", "Xã") else name
+
+
 def _survey_cells(story: dict, geo: Geography, year: int, pop: pd.DataFrame) -> pd.DataFrame:
     """The pieces of territory of one year's survey rows: (reported ward, source unit, population...)."""
     popc = story["population"]
@@ -479,10 +484,19 @@ def _simulate_survey(story, geo, years, pop, seed) -> dict[int, pd.DataFrame]:
             yes = rng.binomial(people, p)
             data[den], data[den + T.FEMALE_SUFFIX] = people.sum(axis=1), people[:, GIRLS]
             data[num], data[num + T.FEMALE_SUFFIX] = yes.sum(axis=1), yes[:, GIRLS]
-        frame = pd.DataFrame({"xa_phuong": cells["ward"].to_numpy(), **data})
-        order = list(dict.fromkeys(cells["ward"]))
-        frame = frame.groupby("xa_phuong", sort=False).sum().reindex(order).reset_index()
-        out[year] = frame[[c.id for c in T.XA_PHUONG.columns if c.id != T.WARD_CODE.id]]
+        # a ward that joins units from outside former Bến Cát reports each former unit's part on its own row
+        # (column Đơn vị cũ), so the plan's territory can be restated (data/raw/README.md)
+        inside = cells["unit"].isin(list(popc["units"]))
+        mixed = inside.groupby(cells["ward"]).transform("any") & ~inside.groupby(cells["ward"]).transform("all")
+        former = [_plain_name(geo.name(u, year - 1)) if m else "" for u, m in zip(cells["unit"], mixed)]
+        frame = pd.DataFrame({"xa_phuong": cells["ward"].to_numpy(), "don_vi_cu": former, **data})
+        frame = frame.groupby(["xa_phuong", "don_vi_cu"], sort=False).sum().reset_index()
+        columns = [c.id for c in T.XA_PHUONG.columns if c.id != T.WARD_CODE.id]
+        if mixed.any():
+            frame["don_vi_cu"] = frame["don_vi_cu"].replace("", None)
+        else:  # before the reform the column is not in the template the wards used
+            columns.remove("don_vi_cu")
+        out[year] = frame[columns]
     return out
 
 
@@ -669,9 +683,9 @@ class _Col:
     column: T.Column | None = None
 
 
-def _columns(sheet: T.Sheet, style: dict, rng: np.random.Generator) -> list[_Col]:
+def _columns(sheet: T.Sheet, style: dict, rng: np.random.Generator, former: bool = False) -> list[_Col]:
     """The columns of one sheet that year: which ones, their header text and their order."""
-    cols = [c for c in sheet.columns if c.id != T.WARD_CODE.id and (style["girls"] or c.female_of is None)]
+    cols = [c for c in sheet.columns if c.id not in (T.WARD_CODE.id, "don_vi_cu") and (style["girls"] or c.female_of is None)]
     keys = {c.id: c.header_keys() for c in sheet.columns}
     chosen = []
     for c in cols:
@@ -709,6 +723,8 @@ def _columns(sheet: T.Sheet, style: dict, rng: np.random.Generator) -> list[_Col
         out = [name, key] + [c for c in rest if c is not name]
     else:
         out = [key] + rest
+    if former:
+        out.insert(1, _Col("don_vi_cu", "Đơn vị cũ", sheet.by_id["don_vi_cu"]))
     if "ten_truong" in extras and sheet in (T.MAM_NON, T.PHO_THONG):
         out.insert(1, _Col("ten_truong_extra", "Tên trường"))
     if "ghi_chu" in extras and sheet is T.TRUONG:
@@ -799,7 +815,8 @@ class _YearExport:
         g = Grid(name)
         if name != sid:
             m.add("sheet_alias", "cosmetic", "sheet", g, sid, value=name, note="sheet named with a template alias")
-        cols = _columns(sheet, style, self.rng)
+        former = sid == "XaPhuong" and "don_vi_cu" in self.truth.xa_phuong[self.year]
+        cols = _columns(sheet, style, self.rng, former)
         g.n_cols = len(cols)
         if not style["girls"]:
             m.add("girls_columns_absent", "cosmetic", "sheet", g, sid,
@@ -1010,8 +1027,8 @@ class _YearExport:
         if sid == "XaPhuong":
             notes.append("Nguồn: điều tra phổ cập giáo dục, số trẻ cư trú trên địa bàn.")
             if style["agency"] == "hcm":
-                notes.append("Từ 01/7/2025 số liệu theo các phường mới (Nghị quyết 1685/NQ-UBTVQH15), "
-                             "gồm cả phần địa bàn ngoài Bến Cát cũ sáp nhập vào.")
+                notes.append("Từ 01/7/2025 số liệu theo các phường mới (Nghị quyết 1685/NQ-UBTVQH15); phường có cả "
+                             "phần địa bàn ngoài Bến Cát cũ ghi mỗi phần (theo đơn vị cũ) trên một dòng.")
         if style["covid_note"]:
             notes.append("Năm học 2021-2022: học sinh học trực tuyến nhiều tháng do dịch COVID-19.")
         for k, text in enumerate(notes):

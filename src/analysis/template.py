@@ -304,6 +304,16 @@ XA_PHUONG = Sheet(
                aliases=("Xã, phường", "Phường/Xã", "Phường, xã", "Đơn vị hành chính", "Địa bàn", "Ward"),
                example="Mỹ Phước"),
         WARD_CODE,
+        Column("don_vi_cu", "Đơn vị cũ", "Former unit", "text", required=False,
+               aliases=("Xã/phường cũ", "Đơn vị trước sắp xếp", "Former ward"), example="",
+               help_vi="Không bắt buộc. Chỉ cho xã/phường mới (sau sắp xếp 01/7/2025) có cả phần ngoài địa bàn theo "
+                       "dõi của Kế hoạch: ghi mỗi phần trên một dòng, cùng tên xã/phường mới, tên đơn vị cũ ở cột "
+                       "này và số liệu của phần đó. Nhờ vậy các chỉ tiêu theo dân số được tính lại trên đúng địa "
+                       "bàn cũ và chuỗi số liệu không bị đứt gãy.",
+               help_en="Optional. Only for a new ward (after the 1 July 2025 reorganisation) that includes "
+                       "territory outside the plan's: one row per part, the new ward's name, the former unit "
+                       "here and that part's counts. The population-based indicators are then restated on the "
+                       "former territory and their series go on."),
         *_count("tre_5_tuoi", "Trẻ 5 tuổi", "Resident 5-year-olds", female=True, example=1400),
         *_count("tre_5_tuoi_hoc_mg", "Trẻ 5 tuổi học mẫu giáo", "5-year-olds in kindergarten", female=True,
                 example=1392, subset_of="tre_5_tuoi", aliases=("Trẻ 5 tuổi ra lớp", "Trẻ 5 tuổi đi học MG")),
