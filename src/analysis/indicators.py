@@ -33,7 +33,7 @@ FLAGS = {"denominator_zero": "flag_zero_denominator", "above_100": "flag_above_1
          "excluded_values": "flag_excluded_values", "small_denominator": "flag_small_denominator"}
 OUTPUT_COLUMNS = [
     "indicator_id", "year", "geo_level", "geo_code", "geo_name", "sex", "numerator", "denominator", "value",
-    "ci_low", "ci_high", "n_units", "n_reporting", "reporting_share", "n_excluded", *FLAGS.values(), "flags",
+    "n_units", "n_reporting", "reporting_share", "n_excluded", *FLAGS.values(), "flags",
     "series_break", "territory_id", "gpi", "cross_check_of", "direction", "population_based",
 ]
 TEXT_COLUMNS = ("indicator_id", "geo_level", "geo_code", "geo_name", "sex", "flags", "territory_id",
@@ -280,19 +280,6 @@ def _territories(out: pd.DataFrame, geo) -> pd.DataFrame:
     return out
 
 
-def wilson_interval(numerator, denominator) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score 95% interval in percent (statsmodels), exact at 0 and 100%; NaN when the denominator is 0
-    or the ratio is not a proportion (a cohort proxy above 100%)."""
-    from statsmodels.stats.proportion import proportion_confint
-
-    x, n = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
-    ok = (n > 0) & (x <= n)
-    low, high = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
-    low[ok], high[ok] = (np.clip(b, 0, 1) for b in proportion_confint(x[ok], n[ok], alpha=0.05, method="wilson"))
-    low[ok & (x == 0)], high[ok & (x == n)] = 0.0, 1.0  # exact ends: the interval contains the estimate
-    return low * 100, high * 100
-
-
 def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
             indicators: dict[str, Indicator] | None = None, targets: pd.DataFrame | None = None) -> pd.DataFrame:
     """All indicators for all years: the long table of DESIGN §5 (a pure function of its inputs).
@@ -318,7 +305,6 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
 
     num, den = out["numerator"].round().astype("int64"), out["denominator"].round().astype("int64")
     value = (num / den.where(den > 0)) * 100
-    ci_low, ci_high = wilson_interval(num, den)
     small = _registry_file().get("small_denominator", 30)
     flags = {"denominator_zero": den == 0, "above_100": value > 100, "excluded_values": out["n_excluded"] > 0,
              "small_denominator": (den > 0) & (den < small)}
@@ -326,7 +312,7 @@ def compute(tables: dict[str, pd.DataFrame], crosswalk: Crosswalk,
     named = [";".join(name for k, name in enumerate(flags) if c >> k & 1) for c in range(1 << len(flags))]
     iid = out["indicator_id"]
     out = out.assign(
-        numerator=num, denominator=den, value=value, ci_low=ci_low, ci_high=ci_high,
+        numerator=num, denominator=den, value=value,
         reporting_share=out["n_reporting"] / out["n_units"].where(out["n_units"] > 0) * 100,
         **{FLAGS[k]: v for k, v in flags.items()}, flags=np.asarray(named, dtype=object)[code],
         cross_check_of=iid.map({i: x.cross_check_of or "" for i, x in reg.items()}),
