@@ -45,20 +45,6 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return write_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def replace_folder(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
-    """Call ``writer(tmp_folder)``, then put that folder in place of ``path`` (``install``)."""
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
-        os.chmod(tmp, 0o777 & ~_UMASK)
-        writer(tmp)
-        return install(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def install(built: Path, final: Path) -> Path:
     """Move a finished file or folder (built beside ``final``, on the same file system) into its place. A
     folder cannot replace another in one rename: the old one is moved aside first, then removed; a run
@@ -75,7 +61,7 @@ def install(built: Path, final: Path) -> Path:
 
 
 def recover_folder(path: str | os.PathLike) -> None:
-    """After a killed ``replace_folder``: put the old folder back if the new one never arrived, and remove
+    """After a killed ``install`` of a folder: put the old folder back if the new one never arrived, and remove
     the temporary folders and files of abandoned runs."""
     final = Path(path)
     _put_back(final)

@@ -66,10 +66,6 @@ def csv_writer(frame: pd.DataFrame) -> Callable[[Path], None]:
     return write
 
 
-def write_parquet(path: str | Path, frame: pd.DataFrame) -> Path:
-    return write_file(path, parquet_writer(frame))
-
-
 def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:
     return write_file(path, csv_writer(frame))
 
