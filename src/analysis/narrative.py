@@ -23,9 +23,8 @@ def change_sentence(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi") ->
         return t("change_break", lang)
     if year - 1 not in d.index or pd.isna(d.loc[year - 1, "value"]):
         return t("change_none", lang)
-    before, after = d.loc[year - 1, "value"], cur["value"]
+    before, after, dec = d.loc[year - 1, "value"], cur["value"], spec.decimals
     diff = after - before
-    dec = spec.decimals
     if round(diff, dec) == 0:
         return t("change_flat", lang, after=fmt_pct(after, lang, dec))
     return t("change_up" if diff > 0 else "change_down", lang, points=f"{rp.fmt_num(abs(diff), lang, dec)} {t('points_unit', lang)}",
@@ -83,28 +82,19 @@ def verdict_sentence(row: dict, spec: Indicator, lang: str = "vi", broke: bool =
     return t("reading_insufficient", lang, ty=ty, label=label, why=why)
 
 
-def verdict_rows(verdicts: pd.DataFrame, year: int, iid: str) -> list[dict]:
-    v = rp.district_verdicts(verdicts, year)
-    return [r for r in v[v["indicator_id"] == iid].sort_values("target_year").to_dict("records")]
-
-
 def readings(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, iid: str, lang: str = "vi") -> Markdown:
-    spec = registry()[iid]
-    broke = rp.series_broke(ind, iid, year)
-    lines = [f"- {verdict_sentence(r, spec, lang, broke)}" for r in verdict_rows(verdicts, year, iid)]
-    return Markdown("\n".join(lines))
-
-
-def district_projection(projections: pd.DataFrame, year: int, iid: str) -> pd.DataFrame:
-    p = projections[(projections["as_of"] == year) & (projections["indicator_id"] == iid)
-                    & (projections["sex"] == "total")]
-    return p[p["geo_level"] == rp.top_level(p)]
+    spec, broke = registry()[iid], rp.series_broke(ind, iid, year)
+    v = rp.district_verdicts(verdicts, year)
+    rows = v[v["indicator_id"] == iid].sort_values("target_year").to_dict("records")
+    return Markdown("\n".join(f"- {verdict_sentence(r, spec, lang, broke)}" for r in rows))
 
 
 def fan_chart(ind, projections, targets, year, iid, lang):
     hist = rp.district_rows(ind)
-    hist = hist[(hist["indicator_id"] == iid) & (hist["year"] <= year)]
-    return plots.fan_chart(hist, district_projection(projections, year, iid), iid, targets, lang)
+    p = projections[(projections["as_of"] == year) & (projections["indicator_id"] == iid)
+                    & (projections["sex"] == "total")]
+    return plots.fan_chart(hist[(hist["indicator_id"] == iid) & (hist["year"] <= year)],
+                           p[p["geo_level"] == rp.top_level(p)], iid, targets, lang)
 
 
 def verdict_table(verdicts: pd.DataFrame, year: int, lang: str = "vi"):
@@ -114,8 +104,8 @@ def verdict_table(verdicts: pd.DataFrame, year: int, lang: str = "vi"):
     v = rp.district_verdicts(verdicts, year)
     rows, keys = [], []
     for iid, spec in main_indicators().items():
+        dec = spec.decimals
         for r in v[v["indicator_id"] == iid].sort_values("target_year").to_dict("records"):
-            dec = spec.decimals
             shown = r.get("basis") == "projected"
             rows.append({
                 t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
@@ -138,40 +128,34 @@ def verdict_table(verdicts: pd.DataFrame, year: int, lang: str = "vi"):
 
 def indicator_section(data, projections, verdicts, iid: str, lang: str = "vi") -> list:
     """Everything the report says about one indicator, in reading order."""
-    spec = registry()[iid]
-    year = data.year
-    ind = data.indicators
+    spec, year, ind = registry()[iid], data.year, data.indicators
     out: list = [Markdown(f"### {iid} · {spec.text('name', lang)}\n\n"
                           f"**{t('what_it_measures', lang)}:** {spec.text('definition', lang)} "
-                          f"*{spec.text('coverage', lang)}* {spec.text('caveats', lang)}")]
-    out.append(Markdown(f"**{t('changed_heading', lang)}:** {change_sentence(ind, iid, year, lang)}"))
-    out.append(Markdown(f"**{t('projection_heading', lang)}**"))
-    out.append(fan_chart(ind, projections, data.targets, year, iid, lang))
-    out.append(readings(ind, verdicts, year, iid, lang))
-    wards = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == "ward") & (ind["year"] == year)]
-    if len(wards):
-        out.append(Markdown(f"**{t('by_ward_heading', lang)}**"))
-        out.append(plots.ward_chart(ind, iid, year, data.targets, lang))
-        out.append(rp.show(rp.ward_table(ind, iid, year, lang), f"wards_{iid}", left=(t("ward", lang),), lang=lang))
-    sex = ind[(ind["indicator_id"] == iid) & (ind["sex"] == "female") & (ind["year"] == year)]
-    if len(sex):
-        out.append(Markdown(f"**{t('by_sex_heading', lang)}**"))
-        out.append(plots.sex_chart(ind, iid, lang, until=year))
+                          f"*{spec.text('coverage', lang)}* {spec.text('caveats', lang)}"),
+                 Markdown(f"**{t('changed_heading', lang)}:** {change_sentence(ind, iid, year, lang)}"),
+                 Markdown(f"**{t('projection_heading', lang)}**"),
+                 fan_chart(ind, projections, data.targets, year, iid, lang),
+                 readings(ind, verdicts, year, iid, lang)]
+    this_year = ind[(ind["indicator_id"] == iid) & (ind["year"] == year)]
+    if (this_year["geo_level"] == "ward").any():
+        out += [Markdown(f"**{t('by_ward_heading', lang)}**"), plots.ward_chart(ind, iid, year, data.targets, lang),
+                rp.show(rp.ward_table(ind, iid, year, lang), f"wards_{iid}", left=(t("ward", lang),), lang=lang)]
+    if (this_year["sex"] == "female").any():
+        out += [Markdown(f"**{t('by_sex_heading', lang)}**"), plots.sex_chart(ind, iid, lang, until=year)]
     if iid in dict(actions.ACTION_FLAGS):
         lacking = actions.institutions_lacking(data.truong, year, lang)
-        out.append(Markdown(f"**{t('action_heading', lang)}**"))
-        out.append(rp.show(rp.action_table(lacking, iid, lang), f"action_{iid}", left=(t("institution", lang),),
-                           lang=lang))
+        out += [Markdown(f"**{t('action_heading', lang)}**"),
+                rp.show(rp.action_table(lacking, iid, lang), f"action_{iid}", left=(t("institution", lang),), lang=lang)]
     return out
 
 
 def methods_annex(lang: str = "vi") -> list:
+    table = rp.indicator_meta_table(lang)
     return [
         Markdown("\n\n".join(t(k, lang) for k in ("methods_projection", "methods_verdict", "methods_geography",
                                                    "methods_suppression"))),
         Markdown(f"### {t('definitions_heading', lang)}"),
-        rp.show(rp.indicator_meta_table(lang), "definitions", left=tuple(rp.indicator_meta_table(lang).columns),
-                lang=lang),
+        rp.show(table, "definitions", left=tuple(table.columns), lang=lang),
     ]
 
 
@@ -193,7 +177,3 @@ def close(items: list) -> None:
     for item in items:
         if isinstance(item, plots.plt.Figure):
             plots.plt.close(item)
-
-
-__all__ = ["change_sentence", "verdict_sentence", "readings", "verdict_table", "indicator_section",
-           "methods_annex", "quality_section", "fan_chart", "close"]
