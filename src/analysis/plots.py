@@ -16,8 +16,6 @@ from analysis.report import fmt_num, fmt_pct, t
 
 COLOURS = {"total": "#1f4e79", "female": "#c2185b", "male": "#2e7d32", "target": "#d35400",
            "band80": "#9ecae1", "band95": "#deebf7", "break": "#7f7f7f"}
-STATUS_COLOURS = {"achieved": "#2e7d32", "on_track": "#66bb6a", "needs_acceleration": "#f9a825",
-                  "regressing": "#c62828", "insufficient_data": "#9e9e9e"}
 
 
 def setup() -> None:
@@ -30,10 +28,10 @@ def setup() -> None:
     })
 
 
-def _layout(fig) -> None:
-    """Leave room for labels without a separate tight-layout pass: the notebook's inline backend already
-    crops to the drawn content (bbox_inches='tight'), and each extra layout pass re-measures every text."""
+def _layout(fig):
+    """Room for labels without a tight-layout pass (it re-measures every text; the inline backend crops)."""
     fig.subplots_adjust(left=0.12, right=0.95, top=0.9, bottom=0.14)
+    return fig
 
 
 class PercentFormatter(Formatter):
@@ -52,21 +50,13 @@ class PercentFormatter(Formatter):
         return fmt_num(v, self.lang, d) + "%"
 
 
-def percent_axis(ax, lang: str, axis: str = "y") -> None:
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(lang))
-
-
-def year_axis(ax) -> None:
+def _over_time(ax, iid: str, lang: str, about: str = "") -> None:
+    """Title, percent axis and year axis of a chart over the years."""
+    ax.set_title(f"{iid} · {registry()[iid].text('short', lang)}{about}")
+    ax.set_ylabel(t("percent_axis", lang))
+    ax.yaxis.set_major_formatter(PercentFormatter(lang))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{int(v)}"))
-
-
-def _over_time(ax, title: str, lang: str) -> None:
-    """Title, percent axis and year axis of a chart over the years."""
-    ax.set_title(title)
-    ax.set_ylabel(t("percent_axis", lang))
-    percent_axis(ax, lang)
-    year_axis(ax)
 
 
 def _segments(frame: pd.DataFrame) -> list[pd.DataFrame]:
@@ -99,16 +89,14 @@ def trend_chart(ind: pd.DataFrame, iid: str, targets: pd.DataFrame | None = None
     """The indicator over the years, the plan's targets and any series break. The values are counts of every
     school and child, not a sample: no sampling interval is drawn around them."""
     setup()
-    spec = registry()[iid]
     d = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == level) & (ind["sex"] == "total")]
-    if until is not None:
-        d = d[d["year"] <= until]
+    d = d if until is None else d[d["year"] <= until]
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots()
     for seg in _segments(d):
         ax.plot(seg["year"], seg["value"], marker="o", color=COLOURS["total"], linewidth=2)
     _targets(ax, iid, targets, lang)
     _breaks(ax, d, lang)
-    _over_time(ax, f"{iid} · {spec.text('short', lang)}", lang)
+    _over_time(ax, iid, lang)
     ax.set_xlabel(t("year_axis", lang))
     last = d.dropna(subset=["value"]).tail(1)
     if len(last):
@@ -116,32 +104,27 @@ def trend_chart(ind: pd.DataFrame, iid: str, targets: pd.DataFrame | None = None
                     textcoords="offset points", xytext=(6, -12), fontsize=9, color=COLOURS["total"])
     if targets is not None and (targets["indicator_id"] == iid).any():
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
-    _layout(fig)
-    return fig
+    return _layout(fig)
 
 
 def sex_chart(ind: pd.DataFrame, iid: str, lang: str = "vi", until: int | None = None, ax=None):
     setup()
-    spec = registry()[iid]
     d = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == "district") & ind["sex"].isin(["female", "male"])]
-    if until is not None:
-        d = d[d["year"] <= until]
+    d = d if until is None else d[d["year"] <= until]
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(8, 3.6))
     for sex in ("female", "male"):
         for i, seg in enumerate(_segments(d[d["sex"] == sex])):
             ax.plot(seg["year"], seg["value"], marker="o", color=COLOURS[sex], label=t(sex, lang) if i == 0 else None)
     _breaks(ax, d[d["sex"] == "female"], lang)
-    _over_time(ax, f"{iid} · {spec.text('short', lang)} — {t('sex', lang).lower()}", lang)
+    _over_time(ax, iid, lang, f" — {t('sex', lang).lower()}")
     ax.legend(fontsize=8)
-    _layout(fig)
-    return fig
+    return _layout(fig)
 
 
 def ward_chart(ind: pd.DataFrame, iid: str, year: int, targets: pd.DataFrame | None = None, lang: str = "vi",
                target_year: int = config.TARGET_YEARS[0], level: str = "ward", ax=None):
-    """Wards side by side in one year: bars from zero (a cut axis makes small differences look large), each
-    labelled with its value and its counts (a value resting on few schools or children says so), hidden wards
-    labelled in words, and the district's target as a line (the plan sets no ward targets)."""
+    """Wards in one year: bars from zero (a cut axis makes small differences look large) labelled with their
+    value and counts, hidden wards with why, and the district's target as a line (the plan sets no ward targets)."""
     setup()
     spec = registry()[iid]
     w = rp.ward_rows(ind, iid, year, level).sort_values("value", ascending=spec.direction == "decrease")
@@ -165,20 +148,17 @@ def ward_chart(ind: pd.DataFrame, iid: str, year: int, targets: pd.DataFrame | N
             ax.axvline(value, color=COLOURS["target"], linestyle="--", label=t(
                 "target_district", lang, year=target_year, target=rp.target_cell(value, spec, lang)))
             ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=1)
-    percent_axis(ax, lang, axis="x")
+    ax.xaxis.set_major_formatter(PercentFormatter(lang))
     ax.set_xticks([x for x in ax.get_xticks() if 0 <= x <= top])
     ax.grid(axis="y", visible=False)
     ax.set_title(f"{iid} · {spec.text('short', lang)} — {t('wards', lang).lower()}, {year}")
-    _layout(fig)
-    return fig
+    return _layout(fig)
 
 
 def fan_chart(history: pd.DataFrame, projection: pd.DataFrame, iid: str, targets: pd.DataFrame | None = None,
               lang: str = "vi", ax=None):
-    """History, the projection to 2030 with its 80% and 95% forecast intervals, the targets and any series
-    break."""
+    """History, the projection to 2030 with its 80% and 95% forecast intervals, the targets and any series break."""
     setup()
-    spec = registry()[iid]
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots()
     for i, seg in enumerate(_segments(history)):
         ax.plot(seg["year"], seg["value"], marker="o", color=COLOURS["total"], linewidth=2,
@@ -188,16 +168,14 @@ def fan_chart(history: pd.DataFrame, projection: pd.DataFrame, iid: str, targets
         last = history.dropna(subset=["value"]).sort_values("year").tail(1)
         joined = pd.concat([last.assign(lo80=last["value"], hi80=last["value"], lo95=last["value"],
                                         hi95=last["value"]), p], ignore_index=True)
-        ax.fill_between(joined["year"], joined["lo95"], joined["hi95"], color=COLOURS["band95"], linewidth=0,
-                        label=t("band95", lang))
-        ax.fill_between(joined["year"], joined["lo80"], joined["hi80"], color=COLOURS["band80"], linewidth=0,
-                        label=t("band80", lang))
+        for level in ("95", "80"):
+            ax.fill_between(joined["year"], joined[f"lo{level}"], joined[f"hi{level}"], color=COLOURS[f"band{level}"],
+                            linewidth=0, label=t(f"band{level}", lang))
         ax.plot(joined["year"], joined["value"], color=COLOURS["total"], linestyle="--", linewidth=1.8,
                 label=t("projection", lang))
     _targets(ax, iid, targets, lang)
     _breaks(ax, history, lang)
-    _over_time(ax, f"{iid} · {spec.text('short', lang)}", lang)
+    _over_time(ax, iid, lang)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
-    _layout(fig)
-    return fig
+    return _layout(fig)
 
