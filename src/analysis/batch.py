@@ -1,33 +1,27 @@
-"""The yearly batch: run the notebooks for each reporting year with papermill, render them to offline HTML
-for readers, export the tables officials use to Excel, and write ``reports/index.html``.
+"""The yearly batch: run each reporting year's notebooks with papermill, render them to offline HTML, export
+the Excel workbook and write ``reports/index.html`` (always in Vietnamese, listing every report present).
 
-Work is scheduled one notebook at a time (and one Excel export per year) on ``--jobs`` worker processes
-(papermill's Python API, a new kernel per notebook), years in order and each year's longest notebooks first,
-so the cores stay busy to the end of the run.
-
-A batch replaces exactly what it renders, and nothing else: ``--years 2025 --lang en --notebooks 04_report``
-replaces ``reports/2025/04_report_en.*`` and the year's English Excel export, and leaves the Vietnamese
-report, the other notebooks and every other year as they were. Each year is built in a staging folder (the
-year's other files linked into it) and swapped into ``reports/<year>/`` when all its tasks are done
-(``atomic.install``), so a run that fails or is killed leaves every year as it was before or fully updated.
-A notebook that fails does not stop the others: its executed notebook replaces the old one with the error
-(and its old HTML goes, being out of date), and the run exits non-zero naming the year and the file; a task
-that fails outside its cells (rendering, a worker that died) leaves that task's previous outputs in place.
-The index lists every report present, in every language, and is always in Vietnamese.
-"""
+Tasks (a notebook or an export; each year's longest first) run on ``--jobs`` worker processes. A run replaces
+exactly what it renders: a year is built in a staging folder, its other files linked in, and swapped in when
+its tasks are done (``atomic.install``), so a killed run leaves each year as it was or fully updated. A failed
+notebook keeps its executed copy with the error, not its old HTML; a task that fails outside its cells
+(rendering, a dead worker) leaves its previous outputs."""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import re
 import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from urllib.parse import quote
 
 from analysis import config
 from analysis.atomic import install, recover_folder
@@ -42,7 +36,7 @@ TEMPLATE_DIR = Path(__file__).with_name("templates")
 INDEX_ORDER = ("04_report", EXPORT_TASK, "01_clean", "02_indicators", "03_projections")  # officials' first
 
 
-# --- names: derived from the parameters in this one place ---------------------------------------------------
+# --- names, derived from the parameters in this one place ---------------------------------------------------
 
 def output_name(notebook: str, lang: str, suffix: str) -> str:
     """'04_report' + vi -> '04_report.html'; English copies carry '_en'."""
@@ -58,10 +52,6 @@ def task_outputs(task: str, year: int, lang: str) -> tuple[str, ...]:
     if task == EXPORT_TASK:
         return (excel_name(year, lang),)
     return output_name(task, lang, ".ipynb"), output_name(task, lang, ".html")
-
-
-def year_dir(reports_dir: Path, year: int) -> Path:
-    return reports_dir / str(year)
 
 
 def parse_years(text: str | None, available: list[int]) -> list[int]:
@@ -91,8 +81,7 @@ def parse_years(text: str | None, available: list[int]) -> list[int]:
 
 @dataclass
 class TaskResult:
-    """One notebook (or the Excel export) of one year. ``fatal``: it failed outside the notebook's own cells,
-    so its files are not trusted and the previous ones stay."""
+    """A notebook (or the export) of a year; ``fatal``: failed outside its cells, so the previous files stay."""
     year: int
     task: str
     ok: bool
@@ -101,29 +90,8 @@ class TaskResult:
     fatal: bool = False
 
 
-@dataclass
-class YearResult:
-    year: int
-    failures: list[tuple[str, str]] = field(default_factory=list)  # every (file, error) of the year
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-
-def _parameters(year: int, lang: str, processed_dir: Path | None, raw_dir: Path | None) -> dict:
-    # default folders are left to the notebook (None), so no machine path is written into its outputs
-    params = {"year": year, "lang": lang}
-    if processed_dir:
-        params["processed_dir"] = str(processed_dir)
-    if raw_dir:
-        params["raw_dir"] = str(raw_dir)
-    return params
-
-
 def _scrub(path: Path):
-    """Drop the absolute paths papermill records in a notebook's metadata, and its random cell id.
-    Returns the notebook, for rendering."""
+    """Drop the absolute paths papermill records in a notebook's metadata, and its random cell id."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -138,31 +106,18 @@ def _scrub(path: Path):
     return nb
 
 
-_EXPORTERS: dict[str, object] = {}
-
-
+@cache
 def _exporter(lang: str):
     """One HTML exporter per language and process (its templates are compiled once)."""
-    if lang not in _EXPORTERS:
-        from nbconvert import HTMLExporter
-        from traitlets.config import Config
+    from nbconvert import HTMLExporter
 
-        c = Config()
-        c.HTMLExporter.exclude_input = True
-        c.HTMLExporter.exclude_input_prompt = True
-        c.HTMLExporter.exclude_output_prompt = True
-        c.HTMLExporter.extra_template_basedirs = [str(TEMPLATE_DIR)]
-        c.HTMLExporter.template_name = "report"
-        c.HTMLExporter.language_code = lang
-        _EXPORTERS[lang] = HTMLExporter(config=c)
-    return _EXPORTERS[lang]
+    return HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                        extra_template_basedirs=[str(TEMPLATE_DIR)], template_name="report", language_code=lang)
 
 
 def contents(nb) -> list[dict]:
     """The headings of levels 2 and 3 (markdown cells and markdown the cells display), each with the id
     nbconvert gives its HTML heading: the report's table of contents."""
-    from urllib.parse import quote
-
     found = []
     for cell in nb.cells:
         texts = [cell.source] if cell.cell_type == "markdown" else [
@@ -177,8 +132,6 @@ def render_html(notebook, html_path: Path, lang: str, title: str) -> None:
     """Executed notebook (a path or a notebook node) -> one self-contained HTML file: no code, images
     inline, nothing from a CDN; a link back to the index, a table of contents, print styles for A4 and, when
     the notebook shows the synthetic-data banner, that notice on every printed page (``templates/report``)."""
-    import copy
-
     import nbformat
 
     from analysis.report import t
@@ -233,6 +186,9 @@ def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_di
                  raw_dir: Path | None = None) -> TaskResult:
     """Run one notebook of one year into the year's staging folder and render it."""
     executed = staging / output_name(nb_name, lang, ".ipynb")
+    # default folders are left to the notebook (None), so no machine path is written into its outputs
+    folders = {"processed_dir": processed_dir, "raw_dir": raw_dir}
+    params = {"year": year, "lang": lang, **{k: str(v) for k, v in folders.items() if v}}
     try:
         import papermill as pm
 
@@ -243,7 +199,7 @@ def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_di
         try:
             pm.execute_notebook(
                 str(config.NOTEBOOKS_DIR / f"{nb_name}.ipynb"), str(executed),
-                parameters=_parameters(year, lang, processed_dir, raw_dir), kernel_name="python3",
+                parameters=params, kernel_name="python3",
                 progress_bar=False, log_output=False, cwd=str(config.NOTEBOOKS_DIR),
                 request_save_on_cell_execute=False,  # one write at the end, not two per cell
                 kernel_manager_class=_quiet_kernel_manager(), extra_arguments=KERNEL_ARGUMENTS,
@@ -263,31 +219,25 @@ def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_di
     return TaskResult(year, nb_name, True, executed.name)
 
 
-def run_export(year: int, lang: str, staging: Path, processed_dir: Path | None = None,
-               raw_dir: Path | None = None) -> TaskResult:
+def _run_task(year: int, task: str, lang: str, staging: Path, processed_dir: Path | None,
+              raw_dir: Path | None) -> TaskResult:
+    if task != EXPORT_TASK:
+        return run_notebook(year, task, lang, staging, processed_dir, raw_dir)
     try:
         from analysis.exports import export_year
 
         export_year(year, staging / excel_name(year, lang), lang, processed_dir, raw_dir)
     except Exception as exc:
-        return TaskResult(year, EXPORT_TASK, False, excel_name(year, lang), _short_error(exc), fatal=True)
-    return TaskResult(year, EXPORT_TASK, True, excel_name(year, lang))
+        return TaskResult(year, task, False, excel_name(year, lang), _short_error(exc), fatal=True)
+    return TaskResult(year, task, True, excel_name(year, lang))
 
 
-def _run_task(year: int, task: str, lang: str, staging: Path, processed_dir: Path | None,
-              raw_dir: Path | None) -> TaskResult:
-    if task == EXPORT_TASK:
-        return run_export(year, lang, staging, processed_dir, raw_dir)
-    return run_notebook(year, task, lang, staging, processed_dir, raw_dir)
-
-
-def finish_year(year: int, lang: str, results: list[TaskResult], staging: Path, reports_dir: Path) -> YearResult:
-    """Swap a year's staging folder in once all its tasks are done. It holds what this run made; every other
-    file of the year (other notebooks, the other language, outputs of a task that failed outside its cells)
-    is linked into it first, so the swap replaces exactly what the run rendered."""
+def finish_year(year: int, lang: str, results: list[TaskResult], staging: Path,
+                reports_dir: Path) -> list[tuple[str, str]]:
+    """Swap a year's staging folder in once all its tasks are done, every other file of the year linked into
+    it first (so the swap replaces exactly what the run rendered). Returns the year's (file, error) failures."""
     order = {name: i for i, name in enumerate((*NOTEBOOKS, EXPORT_TASK))}
     failed = sorted((r for r in results if not r.ok), key=lambda r: order.get(r.task, 99))
-    result = YearResult(year, [(r.file, f"{r.task}: {r.error}" if r.fatal else r.error) for r in failed])
     replaced = set()
     for r in results:
         names = task_outputs(r.task, year, lang)
@@ -297,7 +247,7 @@ def finish_year(year: int, lang: str, results: list[TaskResult], staging: Path, 
         else:
             replaced.update(names)
     try:
-        final = year_dir(reports_dir, year)
+        final = reports_dir / str(year)
         for old in final.iterdir() if final.is_dir() else ():
             if old.name not in replaced and not (staging / old.name).exists():
                 try:
@@ -307,8 +257,8 @@ def finish_year(year: int, lang: str, results: list[TaskResult], staging: Path, 
         install(staging, final)
     except Exception as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        return YearResult(year, [("", _short_error(exc))])
-    return result
+        return [("", _short_error(exc))]
+    return [(r.file, f"{r.task}: {r.error}" if r.fatal else r.error) for r in failed]
 
 
 def _short_error(exc: BaseException) -> str:
@@ -332,64 +282,53 @@ def available_years(processed_dir: Path | None = None) -> list[int]:
     return sorted(int(y) for y in load_indicators(processed_dir)["year"].unique())
 
 
-def _tasks(notebooks: tuple[str, ...]) -> list[str]:
-    """A year's tasks, longest first."""
-    return sorted((*notebooks, EXPORT_TASK), key=lambda name: -TASK_COST.get(name, 5))
-
-
 def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Path | None = None,
               processed_dir: Path | None = None, raw_dir: Path | None = None,
-              notebooks: tuple[str, ...] = NOTEBOOKS, progress: bool = True) -> list[YearResult]:
+              notebooks: tuple[str, ...] = NOTEBOOKS, progress: bool = True) -> dict[int, list[tuple[str, str]]]:
+    """Every year's tasks on a pool of workers, each year swapped in when its last task is done; then the
+    index. Returns each year's failures: (file, error)."""
     from tqdm import tqdm
 
     reports_dir = config.reports_dir(reports_dir)
     recover(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    per_year = _tasks(notebooks)
-    tasks = [(year, task) for year in years for task in per_year]
+    tasks = sorted((*notebooks, EXPORT_TASK), key=lambda name: -TASK_COST.get(name, 5))  # longest first
     done: dict[int, list[TaskResult]] = {year: [] for year in years}
     staging: dict[int, Path] = {}
-    results: list[YearResult] = []
+    failures: dict[int, list[tuple[str, str]]] = {}
     bar = tqdm(total=len(years), unit="năm/year", desc="Báo cáo / reports", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
-    pool = ProcessPoolExecutor(max_workers=max(1, min(jobs, len(tasks))), initializer=_worker_setup)
+    pool = ProcessPoolExecutor(max_workers=max(1, min(jobs, len(years) * len(tasks))), initializer=_worker_setup)
     try:
-        pending = {}
-        for year, task in tasks:
-            if year not in staging:
-                staging[year] = Path(tempfile.mkdtemp(prefix=f".{year}.", suffix=".tmp", dir=reports_dir))
-                staging[year].chmod(0o755)  # a year's folder is for its readers, not private like mkdtemp's
-            fut = pool.submit(_run_task, year, task, lang, staging[year], processed_dir, raw_dir)
-            pending[fut] = (year, task)
-        while pending:
-            running = sorted({year for year, _ in pending.values()})[:jobs]
-            bar.set_postfix_str("đang chạy/running: " + ", ".join(map(str, running)))
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                year, task = pending.pop(fut)
-                try:
-                    res = fut.result()
-                except Exception as exc:  # a worker that died
-                    res = TaskResult(year, task, False, "", _short_error(exc), fatal=True)
-                done[year].append(res)
-                if len(done[year]) < len(per_year):
-                    continue
-                yres = finish_year(year, lang, done[year], staging.pop(year), reports_dir)
-                results.append(yres)
+        for year in years:
+            staging[year] = Path(tempfile.mkdtemp(prefix=f".{year}.", suffix=".tmp", dir=reports_dir))
+            staging[year].chmod(0o755)  # a year's folder is for its readers, not private like mkdtemp's
+        futures = {pool.submit(_run_task, year, task, lang, staging[year], processed_dir, raw_dir): (year, task)
+                   for year in years for task in tasks}
+        bar.set_postfix_str("đang chạy/running: " + ", ".join(map(str, sorted(staging)[:jobs])))
+        for fut in as_completed(futures):
+            year, task = futures[fut]
+            try:
+                done[year].append(fut.result())
+            except Exception as exc:  # a worker that died
+                done[year].append(TaskResult(year, task, False, "", _short_error(exc), fatal=True))
+            if len(done[year]) == len(tasks):
+                failures[year] = finish_year(year, lang, done[year], staging.pop(year), reports_dir)
                 bar.update(1)
-                for file, error in yres.failures:
+                for file, error in failures[year]:
                     bar.write(f"LỖI / FAILED {year}: {file or 'năm/year'} — {error}")
+                if staging:
+                    bar.set_postfix_str("đang chạy/running: " + ", ".join(map(str, sorted(staging)[:jobs])))
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=True)  # an interrupted run does not wait for its workers
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         for folder in staging.values():  # years never finished (interrupted run)
             shutil.rmtree(folder, ignore_errors=True)
         bar.close()
-    results.sort(key=lambda r: r.year)
     write_index(reports_dir, processed_dir)
-    return results
+    return dict(sorted(failures.items()))
 
 
 # --- the index page -----------------------------------------------------------------------------------------
@@ -406,7 +345,7 @@ def write_index(reports_dir: Path, processed_dir: Path | None = None) -> Path:
 
     years = []
     for year in sorted((int(p.name) for p in reports_dir.iterdir() if p.is_dir() and p.name.isdigit()), reverse=True):
-        folder = year_dir(reports_dir, year)
+        folder = reports_dir / str(year)
         links = [{"file": name, "label": t("doc_" + task, lg) + ("" if lg == "vi" else f" ({t('index_english', 'vi')})"),
                   "main": task in (REPORT_NOTEBOOK, EXPORT_TASK)}
                  for task in INDEX_ORDER for lg in ("vi", "en")
@@ -419,7 +358,6 @@ def write_index(reports_dir: Path, processed_dir: Path | None = None) -> Path:
                                      "index_files", "index_analyses", "index_verdicts", "school_year", "batch_failed")}
     page = env.get_template("index.html.j2").render(lang="vi", t=texts, years=years, synthetic=_synthetic(processed_dir))
     return write_text(reports_dir / "index.html", page + "\n")
-
 
 
 def _synthetic(processed_dir: Path | None) -> bool:
@@ -464,12 +402,12 @@ def run(args: argparse.Namespace) -> int:
     years = parse_years(args.years, available_years(processed))
     reports = config.reports_dir(args.reports_dir)
     started = time.perf_counter()
-    results = run_batch(years, args.jobs, args.lang, reports, processed, raw, notebooks, progress=not args.no_progress)
-    failed = [r for r in results if not r.ok]
-    print(f"{len(results) - len(failed)}/{len(results)} năm/years ok in {time.perf_counter() - started:.1f} s -> "
+    failures = run_batch(years, args.jobs, args.lang, reports, processed, raw, notebooks, progress=not args.no_progress)
+    failed = {year: items for year, items in failures.items() if items}
+    print(f"{len(failures) - len(failed)}/{len(failures)} năm/years ok in {time.perf_counter() - started:.1f} s -> "
           f"{config.display_path(reports)}/index.html")
-    for r in failed:
-        for file, error in r.failures:
-            where = f"{config.display_path(year_dir(reports, r.year))}/{file}" if file else str(r.year)
-            print(f"LỖI / FAILED {r.year}: {where}: {error}", file=sys.stderr)
+    for year, items in failed.items():
+        for file, error in items:
+            where = f"{config.display_path(reports / str(year))}/{file}" if file else str(year)
+            print(f"LỖI / FAILED {year}: {where}: {error}", file=sys.stderr)
     return 1 if failed else 0
