@@ -13,8 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from IPython import get_ipython
+from IPython.display import Markdown
+from pandas.io.formats.style import Styler
 
-from analysis import config
+from analysis import clean, config
 from analysis.errors import AnalysisError, DataFileError
 from analysis.indicators import Indicator, load_indicators, main_indicators, registry
 from analysis.projections_by_year import load_projections
@@ -62,9 +65,8 @@ def pct_decimals(x) -> int:
 
 
 def fmt_pct(x, lang: str = "vi", decimals: int | None = None) -> str:
-    if _missing(x):
-        return t("not_available", lang)
-    return fmt_num(x, lang, pct_decimals(x) if decimals is None else decimals) + "%"
+    d = pct_decimals(x) if decimals is None else decimals
+    return t("not_available", lang) if _missing(x) else fmt_num(x, lang, d) + "%"
 
 
 def fmt_points(x, lang: str = "vi", decimals: int | None = None, unit: bool = True) -> str:
@@ -121,9 +123,8 @@ class Num:
 
 def pct(x, lang: str = "vi", decimals: int | None = None):
     """A rate for a table (a ``Num``), '—' when missing."""
-    if _missing(x):
-        return t("not_available", lang)
-    return Num(float(x), "pct", pct_decimals(x) if decimals is None else decimals, lang)
+    d = pct_decimals(x) if decimals is None else decimals
+    return t("not_available", lang) if _missing(x) else Num(float(x), "pct", d, lang)
 
 
 def count(n, lang: str = "vi"):
@@ -170,22 +171,11 @@ def hidden(rows: pd.DataFrame, spec: Indicator, level: str) -> pd.Series:
 
 # --- display ----------------------------------------------------------------------------------------------
 
-def as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """The table as readers see it: every cell text (numbers the Vietnamese way)."""
-    return frame.map(lambda v: "" if _missing(v) else str(v))
-
-
-class Table:
-    """A table for notebooks: the Styler's HTML for readers, the same values as plain text for nbval."""
-
-    def __init__(self, frame: pd.DataFrame, styler):
-        self.frame, self.styler = frame, styler
-
-    def _repr_html_(self) -> str:
-        return self.styler.to_html()
+class Table(Styler):
+    """A table for notebooks: the Styler's HTML for readers, its cells' text as its plain form (for nbval)."""
 
     def __repr__(self) -> str:
-        return as_text(self.frame).to_string(index=False)
+        return self.data.to_string(index=False)
 
 
 def show(frame: pd.DataFrame, name: str, left: tuple[str, ...] = (), lang: str = "vi", empty: str = "nothing_to_show",
@@ -193,14 +183,12 @@ def show(frame: pd.DataFrame, name: str, left: tuple[str, ...] = (), lang: str =
     """Escaped text, no index, a fixed id (deterministic HTML for nbval), the ``left`` (text) columns
     left-aligned, each cell's CSS from ``styles``; an empty table is a short sentence instead."""
     if frame.empty:
-        from IPython.display import Markdown
-
         return Markdown(f"*{t(empty, lang)}*")
-    styler = as_text(frame).style.hide(axis="index").format(escape="html")
-    styler = styler.set_uuid(re.sub(r"\W", "_", name)).set_table_attributes('class="report-table"')
-    styler = styler.set_table_styles([{"selector": f"td.col{j}", "props": "text-align: left;"}
-                                      for j, c in enumerate(frame.columns) if c in left])
-    return Table(frame, styler if styles is None else styler.apply(lambda _df: styles, axis=None))
+    table = Table(frame.map(lambda v: "" if _missing(v) else str(v))).hide(axis="index").format(escape="html")
+    table.set_uuid(re.sub(r"\W", "_", name)).set_table_attributes('class="report-table"')
+    table.set_table_styles([{"selector": f"td.col{j}", "props": "text-align: left;"}
+                            for j, c in enumerate(frame.columns) if c in left])
+    return table if styles is None else table.apply(lambda _df: styles, axis=None)
 
 
 # --- what a notebook loads for one reporting year ---------------------------------------------------------------
@@ -209,8 +197,6 @@ class YearData:
     """The processed data as it was knowable in ``year``: nothing after the reporting year is shown."""
 
     def __init__(self, year: int, processed_dir=None, raw_dir=None):
-        from analysis import clean
-
         folder = config.processed_dir(processed_dir)
         all_ind = load_indicators(folder)
         years = sorted(int(y) for y in all_ind["year"].unique())
@@ -237,27 +223,18 @@ def _banner(heading: str, synthetic: bool, lang: str) -> str:
 
 # --- intake and quality (notebook 01, report annex) ------------------------------------------------------------
 
-SHEET_LABEL = {"Truong": "sheet_truong", "MamNon": "sheet_mam_non", "PhoThong": "sheet_pho_thong",
-               "XaPhuong": "sheet_xa_phuong"}
-
-
 def intake_table(result, quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
     """Per sheet: rows read, rows kept, and how many problems of each severity."""
     q = quality[quality["year"] == result.year]
-    sheets = q["sheet"].map(_sheet_key)
+    sheets = q["sheet"].map(fold)  # the sheet's name as written, matched as the reader matched it
     rows = []
     for spec in SHEETS:
-        counts = q.loc[sheets == spec.name.lower(), "severity"].value_counts()
-        rows.append({t("sheet", lang): t(SHEET_LABEL[spec.name], lang),
+        counts = q.loc[sheets.isin(spec.name_keys()), "severity"].value_counts()
+        rows.append({t("sheet", lang): t(f"sheet_{spec.name.lower()}", lang),
                      t("rows_read", lang): count(result.rows_read.get(spec.name, 0), lang),
                      t("kept", lang): count(len(result.tables[spec.name]), lang),
                      **{t(sev, lang): count(counts.get(sev, 0), lang) for sev in SEVERITIES}})
     return pd.DataFrame(rows)
-
-
-def _sheet_key(sheet_name: str) -> str:
-    key = fold(sheet_name)
-    return next((spec.name.lower() for spec in SHEETS if key in spec.name_keys()), key)
 
 
 def quality_table(quality: pd.DataFrame, year: int, lang: str = "vi",
@@ -303,10 +280,8 @@ def institution_counts(truong: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
 
 def not_reported_table(quality: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
     q = quality[(quality["year"] == year) & (quality["code"] == "not_reported")]
-    return pd.DataFrame({
-        t("code", lang): q["ma_truong"], t("institution", lang): q["value"],
-        t("not_reported_what", lang): q["sheet"],
-    }).reset_index(drop=True)
+    return pd.DataFrame({t("code", lang): q["ma_truong"], t("institution", lang): q["value"],
+                         t("not_reported_what", lang): q["sheet"]}).reset_index(drop=True)
 
 
 def quality_summary(quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
@@ -346,18 +321,15 @@ def indicator_table(ind: pd.DataFrame, year: int, lang: str = "vi", cross_checks
         prev = d[(d["indicator_id"] == iid) & (d["year"] == year - 1)]
         r = cur.iloc[0] if len(cur) else pd.Series(dtype=object)
         targets = [r.get(f"target_{ty}") for ty in config.TARGET_YEARS]
-        row = {
-            t("indicator", lang): iid,
-            t("indicator_name", lang): spec.text("short", lang),
-            t("value", lang): pct(r.get("value"), lang, decimals_near(r.get("value"), targets, spec.decimals)),
-            t("numerator", lang): count(r.get("numerator"), lang),
-            t("denominator", lang): count(r.get("denominator"), lang),
-            t("change_since_last", lang): (
-                t("series_break", lang) if bool(r.get("series_break", False))
-                else points(r["value"] - prev.iloc[0]["value"] if len(cur) and len(prev) else None, lang, spec.decimals)),
-        }
+        row = {t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
+               t("value", lang): pct(r.get("value"), lang, decimals_near(r.get("value"), targets, spec.decimals)),
+               t("numerator", lang): count(r.get("numerator"), lang),
+               t("denominator", lang): count(r.get("denominator"), lang),
+               t("change_since_last", lang): t("series_break", lang) if bool(r.get("series_break", False)) else points(
+                   r["value"] - prev.iloc[0]["value"] if len(cur) and len(prev) else None, lang, spec.decimals)}
         if not cross_checks:
-            row.update({t("target", lang, year=ty): target_cell(v, spec, lang) for ty, v in zip(config.TARGET_YEARS, targets)})
+            row.update({t("target", lang, year=ty): target_cell(target, spec, lang)
+                        for ty, target in zip(config.TARGET_YEARS, targets)})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -401,16 +373,14 @@ def sex_table(ind: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+ACTION_COLUMNS = {"ma_truong": "code", "ten_truong": "institution", "loai_truong": "school_type",
+                  "loai_hinh": "ownership", "xa_phuong": "ward", "status": "status"}
+
+
 def action_table(lacking: pd.DataFrame, iid: str, lang: str = "vi") -> pd.DataFrame:
-    rows = lacking[lacking["indicator_id"] == iid]
-    return pd.DataFrame({
-        t("code", lang): rows["ma_truong"],
-        t("institution", lang): rows["ten_truong"],
-        t("school_type", lang): rows["loai_truong"],
-        t("ownership", lang): rows["loai_hinh"],
-        t("ward", lang): rows["xa_phuong"],
-        t("status", lang): rows["status"].map(lambda s: t(s, lang)),
-    }).reset_index(drop=True)
+    rows = lacking.loc[lacking["indicator_id"] == iid, list(ACTION_COLUMNS)]
+    rows = rows.assign(status=rows["status"].map(lambda s: t(s, lang)))
+    return rows.rename(columns=lambda c: t(ACTION_COLUMNS[c], lang)).reset_index(drop=True)
 
 
 def furthest_table(far: pd.DataFrame, ind: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
@@ -421,31 +391,22 @@ def furthest_table(far: pd.DataFrame, ind: pd.DataFrame, year: int, lang: str = 
         spec = registry()[r.indicator_id]
         w = ward_rows(ind, r.indicator_id, year)
         why = w.loc[w["geo_code"] == r.geo_code, "hidden"].max() if len(w) else ""
-        rows.append({
-            t("indicator", lang): r.indicator_id,
-            t("indicator_name", lang): spec.text("short", lang),
-            t("ward", lang): r.geo_name,
-            t("value", lang): hidden_label(why, lang) if why else pct(r.value, lang, spec.decimals),
-            t("district_target", lang): target_cell(r.target, spec, lang),
-            t("shortfall", lang): t("suppressed_count", lang) if why else Num(
-                r.shortfall, "count", decimals_near(r.shortfall, [0.0], spec.decimals), lang),
-        })
+        rows.append({t("indicator", lang): r.indicator_id, t("indicator_name", lang): spec.text("short", lang),
+                     t("ward", lang): r.geo_name,
+                     t("value", lang): hidden_label(why, lang) if why else pct(r.value, lang, spec.decimals),
+                     t("district_target", lang): target_cell(r.target, spec, lang),
+                     t("shortfall", lang): t("suppressed_count", lang) if why else Num(
+                         r.shortfall, "count", decimals_near(r.shortfall, [0.0], spec.decimals), lang)})
     return pd.DataFrame(rows)
 
 
 def indicator_meta_table(lang: str = "vi", cross_checks: bool = True) -> pd.DataFrame:
     """Definitions, coverage and caveats of every indicator (methods annex), a cross-check named after its own."""
-    rows = []
-    for iid, spec in registry().items():
-        if spec.cross_check_of and not cross_checks:
-            continue
-        rows.append({
-            t("indicator", lang): f"{spec.cross_check_of} ({t('cross_check', lang)})" if spec.cross_check_of else iid,
-            t("plan_line", lang): spec.meta.get("plan_line", ""),
-            t("indicator_name", lang): spec.text("name", lang),
-            **{t(f"meta_{k}", lang): spec.text(k, lang) for k in ("definition", "coverage", "source", "caveats")},
-        })
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{
+        t("indicator", lang): f"{spec.cross_check_of} ({t('cross_check', lang)})" if spec.cross_check_of else iid,
+        t("plan_line", lang): spec.meta.get("plan_line", ""), t("indicator_name", lang): spec.text("name", lang),
+        **{t(f"meta_{k}", lang): spec.text(k, lang) for k in ("definition", "coverage", "source", "caveats")},
+    } for iid, spec in registry().items() if cross_checks or not spec.cross_check_of])
 
 
 # --- verdicts (notebooks 03 and 04, the index, the Excel export) -------------------------------------------------
@@ -564,10 +525,9 @@ def headline_verdicts(year: int, lang: str = "vi", processed_dir=None) -> list[d
     v = v[v["indicator_id"].isin(list(main_indicators())) & v["target_value"].notna()]
     out = []
     for ty in config.TARGET_YEARS:
-        sub = v[v["target_year"] == ty]
-        counts = Counter(verdict_key(r) for r in sub.to_dict("records"))
-        badges = [{"n": int(counts[key]), "colour": STATUS_STYLE[key][0], "text": STATUS_STYLE[key][1],
-                   "label": key_label(key, lang)} for key in STATUS_STYLE if counts.get(key, 0)]
+        n = Counter(verdict_key(r) for r in v[v["target_year"] == ty].to_dict("records"))
+        badges = [{"n": n[key], "colour": STATUS_STYLE[key][0], "text": STATUS_STYLE[key][1],
+                   "label": key_label(key, lang)} for key in STATUS_STYLE if n[key]]
         if badges:
             out.append({"year": ty, "badges": badges})
     return out
@@ -587,20 +547,14 @@ def method_table(projections: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
     for r in p.to_dict("records"):
         weights = " · ".join(f"{method_label(m, lang)} {fmt_pct(100 * r[c], lang, 0)}"
                              for c, m in names.items() if c in r and not _missing(r[c]))
-        row = {t("indicator", lang): r["indicator_id"], t("method", lang): method_label(r["method"], lang),
-               t("years_used", lang): count(r.get("n_points"), lang), t("weights", lang): weights}
-        if lang == "en":
-            row["reason"] = r.get("method_reason", "")
-        rows.append(row)
+        rows.append({t("indicator", lang): r["indicator_id"], t("method", lang): method_label(r["method"], lang),
+                     t("years_used", lang): count(r.get("n_points"), lang), t("weights", lang): weights,
+                     **({"reason": r.get("method_reason", "")} if lang == "en" else {})})
     return pd.DataFrame(rows)
 
 
 def _plain_errors() -> None:
     """In a notebook, the project's documented errors show as their bilingual message alone, no traceback."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
     shell = get_ipython()
     if shell is not None:
         # IPython shows what the handler returns no more; _showtraceback is how IPython itself shows one
