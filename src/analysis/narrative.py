@@ -9,6 +9,7 @@ from IPython.display import Markdown
 from analysis import actions, plots
 from analysis import report as rp
 from analysis.indicators import Indicator, main_indicators, registry
+from analysis.plots import fan_chart
 from analysis.report import fmt_pct, t
 
 
@@ -89,14 +90,6 @@ def readings(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, iid: str, lan
     return Markdown("\n".join(f"- {verdict_sentence(r, spec, lang, broke)}" for r in rows))
 
 
-def fan_chart(ind, projections, targets, year, iid, lang):
-    hist = rp.district_rows(ind)
-    p = projections[(projections["as_of"] == year) & (projections["indicator_id"] == iid)
-                    & (projections["sex"] == "total")]
-    return plots.fan_chart(hist[(hist["indicator_id"] == iid) & (hist["year"] <= year)],
-                           p[p["geo_level"] == rp.top_level(p)], iid, targets, lang)
-
-
 def verdict_table(verdicts: pd.DataFrame, year: int, lang: str = "vi"):
     """Every verdict of the year with the evidence behind it (notebook 03)."""
     from analysis.projection import method_label
@@ -143,9 +136,9 @@ def indicator_section(data, projections, verdicts, iid: str, lang: str = "vi") -
     if (this_year["sex"] == "female").any():
         out += [Markdown(f"**{t('by_sex_heading', lang)}**"), plots.sex_chart(ind, iid, lang, until=year)]
     if iid in dict(actions.ACTION_FLAGS):
-        lacking = actions.institutions_lacking(data.truong, year, lang)
+        table = rp.action_table(actions.institutions_lacking(data.truong, year, lang), iid, lang)
         out += [Markdown(f"**{t('action_heading', lang)}**"),
-                rp.show(rp.action_table(lacking, iid, lang), f"action_{iid}", left=(t("institution", lang),), lang=lang)]
+                rp.show(table, f"action_{iid}", left=(t("institution", lang),), lang=lang)]
     return out
 
 

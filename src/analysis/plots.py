@@ -59,11 +59,12 @@ def _over_time(ax, iid: str, lang: str, about: str = "") -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{int(v)}"))
 
 
-def _segments(frame: pd.DataFrame) -> list[pd.DataFrame]:
-    """Split a series at its breaks (territory changes) so the line is not drawn across them."""
+def _series(ax, frame: pd.DataFrame, colour: str, label: str | None = None, **style) -> None:
+    """A series as a line split at its breaks (territory changes), never drawn across them."""
     frame = frame.sort_values("year")
     ids = frame["territory_id"].astype(str)
-    return [g for _, g in frame.groupby((ids != ids.shift()).cumsum(), sort=True)]
+    for i, (_, seg) in enumerate(frame.groupby((ids != ids.shift()).cumsum(), sort=True)):
+        ax.plot(seg["year"], seg["value"], marker="o", color=colour, label=label if i == 0 else None, **style)
 
 
 def _targets(ax, iid: str, targets: pd.DataFrame | None, lang: str) -> None:
@@ -92,8 +93,7 @@ def trend_chart(ind: pd.DataFrame, iid: str, targets: pd.DataFrame | None = None
     d = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == level) & (ind["sex"] == "total")]
     d = d if until is None else d[d["year"] <= until]
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots()
-    for seg in _segments(d):
-        ax.plot(seg["year"], seg["value"], marker="o", color=COLOURS["total"], linewidth=2)
+    _series(ax, d, COLOURS["total"], linewidth=2)
     _targets(ax, iid, targets, lang)
     _breaks(ax, d, lang)
     _over_time(ax, iid, lang)
@@ -113,8 +113,7 @@ def sex_chart(ind: pd.DataFrame, iid: str, lang: str = "vi", until: int | None =
     d = d if until is None else d[d["year"] <= until]
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(8, 3.6))
     for sex in ("female", "male"):
-        for i, seg in enumerate(_segments(d[d["sex"] == sex])):
-            ax.plot(seg["year"], seg["value"], marker="o", color=COLOURS[sex], label=t(sex, lang) if i == 0 else None)
+        _series(ax, d[d["sex"] == sex], COLOURS[sex], t(sex, lang))
     _breaks(ax, d[d["sex"] == "female"], lang)
     _over_time(ax, iid, lang, f" — {t('sex', lang).lower()}")
     ax.legend(fontsize=8)
@@ -155,15 +154,18 @@ def ward_chart(ind: pd.DataFrame, iid: str, year: int, targets: pd.DataFrame | N
     return _layout(fig)
 
 
-def fan_chart(history: pd.DataFrame, projection: pd.DataFrame, iid: str, targets: pd.DataFrame | None = None,
+def fan_chart(ind: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFrame | None, year: int, iid: str,
               lang: str = "vi", ax=None):
-    """History, the projection to 2030 with its 80% and 95% forecast intervals, the targets and any series break."""
+    """The whole territory's history, the projection to 2030 made in ``year`` with its 80% and 95% forecast
+    intervals, the targets and any series break."""
     setup()
+    history = rp.district_rows(ind)
+    history = history[(history["indicator_id"] == iid) & (history["year"] <= year)]
+    p = projections[(projections["as_of"] == year) & (projections["indicator_id"] == iid)
+                    & (projections["sex"] == "total")]
+    p = p[p["geo_level"] == rp.top_level(p)].dropna(subset=["value"]).sort_values("year")
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots()
-    for i, seg in enumerate(_segments(history)):
-        ax.plot(seg["year"], seg["value"], marker="o", color=COLOURS["total"], linewidth=2,
-                label=t("history", lang) if i == 0 else None)
-    p = projection.dropna(subset=["value"]).sort_values("year")
+    _series(ax, history, COLOURS["total"], t("history", lang), linewidth=2)
     if len(p):
         last = history.dropna(subset=["value"]).sort_values("year").tail(1)
         joined = pd.concat([last.assign(lo80=last["value"], hi80=last["value"], lo95=last["value"],
