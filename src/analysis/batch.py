@@ -58,17 +58,12 @@ def parse_years(text: str | None, available: list[int]) -> list[int]:
     """'2021-2026', '2023', '2021,2024' -> years; default: every year with data."""
     if not text:
         return available
-    years: list[int] = []
     try:
-        for part in text.split(","):
-            if "-" in part:
-                a, b = (int(x) for x in part.split("-", 1))
-                years.extend(range(a, b + 1))
-            else:
-                years.append(int(part))
+        bounds = [[int(x) for x in part.split("-", 1)] for part in text.split(",")]  # [first] or [first, last]
     except ValueError:
         raise AnalysisError(f"Năm không hợp lệ: '{text}' (ví dụ 2021-2026).",
                             f"Invalid years: '{text}' (e.g. 2021-2026).") from None
+    years = [year for b in bounds for year in range(b[0], b[-1] + 1)]
     missing = ", ".join(str(y) for y in years if y not in available)
     if missing:
         have = ", ".join(map(str, available))
@@ -129,14 +124,11 @@ def contents(nb) -> list[dict]:
 
 
 def render_html(notebook, html_path: Path, lang: str, title: str) -> None:
-    """Executed notebook (a path or a notebook node) -> one self-contained HTML file: no code, images
-    inline, nothing from a CDN; a link back to the index, a table of contents, print styles for A4 and, when
-    the notebook shows the synthetic-data banner, that notice on every printed page (``templates/report``)."""
-    import nbformat
-
+    """Executed notebook -> one self-contained HTML file (``templates/report``): no code, nothing from a CDN, a
+    way back to the index, contents, A4 print styles and the synthetic-data notice on every printed page."""
     from analysis.report import t
 
-    nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, (str, Path)) else copy.deepcopy(notebook)
+    nb = copy.deepcopy(notebook)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
@@ -159,8 +151,7 @@ def _charts_as_text(nb) -> bool:
 
 
 def _worker_setup() -> None:
-    # kernels inherit the environment: charts must come out as inline images even if a headless
-    # MPLBACKEND (Agg) was set for scripts
+    # kernels inherit it: charts come out as inline images even if scripts set a headless MPLBACKEND (Agg)
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 
@@ -177,8 +168,7 @@ def _quiet_kernel_manager():
     return QuietKernelManager
 
 
-# kernel messages below ERROR (its warning about TCP without encryption, once per notebook) stay out of the
-# batch's output: quiet when all is well
+# kernel messages below ERROR (a warning about TCP without encryption per notebook) stay out of the output
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
@@ -195,15 +185,12 @@ def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_di
         from analysis.report import t
         from analysis.template import school_year_label
 
-        _worker_setup()
         try:
             pm.execute_notebook(
-                str(config.NOTEBOOKS_DIR / f"{nb_name}.ipynb"), str(executed),
-                parameters=params, kernel_name="python3",
+                str(config.NOTEBOOKS_DIR / f"{nb_name}.ipynb"), str(executed), parameters=params, kernel_name="python3",
                 progress_bar=False, log_output=False, cwd=str(config.NOTEBOOKS_DIR),
                 request_save_on_cell_execute=False,  # one write at the end, not two per cell
-                kernel_manager_class=_quiet_kernel_manager(), extra_arguments=KERNEL_ARGUMENTS,
-            )
+                kernel_manager_class=_quiet_kernel_manager(), extra_arguments=KERNEL_ARGUMENTS)
         except Exception as exc:  # PapermillExecutionError and kernel failures alike
             if executed.exists():
                 _scrub(executed)
@@ -238,14 +225,11 @@ def finish_year(year: int, lang: str, results: list[TaskResult], staging: Path,
     it first (so the swap replaces exactly what the run rendered). Returns the year's (file, error) failures."""
     order = {name: i for i, name in enumerate((*NOTEBOOKS, EXPORT_TASK))}
     failed = sorted((r for r in results if not r.ok), key=lambda r: order.get(r.task, 99))
-    replaced = set()
     for r in results:
-        names = task_outputs(r.task, year, lang)
         if r.fatal:  # not trusted: the previous outputs of this task stay
-            for name in names:
+            for name in task_outputs(r.task, year, lang):
                 (staging / name).unlink(missing_ok=True)
-        else:
-            replaced.update(names)
+    replaced = {name for r in results if not r.fatal for name in task_outputs(r.task, year, lang)}
     try:
         final = reports_dir / str(year)
         for old in final.iterdir() if final.is_dir() else ():
@@ -334,9 +318,8 @@ def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Pa
 # --- the index page -----------------------------------------------------------------------------------------
 
 def write_index(reports_dir: Path, processed_dir: Path | None = None) -> Path:
-    """reports/index.html (``templates/index/index.html.j2``), in Vietnamese: every year that has a report,
-    with a link to each document present, in either language (the officials' report first, named for what
-    it is), and the year's headline verdicts."""
+    """reports/index.html (``templates/index``), in Vietnamese: each year with a link to every document present
+    in either language (the officials' report first) and the year's headline verdicts."""
     import jinja2
 
     from analysis.atomic import write_text
