@@ -1,6 +1,5 @@
 """The charts: titled in Vietnamese by default, numbers with a decimal comma, targets and series breaks
-drawn where readers look for them. A break in territory is a gap in the line, never a silent join.
-"""
+drawn where readers look for them. A break in territory is a gap in the line, never a silent join."""
 
 from __future__ import annotations
 
@@ -39,13 +38,10 @@ class PercentFormatter(Formatter):
     exactly (0,5% · 1,0% · 1,5%, never '0,50%' beside '1,5%')."""
 
     def __init__(self, lang: str):
-        self.lang, self.ticks = lang, []
-
-    def set_locs(self, locs) -> None:
-        self.ticks = list(locs)
+        self.lang = lang
 
     def __call__(self, v, pos=None) -> str:
-        locs = np.asarray(self.ticks or [v], dtype=float)
+        locs = np.asarray(self.locs if len(self.locs) else [v], dtype=float)  # the axis's ticks (set_locs)
         d = next(d for d in range(4) if d == 3 or np.allclose(locs, np.round(locs, d), atol=1e-9))
         return fmt_num(v, self.lang, d) + "%"
 
@@ -132,11 +128,11 @@ def ward_chart(ind: pd.DataFrame, iid: str, year: int, targets: pd.DataFrame | N
     shown = (w["hidden"] == "") & w["value"].notna()
     ax.barh(ypos[shown.to_numpy()], w.loc[shown, "value"], color=COLOURS["total"], alpha=0.85)
     for y, r in zip(ypos, w.itertuples(index=False)):
+        blank = bool(r.hidden) or pd.isna(r.value)
         text = (rp.hidden_label(r.hidden, lang) if r.hidden else t("not_available", lang) if pd.isna(r.value)
                 else f"{fmt_pct(r.value, lang, spec.decimals)} ({fmt_num(r.numerator, lang)}/{fmt_num(r.denominator, lang)})")
-        x = 0 if r.hidden or pd.isna(r.value) else r.value
-        ax.annotate(text, (x, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8,
-                    color=COLOURS["break"] if r.hidden or pd.isna(r.value) else "#222222")
+        ax.annotate(text, (0 if blank else r.value, y), xytext=(4, 0), textcoords="offset points", va="center",
+                    fontsize=8, color=COLOURS["break"] if blank else "#222222")
     ax.set_yticks(ypos, list(w["geo_name"]))
     top = 100.0 if spec.direction == "increase" else max(float(w["value"].max(skipna=True) or 0), 0.1)
     ax.set_xlim(0, top * 1.3)  # room for the labels right of the longest bar
