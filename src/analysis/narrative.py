@@ -17,14 +17,11 @@ def change_sentence(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi") ->
     spec = registry()[iid]
     d = rp.district_rows(ind)
     d = d[d["indicator_id"] == iid].set_index("year")
-    if year not in d.index:
-        return t("change_none", lang)
-    cur = d.loc[year]
-    if cur["series_break"]:
+    if year in d.index and d.loc[year, "series_break"]:
         return t("change_break", lang)
-    if year - 1 not in d.index or pd.isna(d.loc[year - 1, "value"]):
+    if year not in d.index or year - 1 not in d.index or pd.isna(d.loc[year - 1, "value"]):
         return t("change_none", lang)
-    before, after, dec = d.loc[year - 1, "value"], cur["value"], spec.decimals
+    before, after, dec = d.loc[year - 1, "value"], d.loc[year, "value"], spec.decimals
     diff = after - before
     if round(diff, dec) == 0:
         return t("change_flat", lang, after=fmt_pct(after, lang, dec))
