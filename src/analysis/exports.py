@@ -72,21 +72,20 @@ def write_workbook(tables: dict[str, pd.DataFrame], path: Path, title: str, synt
             ws["A2"].font = Font(bold=True, color="C62828")
             ws.oddHeader.center.text = t("synthetic_banner", lang)
         head = 4 if synthetic else 3  # a blank row above the header
-        for j, col in enumerate(frame.columns, start=1):
-            cell = ws.cell(row=head, column=j, value=neutralise_formula(str(col)))
-            cell.font, cell.fill = Font(bold=True), PatternFill("solid", fgColor="EEF3F8")
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
-        for i, row in enumerate(frame.itertuples(index=False), start=head + 1):
-            for j, value in enumerate(row, start=1):
-                cell = ws.cell(row=i, column=j)
-                cell.value, cell.number_format = _cell(value)
-                cell.alignment = Alignment(wrap_text=True, vertical="top")
         widths = [min(50, max(9, 2 + max([len(str(c)) // 2] + [len(str(v)) for v in frame[c].tolist()])))
                   for c in frame.columns]
         for j, width in enumerate(widths, start=1):
             ws.column_dimensions[get_column_letter(j)].width = width
-        # wrapped text needs its rows' heights: neither Excel nor LibreOffice sizes them when opening a file
         for i, row in enumerate([list(frame.columns), *frame.itertuples(index=False)], start=head):
+            for j, value in enumerate(row, start=1):
+                cell = ws.cell(row=i, column=j)
+                if i == head:
+                    cell.value = neutralise_formula(str(value))
+                    cell.font, cell.fill = Font(bold=True), PatternFill("solid", fgColor="EEF3F8")
+                else:
+                    cell.value, cell.number_format = _cell(value)
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+            # wrapped text needs its row's height: neither Excel nor LibreOffice sizes it when opening a file
             ws.row_dimensions[i].height = 15 * max([1] + [-(-len(str(v)) // (w - 1)) for v, w in zip(row, widths)])
         last = get_column_letter(max(1, len(frame.columns)))
         ws.auto_filter.ref = f"A{head}:{last}{head + len(frame)}"
