@@ -24,8 +24,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from analysis import config
-from analysis.atomic import install, recover_folder
+from analysis.atomic import install, recover_folder, write_text
 from analysis.errors import AnalysisError
+from analysis.template import school_year_label
 
 NOTEBOOKS = ("01_clean", "02_indicators", "03_projections", "04_report")
 REPORT_NOTEBOOK = "04_report"
@@ -183,7 +184,6 @@ def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_di
         import papermill as pm
 
         from analysis.report import t
-        from analysis.template import school_year_label
 
         try:
             pm.execute_notebook(
@@ -322,9 +322,8 @@ def write_index(reports_dir: Path, processed_dir: Path | None = None) -> Path:
     in either language (the officials' report first) and the year's headline verdicts."""
     import jinja2
 
-    from analysis.atomic import write_text
+    from analysis.clean import load_tables
     from analysis.report import headline_verdicts, t
-    from analysis.template import school_year_label
 
     years = []
     for year in sorted((int(p.name) for p in reports_dir.iterdir() if p.is_dir() and p.name.isdigit()), reverse=True):
@@ -336,22 +335,16 @@ def write_index(reports_dir: Path, processed_dir: Path | None = None) -> Path:
         failed = [p.name for p in sorted(folder.glob("*.ipynb")) if not (folder / p.with_suffix(".html").name).exists()]
         years.append({"year": year, "school_year": school_year_label(year), "links": links, "failed": failed,
                       "verdicts": headline_verdicts(year, "vi", processed_dir)})
+    try:  # do the processed data come from the synthetic sample (the workbooks say so)?
+        files = load_tables(processed_dir)["files"]
+        synthetic = bool("synthetic" in files and files["synthetic"].fillna(False).any())
+    except Exception:
+        synthetic = False
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR / "index"), autoescape=True)
     texts = {k: t(k, "vi") for k in ("index_title", "index_intro", "synthetic_banner", "reporting_year",
                                      "index_files", "index_analyses", "index_verdicts", "school_year", "batch_failed")}
-    page = env.get_template("index.html.j2").render(lang="vi", t=texts, years=years, synthetic=_synthetic(processed_dir))
+    page = env.get_template("index.html.j2").render(lang="vi", t=texts, years=years, synthetic=synthetic)
     return write_text(reports_dir / "index.html", page + "\n")
-
-
-def _synthetic(processed_dir: Path | None) -> bool:
-    """Do the processed data come from the synthetic sample (the workbooks say so)?"""
-    try:
-        from analysis.clean import load_tables
-
-        files = load_tables(processed_dir)["files"]
-        return bool("synthetic" in files and files["synthetic"].fillna(False).any())
-    except Exception:
-        return False
 
 
 # --- command line -------------------------------------------------------------------------------------------
