@@ -38,17 +38,32 @@ class PercentFormatter(Formatter):
     exactly (0,5% · 1,0% · 1,5%, never '0,50%' beside '1,5%')."""
 
     def __init__(self, lang: str):
-        self.lang = lang
+        self.lang, self.ticks = lang, []
+
+    def set_locs(self, locs) -> None:
+        self.ticks = list(locs)
 
     def __call__(self, v, pos=None) -> str:
-        locs = np.asarray(self.locs if len(self.locs) else [v], dtype=float)  # the axis's ticks (set_locs)
+        locs = np.asarray(self.ticks or [v], dtype=float)
         d = next(d for d in range(4) if d == 3 or np.allclose(locs, np.round(locs, d), atol=1e-9))
         return fmt_num(v, self.lang, d) + "%"
 
 
-def _over_time(ax, iid: str, lang: str, about: str = "") -> None:
-    """Title, percent axis and year axis of a chart over the years."""
-    ax.set_title(f"{iid} · {registry()[iid].text('short', lang)}{about}")
+def _over_time(ax, iid: str, lang: str, frame: pd.DataFrame, targets: pd.DataFrame | None = None,
+               about: str = "") -> None:
+    """A chart over the years: the plan's targets, the series breaks of ``frame``, title, percent and year axes."""
+    spec = registry()[iid]
+    for r in () if targets is None else targets[targets["indicator_id"] == iid].itertuples(index=False):
+        # the value in the legend, not beside the star: there it would overlap the observed value's label
+        first = r.target_year == config.TARGET_YEARS[0]
+        ax.scatter([r.target_year], [r.target_value], marker="*" if first else "P", s=170 if first else 90,
+                   color=COLOURS["target"], zorder=5,
+                   label=t("target_marker", lang, year=r.target_year, target=rp.target_cell(r.target_value, spec, lang)))
+    for year in frame.loc[frame["series_break"], "year"]:
+        ax.axvline(year - 0.5, color=COLOURS["break"], linestyle=":", linewidth=1.2)
+        ax.annotate(t("series_break", lang), (year - 0.5, 0.02), xycoords=("data", "axes fraction"),
+                    rotation=90, fontsize=8, color=COLOURS["break"], ha="right", va="bottom")
+    ax.set_title(f"{iid} · {spec.text('short', lang)}{about}")
     ax.set_ylabel(t("percent_axis", lang))
     ax.yaxis.set_major_formatter(PercentFormatter(lang))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -63,41 +78,19 @@ def _series(ax, frame: pd.DataFrame, colour: str, label: str | None = None, **st
         ax.plot(seg["year"], seg["value"], marker="o", color=colour, label=label if i == 0 else None, **style)
 
 
-def _targets(ax, iid: str, targets: pd.DataFrame | None, lang: str) -> None:
-    if targets is None:
-        return
-    spec = registry()[iid]
-    for r in targets[targets["indicator_id"] == iid].itertuples(index=False):
-        # the value in the legend, not beside the star: there it would overlap the observed value's label
-        ax.scatter([r.target_year], [r.target_value], marker="*" if r.target_year == config.TARGET_YEARS[0] else "P",
-                   s=170 if r.target_year == config.TARGET_YEARS[0] else 90, color=COLOURS["target"], zorder=5,
-                   label=t("target_marker", lang, year=r.target_year, target=rp.target_cell(r.target_value, spec, lang)))
-
-
-def _breaks(ax, frame: pd.DataFrame, lang: str) -> None:
-    for year in frame.loc[frame["series_break"], "year"]:
-        ax.axvline(year - 0.5, color=COLOURS["break"], linestyle=":", linewidth=1.2)
-        ax.annotate(t("series_break", lang), (year - 0.5, 0.02), xycoords=("data", "axes fraction"),
-                    rotation=90, fontsize=8, color=COLOURS["break"], ha="right", va="bottom")
-
-
 def trend_chart(ind: pd.DataFrame, iid: str, targets: pd.DataFrame | None = None, lang: str = "vi",
                 until: int | None = None, level: str = "district", ax=None):
-    """The indicator over the years, the plan's targets and any series break. The values are counts of every
-    school and child, not a sample: no sampling interval is drawn around them."""
+    """The indicator over the years, the targets and any series break (a census: no sampling interval)."""
     setup()
     d = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == level) & (ind["sex"] == "total")]
     d = d if until is None else d[d["year"] <= until]
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots()
     _series(ax, d, COLOURS["total"], linewidth=2)
-    _targets(ax, iid, targets, lang)
-    _breaks(ax, d, lang)
-    _over_time(ax, iid, lang)
+    _over_time(ax, iid, lang, d, targets)
     ax.set_xlabel(t("year_axis", lang))
-    last = d.dropna(subset=["value"]).tail(1)
-    if len(last):
-        ax.annotate(fmt_pct(last["value"].iloc[0], lang), (last["year"].iloc[0], last["value"].iloc[0]),
-                    textcoords="offset points", xytext=(6, -12), fontsize=9, color=COLOURS["total"])
+    for last in d.dropna(subset=["value"]).tail(1).itertuples():
+        ax.annotate(fmt_pct(last.value, lang), (last.year, last.value), textcoords="offset points", xytext=(6, -12),
+                    fontsize=9, color=COLOURS["total"])
     if targets is not None and (targets["indicator_id"] == iid).any():
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     return _layout(fig)
@@ -110,8 +103,7 @@ def sex_chart(ind: pd.DataFrame, iid: str, lang: str = "vi", until: int | None =
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(8, 3.6))
     for sex in ("female", "male"):
         _series(ax, d[d["sex"] == sex], COLOURS[sex], t(sex, lang))
-    _breaks(ax, d[d["sex"] == "female"], lang)
-    _over_time(ax, iid, lang, f" — {t('sex', lang).lower()}")
+    _over_time(ax, iid, lang, d[d["sex"] == "female"], about=f" — {t('sex', lang).lower()}")
     ax.legend(fontsize=8)
     return _layout(fig)
 
@@ -152,8 +144,7 @@ def ward_chart(ind: pd.DataFrame, iid: str, year: int, targets: pd.DataFrame | N
 
 def fan_chart(ind: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFrame | None, year: int, iid: str,
               lang: str = "vi", ax=None):
-    """The whole territory's history, the projection to 2030 made in ``year`` with its 80% and 95% forecast
-    intervals, the targets and any series break."""
+    """History, the projection made in ``year`` with its 80% and 95% intervals, the targets and any break."""
     setup()
     history = rp.district_rows(ind)
     history = history[(history["indicator_id"] == iid) & (history["year"] <= year)]
@@ -171,9 +162,7 @@ def fan_chart(ind: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFram
                             linewidth=0, label=t(f"band{level}", lang))
         ax.plot(joined["year"], joined["value"], color=COLOURS["total"], linestyle="--", linewidth=1.8,
                 label=t("projection", lang))
-    _targets(ax, iid, targets, lang)
-    _breaks(ax, history, lang)
-    _over_time(ax, iid, lang)
+    _over_time(ax, iid, lang, history, targets)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
     return _layout(fig)
 
