@@ -1,7 +1,5 @@
-"""The Excel workbook officials take away: a reporting year's summary, indicators, action lists, wards furthest
-from the targets and data problems, as in the report (hidden small counts stay hidden). Numbers stay numbers
-with a number format, so Excel shows the reader's separators and can sort and compute; only text cells are
-neutralised against formulas. Each sheet has an autofilter and prints on A4 landscape, one page wide."""
+"""The Excel workbook officials take away: the report's tables (hidden counts stay hidden), numbers kept numbers
+with a number format (the reader's separators), text neutralised against formulas, sheets that print on A4."""
 
 from __future__ import annotations
 
@@ -45,18 +43,8 @@ def workbook_tables(year: int, lang: str = "vi", processed_dir=None, raw_dir=Non
     }
 
 
-def _cell(value) -> tuple[object, str]:
-    """(what the cell holds, its number format): a number for ``rp.Num``, neutralised text otherwise."""
-    if isinstance(value, rp.Num):
-        return value.excel()
-    if rp._missing(value):
-        return None, "General"
-    return neutralise_formula(value if isinstance(value, str) else str(value)), "@"
-
-
 def write_workbook(tables: dict[str, pd.DataFrame], path: Path, title: str, synthetic: bool, lang: str) -> Path:
-    """Write the sheets with openpyxl: a title row, a synthetic-data note when it applies (also in the header
-    of every printed page), bold headers, typed cells, an autofilter and the print setup."""
+    """A title row, the synthetic-data note (also atop every printed page), bold headers, typed cells, filters."""
     import openpyxl
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -82,8 +70,10 @@ def write_workbook(tables: dict[str, pd.DataFrame], path: Path, title: str, synt
                 if i == head:
                     cell.value = neutralise_formula(str(value))
                     cell.font, cell.fill = Font(bold=True), PatternFill("solid", fgColor="EEF3F8")
-                else:
-                    cell.value, cell.number_format = _cell(value)
+                elif isinstance(value, rp.Num):  # a number, with its number format
+                    cell.value, cell.number_format = value.excel()
+                elif not rp._missing(value):  # text, never run as a formula
+                    cell.value, cell.number_format = neutralise_formula(str(value)), "@"
                 cell.alignment = Alignment(wrap_text=True, vertical="top")
             # wrapped text needs its row's height: neither Excel nor LibreOffice sizes it when opening a file
             ws.row_dimensions[i].height = 15 * max([1] + [-(-len(str(v)) // (w - 1)) for v, w in zip(row, widths)])
