@@ -1,5 +1,4 @@
-"""Plain-language sentences and the sections of the report notebooks, assembled from the package's tables
-and charts so that notebooks 03 and 04 only loop and display."""
+"""Plain-language sentences and the sections of notebooks 03 and 04, so that they only loop and display."""
 
 from __future__ import annotations
 
@@ -96,19 +95,18 @@ def verdict_table(verdicts: pd.DataFrame, year: int, lang: str = "vi"):
     for iid, spec in main_indicators().items():
         dec = spec.decimals
         for r in v[v["indicator_id"] == iid].sort_values("target_year").to_dict("records"):
-            shown = r.get("basis") == "projected"
+            shown, paced = r.get("basis") == "projected", r.get("pace") in ("ahead", "behind")
+            band = "{} ({}–{})".format(*(fmt_pct(r.get(c), lang, dec) for c in ("projected", "lo80", "hi80")))
+            pace = " · ".join(rp.fmt_points(r.get(c), lang, dec + 1, unit=False)
+                              for c in ("observed_change_per_year", "needed_change_per_year"))
             rows.append({
                 t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
                 t("target_year", lang): str(int(r["target_year"])),
                 t("target_level", lang): rp.target_cell(r["target_value"], spec, lang),
-                t("projected_or_actual", lang): (
-                    f"{fmt_pct(r['projected'], lang, dec)} ({fmt_pct(r['lo80'], lang, dec)}–{fmt_pct(r['hi80'], lang, dec)})"
-                    if shown else (fmt_pct(r["observed"], lang, dec) if r.get("basis") == "observed" else "")),
+                t("projected_or_actual", lang): band if shown else (
+                    fmt_pct(r["observed"], lang, dec) if r.get("basis") == "observed" else ""),
                 t("probability", lang): rp.pct(100 * r["probability"], lang, 0) if shown else "",
-                t("change_observed_needed", lang): (
-                    f"{rp.fmt_points(r['observed_change_per_year'], lang, dec + 1, unit=False)} · "
-                    f"{rp.fmt_points(r['needed_change_per_year'], lang, dec + 1, unit=False)}"
-                    if shown and r.get("pace") in ("ahead", "behind") else ""),
+                t("change_observed_needed", lang): pace if shown and paced else "",
                 t("status", lang): r["label"] if lang == "vi" else r.get("label_en", r["label"]),
                 t("method", lang): method_label(r["method"], lang) if shown and isinstance(r.get("method"), str) else "",
             })
