@@ -1,11 +1,7 @@
-"""The yearly batch: run each reporting year's notebooks with papermill, render them to offline HTML, export
-the Excel workbook and write ``reports/index.html`` (always in Vietnamese, listing every report present).
-
-Tasks (a notebook or an export; each year's longest first) run on ``--jobs`` worker processes. A run replaces
-exactly what it renders: a year is built in a staging folder, its other files linked in, and swapped in when
-its tasks are done (``atomic.install``), so a killed run leaves each year as it was or fully updated. A failed
-notebook keeps its executed copy with the error, not its old HTML; a task that fails outside its cells
-(rendering, a dead worker) leaves its previous outputs."""
+"""The yearly batch: each reporting year's notebooks run with papermill and rendered to offline HTML, its Excel
+workbook, and ``reports/index.html``. Tasks run on ``--jobs`` worker processes, longest first; a year is built in
+a staging folder (its other files linked in) and swapped in when done (``atomic.install``), so a run replaces
+exactly what it renders and a killed run leaves each year as it was or fully updated."""
 
 from __future__ import annotations
 
@@ -95,9 +91,7 @@ def _scrub(path: Path):
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             cell["id"] = "injected-parameters"
     pm = nb.metadata.get("papermill", {})
-    for key in ("input_path", "output_path"):
-        if pm.get(key):
-            pm[key] = Path(pm[key]).name
+    pm.update({key: Path(pm[key]).name for key in ("input_path", "output_path") if pm.get(key)})
     nbformat.write(nb, path)
     return nb
 
@@ -112,8 +106,7 @@ def _exporter(lang: str):
 
 
 def contents(nb) -> list[dict]:
-    """The headings of levels 2 and 3 (markdown cells and markdown the cells display), each with the id
-    nbconvert gives its HTML heading: the report's table of contents."""
+    """The report's contents: headings of levels 2 and 3 (written or displayed), with nbconvert's ids."""
     found = []
     for cell in nb.cells:
         texts = [cell.source] if cell.cell_type == "markdown" else [
@@ -139,8 +132,7 @@ def render_html(notebook, html_path: Path, lang: str, title: str) -> None:
                     for cell in nb.cells for out in cell.get("outputs", []))
     nb.metadata["report"] = {"toc": contents(nb), "notice": banner if synthetic else "",
                              **{k: t(k, lang) for k in ("back_to_index", "contents", "page")}}
-    body, _ = _exporter(lang).from_notebook_node(nb)
-    html_path.write_text(body, encoding="utf-8")
+    html_path.write_text(_exporter(lang).from_notebook_node(nb)[0], encoding="utf-8")
 
 
 def _charts_as_text(nb) -> bool:
@@ -175,7 +167,7 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_dir: Path | None = None,
                  raw_dir: Path | None = None) -> TaskResult:
-    """Run one notebook of one year into the year's staging folder and render it."""
+    """Run one notebook of one year into the year's staging folder and render it (if it fails: no HTML)."""
     executed = staging / output_name(nb_name, lang, ".ipynb")
     # default folders are left to the notebook (None), so no machine path is written into its outputs
     folders = {"processed_dir": processed_dir, "raw_dir": raw_dir}
@@ -269,8 +261,7 @@ def available_years(processed_dir: Path | None = None) -> list[int]:
 def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Path | None = None,
               processed_dir: Path | None = None, raw_dir: Path | None = None,
               notebooks: tuple[str, ...] = NOTEBOOKS, progress: bool = True) -> dict[int, list[tuple[str, str]]]:
-    """Every year's tasks on a pool of workers, each year swapped in when its last task is done; then the
-    index. Returns each year's failures: (file, error)."""
+    """Every year's tasks on a pool of workers, then the index; returns each year's failures (file, error)."""
     from tqdm import tqdm
 
     reports_dir = config.reports_dir(reports_dir)
@@ -318,8 +309,7 @@ def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Pa
 # --- the index page -----------------------------------------------------------------------------------------
 
 def write_index(reports_dir: Path, processed_dir: Path | None = None) -> Path:
-    """reports/index.html (``templates/index``), in Vietnamese: each year with a link to every document present
-    in either language (the officials' report first) and the year's headline verdicts."""
+    """reports/index.html, in Vietnamese: each year's documents in either language and headline verdicts."""
     import jinja2
 
     from analysis.clean import load_tables
@@ -363,8 +353,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processed-dir", help="thư mục dữ liệu đã xử lý (mặc định data/processed) / "
                                                 "processed data folder")
     parser.add_argument("--raw-dir", help="thư mục số liệu thô (mặc định data/raw) / raw data folder")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="không hiện thanh tiến trình / no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="không hiện thanh tiến trình / no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
