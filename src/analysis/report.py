@@ -1,6 +1,5 @@
-"""What readers see: labels, Vietnamese number formats (99,1% and 1.234; ``lang="en"``: 99.1% and 1,234),
-small-cell suppression and every table of the notebooks and reports, so notebooks only call and display.
-Text from raw files is escaped when shown (``show``), never trusted as HTML."""
+"""What readers see: labels, Vietnamese numbers (99,1% and 1.234), small-cell suppression and every table of
+the notebooks and reports (notebooks only call and display); text from raw files is escaped when shown."""
 
 from __future__ import annotations
 
@@ -54,9 +53,7 @@ def fmt_num(x, lang: str = "vi", decimals: int = 0) -> str:
     if _missing(x):
         return t("not_available", lang)
     text = f"{float(x):,.{decimals}f}"
-    if lang == "vi":
-        text = text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
-    return text
+    return text.translate(str.maketrans(",.", ".,")) if lang == "vi" else text
 
 
 def pct_decimals(x) -> int:
@@ -180,8 +177,7 @@ class Table(Styler):
 
 def show(frame: pd.DataFrame, name: str, left: tuple[str, ...] = (), lang: str = "vi", empty: str = "nothing_to_show",
          styles: pd.DataFrame | None = None):
-    """Escaped text, no index, a fixed id (deterministic HTML for nbval), the ``left`` (text) columns
-    left-aligned, each cell's CSS from ``styles``; an empty table is a short sentence instead."""
+    """Escaped text, a fixed id (the same HTML each run), text columns left-aligned, cells styled by ``styles``."""
     if frame.empty:
         return Markdown(f"*{t(empty, lang)}*")
     table = Table(frame.map(lambda v: "" if _missing(v) else str(v))).hide(axis="index").format(escape="html")
@@ -202,8 +198,7 @@ class YearData:
         years = sorted(int(y) for y in all_ind["year"].unique())
         if year not in years:
             shown = ", ".join(map(str, years))
-            raise AnalysisError(t("year_not_available", "vi", year=year, years=shown),
-                                t("year_not_available", "en", year=year, years=shown))
+            raise AnalysisError(*(t("year_not_available", lg, year=year, years=shown) for lg in LANGS))
         self.year, self.folder = year, folder
         self.indicators = all_ind[all_ind["year"] <= year].reset_index(drop=True)
         self.targets = load_targets(raw_dir)
@@ -297,9 +292,8 @@ def quality_summary(quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
 # --- indicator tables (notebook 02, report) --------------------------------------------------------------------
 
 def top_level(frame: pd.DataFrame, default: str | None = "district") -> str | None:
-    """The whole-territory level in ``frame`` (country, province, district), else ``default`` (``unique()``
-    runs in Arrow; ``set(column)`` would box every row)."""
-    present = set(frame["geo_level"].unique())
+    """The whole-territory level in ``frame`` (country, province, district), else ``default``."""
+    present = set(frame["geo_level"].unique())  # unique() runs in Arrow; set(column) would box every row
     return next((lv for lv in ("country", "province", "district") if lv in present), default)
 
 
@@ -310,8 +304,7 @@ def district_rows(ind: pd.DataFrame, sex: str = "total") -> pd.DataFrame:
 
 
 def indicator_table(ind: pd.DataFrame, year: int, lang: str = "vi", cross_checks: bool = False) -> pd.DataFrame:
-    """The year's value of every indicator with its counts, change and the plan's targets (counts of every
-    school and child, not a sample: no sampling interval)."""
+    """Every indicator's value, counts, change and targets (a census, not a sample: no sampling interval)."""
     d = district_rows(ind)
     rows = []
     for iid, spec in registry().items():
@@ -384,8 +377,7 @@ def action_table(lacking: pd.DataFrame, iid: str, lang: str = "vi") -> pd.DataFr
 
 
 def furthest_table(far: pd.DataFrame, ind: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
-    """The wards furthest from the target (``actions.wards_furthest``), against the district's target: the
-    plan sets no ward targets."""
+    """The wards furthest from the district's target (the plan sets no ward targets)."""
     rows = []
     for r in far.itertuples(index=False):
         spec = registry()[r.indicator_id]
@@ -484,8 +476,7 @@ def district_verdicts(verdicts: pd.DataFrame, year: int) -> pd.DataFrame:
 
 def summary_table(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, lang: str = "vi",
                   baseline: int = config.BASELINE_YEAR) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The one-screen summary: baseline, latest value, targets and verdicts; and, for colouring, the status
-    of each verdict cell."""
+    """The one-screen summary (baseline, latest value, targets, verdicts) and each verdict cell's status."""
     d = district_rows(ind)
     v = district_verdicts(verdicts, year)
     rows, keys = [], []
