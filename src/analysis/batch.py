@@ -25,16 +25,14 @@ from analysis.errors import AnalysisError
 from analysis.template import school_year_label
 
 NOTEBOOKS = ("01_clean", "02_indicators", "03_projections", "04_report")
-REPORT_NOTEBOOK = "04_report"
 EXPORT_TASK = "excel"
 # relative cost of each task (measured with benchmarks/bench_batch.py): a year's longest tasks start first
 TASK_COST = {"04_report": 10, "02_indicators": 8, "03_projections": 5, EXPORT_TASK: 2, "01_clean": 1}
 TEMPLATE_DIR = Path(__file__).with_name("templates")
-INDEX_ORDER = ("04_report", EXPORT_TASK, "01_clean", "02_indicators", "03_projections")  # officials' first
+INDEX_ORDER = ("04_report", EXPORT_TASK, "01_clean", "02_indicators", "03_projections")  # officials' two first
 
 
 # --- names, derived from the parameters in this one place ---------------------------------------------------
-
 def output_name(notebook: str, lang: str, suffix: str) -> str:
     """'04_report' + vi -> '04_report.html'; English copies carry '_en'."""
     return f"{notebook}{'' if lang == 'vi' else '_' + lang}{suffix}"
@@ -70,15 +68,12 @@ def parse_years(text: str | None, available: list[int]) -> list[int]:
 
 
 # --- one notebook, in a worker process ---------------------------------------------------------------------
-
 @dataclass
 class TaskResult:
     """A notebook (or the export) of a year; ``fatal``: failed outside its cells, so the previous files stay."""
-    year: int
     task: str
-    ok: bool
     file: str = ""
-    error: str = ""
+    error: str = ""  # empty: it succeeded
     fatal: bool = False
 
 
@@ -117,16 +112,16 @@ def contents(nb) -> list[dict]:
     return found
 
 
-def render_html(notebook, html_path: Path, lang: str, title: str) -> None:
-    """Executed notebook -> one self-contained HTML file (``templates/report``): no code, nothing from a CDN, a
-    way back to the index, contents, A4 print styles and the synthetic-data notice on every printed page."""
+def render_html(notebook, html_path: Path, lang: str, year: int, name: str) -> None:
+    """Executed notebook -> one offline HTML file (``templates/report``) with contents, print styles, notice."""
     from analysis.report import t
 
     nb = copy.deepcopy(notebook)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
-    nb.metadata["title"] = title
+    heading = t("report_heading", lang, school_year=school_year_label(year))
+    nb.metadata["title"] = f"{heading} · {t('doc_' + name, lang)}"
     banner = t("synthetic_banner", lang)
     synthetic = any(banner in "".join(out.get("data", {}).get("text/markdown", ""))
                     for cell in nb.cells for out in cell.get("outputs", []))
@@ -137,8 +132,7 @@ def render_html(notebook, html_path: Path, lang: str, title: str) -> None:
 
 def _charts_as_text(nb) -> bool:
     """A kernel whose matplotlib is not hooked to IPython's inline backend stores a figure's text form only."""
-    return any(out.get("output_type") in ("display_data", "execute_result")
-               and "image/png" not in out.get("data", {})
+    return any(out.get("output_type") in ("display_data", "execute_result") and "image/png" not in out.get("data", {})
                and str(out.get("data", {}).get("text/plain", "")).startswith("<Figure size")
                for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", []))
 
@@ -149,8 +143,7 @@ def _worker_setup() -> None:
 
 
 def _quiet_kernel_manager():
-    """A kernel manager that sends no interrupt (SIGINT) before shutting down a kernel that has finished:
-    ipykernel logs that as 'ERROR | KeyboardInterrupt caught in kernel' on a run that succeeded."""
+    """No interrupt before a finished kernel's shutdown: ipykernel logs it as 'ERROR | KeyboardInterrupt'."""
     from jupyter_client import AsyncKernelManager
 
     class QuietKernelManager(AsyncKernelManager):
@@ -159,10 +152,6 @@ def _quiet_kernel_manager():
                 await super()._async_interrupt_kernel()
 
     return QuietKernelManager
-
-
-# kernel messages below ERROR (a warning about TCP without encryption per notebook) stay out of the output
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_dir: Path | None = None,
@@ -175,27 +164,26 @@ def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_di
     try:
         import papermill as pm
 
-        from analysis.report import t
-
         try:
             pm.execute_notebook(
                 str(config.NOTEBOOKS_DIR / f"{nb_name}.ipynb"), str(executed), parameters=params, kernel_name="python3",
                 progress_bar=False, log_output=False, cwd=str(config.NOTEBOOKS_DIR),
                 request_save_on_cell_execute=False,  # one write at the end, not two per cell
-                kernel_manager_class=_quiet_kernel_manager(), extra_arguments=KERNEL_ARGUMENTS)
+                kernel_manager_class=_quiet_kernel_manager(),
+                # kernel messages below ERROR (a warning about TCP without encryption) stay out of the output
+                extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except Exception as exc:  # PapermillExecutionError and kernel failures alike
             if executed.exists():
                 _scrub(executed)
-            return TaskResult(year, nb_name, False, executed.name, _short_error(exc))
+            return TaskResult(nb_name, executed.name, _short_error(exc))
         nb = _scrub(executed)
         if _charts_as_text(nb):
-            return TaskResult(year, nb_name, False, executed.name,
+            return TaskResult(nb_name, executed.name,
                               "charts came out as '<Figure size ...>' text instead of images (matplotlib backend)")
-        title = f"{t('report_heading', lang, school_year=school_year_label(year))} · {t('doc_' + nb_name, lang)}"
-        render_html(nb, staging / output_name(nb_name, lang, ".html"), lang, title)
+        render_html(nb, staging / output_name(nb_name, lang, ".html"), lang, year, nb_name)
     except Exception as exc:
-        return TaskResult(year, nb_name, False, executed.name, _short_error(exc), fatal=True)
-    return TaskResult(year, nb_name, True, executed.name)
+        return TaskResult(nb_name, executed.name, _short_error(exc), fatal=True)
+    return TaskResult(nb_name, executed.name)
 
 
 def _run_task(year: int, task: str, lang: str, staging: Path, processed_dir: Path | None,
@@ -207,16 +195,15 @@ def _run_task(year: int, task: str, lang: str, staging: Path, processed_dir: Pat
 
         export_year(year, staging / excel_name(year, lang), lang, processed_dir, raw_dir)
     except Exception as exc:
-        return TaskResult(year, task, False, excel_name(year, lang), _short_error(exc), fatal=True)
-    return TaskResult(year, task, True, excel_name(year, lang))
+        return TaskResult(task, excel_name(year, lang), _short_error(exc), fatal=True)
+    return TaskResult(task, excel_name(year, lang))
 
 
 def finish_year(year: int, lang: str, results: list[TaskResult], staging: Path,
                 reports_dir: Path) -> list[tuple[str, str]]:
-    """Swap a year's staging folder in once all its tasks are done, every other file of the year linked into
-    it first (so the swap replaces exactly what the run rendered). Returns the year's (file, error) failures."""
+    """Swap a year's staging folder in, the year's other files linked into it first; returns its failures."""
     order = {name: i for i, name in enumerate((*NOTEBOOKS, EXPORT_TASK))}
-    failed = sorted((r for r in results if not r.ok), key=lambda r: order.get(r.task, 99))
+    failed = sorted((r for r in results if r.error), key=lambda r: order.get(r.task, 99))
     for r in results:
         if r.fatal:  # not trusted: the previous outputs of this task stay
             for name in task_outputs(r.task, year, lang):
@@ -245,13 +232,11 @@ def _short_error(exc: BaseException) -> str:
 
 def recover(reports_dir: Path) -> None:
     """After a killed run: put back a year whose swap was interrupted, drop abandoned staging folders."""
-    if reports_dir.exists():
-        for hidden in reports_dir.glob(".*"):
-            recover_folder(reports_dir / hidden.name[1:].split(".")[0])
+    for hidden in reports_dir.glob(".*"):  # none in a folder that does not exist
+        recover_folder(reports_dir / hidden.name[1:].split(".")[0])
 
 
 # --- many years ---------------------------------------------------------------------------------------------
-
 def available_years(processed_dir: Path | None = None) -> list[int]:
     from analysis.indicators import load_indicators
 
@@ -286,7 +271,7 @@ def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Pa
             try:
                 done[year].append(fut.result())
             except Exception as exc:  # a worker that died
-                done[year].append(TaskResult(year, task, False, "", _short_error(exc), fatal=True))
+                done[year].append(TaskResult(task, "", _short_error(exc), fatal=True))
             if len(done[year]) == len(tasks):
                 failures[year] = finish_year(year, lang, done[year], staging.pop(year), reports_dir)
                 bar.update(1)
@@ -307,7 +292,6 @@ def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Pa
 
 
 # --- the index page -----------------------------------------------------------------------------------------
-
 def write_index(reports_dir: Path, processed_dir: Path | None = None) -> Path:
     """reports/index.html, in Vietnamese: each year's documents in either language and headline verdicts."""
     import jinja2
@@ -319,7 +303,7 @@ def write_index(reports_dir: Path, processed_dir: Path | None = None) -> Path:
     for year in sorted((int(p.name) for p in reports_dir.iterdir() if p.is_dir() and p.name.isdigit()), reverse=True):
         folder = reports_dir / str(year)
         links = [{"file": name, "label": t("doc_" + task, lg) + ("" if lg == "vi" else f" ({t('index_english', 'vi')})"),
-                  "main": task in (REPORT_NOTEBOOK, EXPORT_TASK)}
+                  "main": task in INDEX_ORDER[:2]}
                  for task in INDEX_ORDER for lg in ("vi", "en")
                  for name in [task_outputs(task, year, lg)[-1]] if (folder / name).exists()]
         failed = [p.name for p in sorted(folder.glob("*.ipynb")) if not (folder / p.with_suffix(".html").name).exists()]
@@ -338,7 +322,6 @@ def write_index(reports_dir: Path, processed_dir: Path | None = None) -> Path:
 
 
 # --- command line -------------------------------------------------------------------------------------------
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--years", help="năm báo cáo, ví dụ 2021-2026 hoặc 2023,2025 (mặc định: mọi năm có số "
                                         "liệu) / reporting years, e.g. 2021-2026 or 2023,2025 (default: every year)")
@@ -357,8 +340,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    processed = Path(args.processed_dir).resolve() if args.processed_dir else None
-    raw = Path(args.raw_dir).resolve() if args.raw_dir else None
+    processed, raw = (Path(folder).resolve() if folder else None for folder in (args.processed_dir, args.raw_dir))
     notebooks = tuple(args.notebooks.split(",")) if args.notebooks else NOTEBOOKS
     unknown = ", ".join(n for n in notebooks if n not in NOTEBOOKS)
     if unknown:
