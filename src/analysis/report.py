@@ -43,7 +43,6 @@ def t(key: str, lang: str = "vi", **values) -> str:
 
 
 # --- numbers -----------------------------------------------------------------------------------------------
-
 def _missing(x) -> bool:
     return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
 
@@ -75,14 +74,8 @@ def fmt_points(x, lang: str = "vi", decimals: int | None = None, unit: bool = Tr
     return sign + fmt_num(abs(x), lang, d) + (" " + t("points_unit", lang) if unit else "")
 
 
-def plan_decimals(target: float) -> int:
-    """The decimals the plan writes a target with: 100 -> 0, 99.1 -> 1, 0.12 -> 2."""
-    return next(d for d in range(4) if d == 3 or round(float(target), d) == round(float(target), 6))
-
-
 def decimals_near(value, targets, decimals: int) -> int:
-    """Enough decimals that the value shown compares with each target as the value does: 0,0996% beside
-    '< 0,1%' is shown 0,0996%, not 0,10%; 99,96% beside '≥ 100%' is not shown 100,0%."""
+    """Enough decimals to compare with the targets as the value does: 0,0996% beside '< 0,1%', not 0,10%."""
     d = decimals
     for target in targets:
         while (d < decimals + 3 and not _missing(value) and not _missing(target) and float(value) != float(target)
@@ -93,8 +86,7 @@ def decimals_near(value, targets, decimals: int) -> int:
 
 @dataclass(frozen=True)
 class Num:
-    """A number in a table: text the Vietnamese way on screen, a number with its format in Excel. kind: 'count'
-    (1.234), 'pct' (99,1%), 'points' (+0,3) or 'int' (2025: no separator); ``prefix``: a target's comparator."""
+    """A number in a table: Vietnamese text on screen, a number with its format in Excel; ``prefix``: a comparator."""
     value: float
     kind: str = "count"
     decimals: int = 0
@@ -136,7 +128,8 @@ def target_cell(target, spec: Indicator, lang: str = "vi"):
     """A target as the plan writes it, with its comparator: '≥ 99,1%', '< 0,1%', '100%' kept a number."""
     if _missing(target):
         return t("no_target", lang)
-    return Num(float(target), "pct", plan_decimals(target), lang, "< " if spec.direction == "decrease" else "≥ ")
+    d = next(d for d in range(4) if d == 3 or round(float(target), d) == round(float(target), 6))  # 99.1 -> 1
+    return Num(float(target), "pct", d, lang, "< " if spec.direction == "decrease" else "≥ ")
 
 
 def is_suppressed(numerator, denominator) -> bool:
@@ -167,7 +160,6 @@ def hidden(rows: pd.DataFrame, spec: Indicator, level: str) -> pd.Series:
 
 
 # --- display ----------------------------------------------------------------------------------------------
-
 class Table(Styler):
     """A table for notebooks: the Styler's HTML for readers, its cells' text as its plain form (for nbval)."""
 
@@ -188,7 +180,6 @@ def show(frame: pd.DataFrame, name: str, left: tuple[str, ...] = (), lang: str =
 
 
 # --- what a notebook loads for one reporting year ---------------------------------------------------------------
-
 class YearData:
     """The processed data as it was knowable in ``year``: nothing after the reporting year is shown."""
 
@@ -217,7 +208,6 @@ def _banner(heading: str, synthetic: bool, lang: str) -> str:
 
 
 # --- intake and quality (notebook 01, report annex) ------------------------------------------------------------
-
 def intake_table(result, quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
     """Per sheet: rows read, rows kept, and how many problems of each severity."""
     q = quality[quality["year"] == result.year]
@@ -290,7 +280,6 @@ def quality_summary(quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
 
 
 # --- indicator tables (notebook 02, report) --------------------------------------------------------------------
-
 def top_level(frame: pd.DataFrame, default: str | None = "district") -> str | None:
     """The whole-territory level in ``frame`` (country, province, district), else ``default``."""
     present = set(frame["geo_level"].unique())  # unique() runs in Arrow; set(column) would box every row
@@ -402,7 +391,6 @@ def indicator_meta_table(lang: str = "vi", cross_checks: bool = True) -> pd.Data
 
 
 # --- verdicts (notebooks 03 and 04, the index, the Excel export) -------------------------------------------------
-
 # Each verdict's cell: background and text colour, good to bad (ColorBrewer's RdYlGn, which stays apart on
 # screen and on a grey print with the label in the cell), in the order of the legend.
 STATUS_STYLE = {
