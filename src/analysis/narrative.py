@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 from IPython.display import Markdown
 
@@ -13,14 +15,13 @@ from analysis.report import fmt_pct, t
 
 
 def change_sentence(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi") -> str:
-    spec = registry()[iid]
     d = rp.district_rows(ind)
     d = d[d["indicator_id"] == iid].set_index("year")
     if year in d.index and d.loc[year, "series_break"]:
         return t("change_break", lang)
     if year not in d.index or year - 1 not in d.index or pd.isna(d.loc[year - 1, "value"]):
         return t("change_none", lang)
-    before, after, dec = d.loc[year - 1, "value"], d.loc[year, "value"], spec.decimals
+    before, after, dec = d.loc[year - 1, "value"], d.loc[year, "value"], registry()[iid].decimals
     diff = after - before
     if round(diff, dec) == 0:
         return t("change_flat", lang, after=fmt_pct(after, lang, dec))
@@ -29,14 +30,11 @@ def change_sentence(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi") ->
 
 
 def pace_sentence(row: dict, lang: str = "vi", decimals: int = 1) -> str:
-    """What the pace since the baseline says, in the terms the status was decided in (``pace``): kept (the
-    target is met), ahead (the pace reaches it in time), behind (the share of the pace needed), away."""
+    """What the pace since the baseline says, in the terms its status was decided in: ahead, behind or away."""
     pace, base = row.get("pace"), row.get("baseline_year")
     if pace not in ("ahead", "behind", "away") or pd.isna(base):
         return ""
-    def points(x):
-        return rp.fmt_points(x, lang, decimals + 1)
-
+    points = partial(rp.fmt_points, lang=lang, decimals=decimals + 1)
     if pace == "away":
         text = t("reading_pace_away", lang, base=int(base), change=points(row["change_per_year_since_baseline"]))
     elif pace == "ahead":
@@ -53,10 +51,8 @@ def pace_sentence(row: dict, lang: str = "vi", decimals: int = 1) -> str:
 
 
 def verdict_sentence(row: dict, spec: Indicator, lang: str = "vi", broke: bool = False) -> str:
-    """One sentence a head of school can read: what will happen by the target year, and how likely; its
-    pace clause and its label come from the same verdict row, so they agree."""
-    ty = int(row["target_year"])
-    dec = spec.decimals
+    """A sentence a head of school can read; its numbers, pace clause and label come from one verdict row."""
+    ty, dec = int(row["target_year"]), spec.decimals
     label = row["label"] if lang == "vi" else row.get("label_en", row["label"])
     if row["status"] == "no_target":
         return t("reading_no_target", lang, ty=ty)
@@ -139,25 +135,22 @@ def indicator_section(data, projections, verdicts, iid: str, lang: str = "vi") -
 
 def methods_annex(lang: str = "vi") -> list:
     table = rp.indicator_meta_table(lang)
-    return [
-        Markdown("\n\n".join(t(k, lang) for k in ("methods_projection", "methods_verdict", "methods_geography",
-                                                   "methods_suppression"))),
-        Markdown(f"### {t('definitions_heading', lang)}"),
-        rp.show(table, "definitions", left=tuple(table.columns), lang=lang),
-    ]
+    return [Markdown("\n\n".join(t(k, lang) for k in ("methods_projection", "methods_verdict", "methods_geography",
+                                                       "methods_suppression"))),
+            Markdown(f"### {t('definitions_heading', lang)}"),
+            rp.show(table, "definitions", left=tuple(table.columns), lang=lang)]
 
 
 def quality_section(data, lang: str = "vi") -> list:
     q = data.quality[data.quality["year"] <= data.year]
     table = rp.quality_table(q, data.year, lang)
-    return [
-        Markdown(t("quality_intro", lang)),
-        rp.show(table, "quality_year", left=tuple(table.columns), lang=lang, empty="no_problems"),
-        Markdown(f"**{t('not_reported_heading', lang)}**"),
-        rp.show(rp.not_reported_table(q, data.year, lang), "not_reported", left=(t("institution", lang),), lang=lang),
-        Markdown(f"**{t('quality_history', lang)}**"),
-        rp.show(rp.quality_summary(q, lang), "quality_history", lang=lang),
-    ]
+    return [Markdown(t("quality_intro", lang)),
+            rp.show(table, "quality_year", left=tuple(table.columns), lang=lang, empty="no_problems"),
+            Markdown(f"**{t('not_reported_heading', lang)}**"),
+            rp.show(rp.not_reported_table(q, data.year, lang), "not_reported", left=(t("institution", lang),),
+                    lang=lang),
+            Markdown(f"**{t('quality_history', lang)}**"),
+            rp.show(rp.quality_summary(q, lang), "quality_history", lang=lang)]
 
 
 def close(items: list) -> None:
