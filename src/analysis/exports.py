@@ -1,5 +1,4 @@
-"""The Excel workbook officials take away: the report's tables (hidden counts stay hidden), numbers kept numbers
-with a number format (the reader's separators), text neutralised against formulas, sheets that print on A4."""
+"""The Excel workbook officials take away: the report's tables, numbers kept numbers, formulas neutralised."""
 
 from __future__ import annotations
 
@@ -77,12 +76,10 @@ def write_workbook(tables: dict[str, pd.DataFrame], path: Path, title: str, synt
                 cell.alignment = Alignment(wrap_text=True, vertical="top")
             # wrapped text needs its row's height: neither Excel nor LibreOffice sizes it when opening a file
             ws.row_dimensions[i].height = 15 * max([1] + [-(-len(str(v)) // (w - 1)) for v, w in zip(row, widths)])
-        last = get_column_letter(max(1, len(frame.columns)))
-        ws.auto_filter.ref = f"A{head}:{last}{head + len(frame)}"
+        ws.auto_filter.ref = f"A{head}:{get_column_letter(max(1, len(frame.columns)))}{head + len(frame)}"
         ws.freeze_panes = ws.cell(row=head + 1, column=1)
         ws.print_title_rows = f"{head}:{head}"
-        ws.page_setup.paperSize = ws.PAPERSIZE_A4
-        ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
+        ws.page_setup.paperSize, ws.page_setup.orientation = ws.PAPERSIZE_A4, ws.ORIENTATION_LANDSCAPE
         ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
         ws.sheet_properties.pageSetUpPr.fitToPage = True
         ws.oddFooter.right.text = f"{t('page', lang)} &P / &N"

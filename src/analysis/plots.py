@@ -1,5 +1,4 @@
-"""The charts: titled in Vietnamese by default, numbers with a decimal comma, targets and series breaks
-drawn where readers look for them. A break in territory is a gap in the line, never a silent join."""
+"""The charts: Vietnamese titles and decimal commas, the targets, and series breaks as gaps in the line."""
 
 from __future__ import annotations
 
@@ -34,8 +33,7 @@ def _layout(fig):
 
 
 class PercentFormatter(Formatter):
-    """Percent ticks with one number of decimals for the whole axis, the fewest that tell every tick apart
-    exactly (0,5% · 1,0% · 1,5%, never '0,50%' beside '1,5%')."""
+    """One number of decimals per axis, the fewest that tell its ticks apart (never '0,50%' beside '1,5%')."""
 
     def __init__(self, lang: str):
         self.lang, self.ticks = lang, []
@@ -110,8 +108,7 @@ def sex_chart(ind: pd.DataFrame, iid: str, lang: str = "vi", until: int | None =
 
 def ward_chart(ind: pd.DataFrame, iid: str, year: int, targets: pd.DataFrame | None = None, lang: str = "vi",
                target_year: int = config.TARGET_YEARS[0], level: str = "ward", ax=None):
-    """Wards in one year: bars from zero (a cut axis makes small differences look large) labelled with their
-    value and counts, hidden wards with why, and the district's target as a line (the plan sets no ward targets)."""
+    """Wards in one year: bars from zero (a cut axis exaggerates), counts, why a ward is hidden, the district target."""
     setup()
     spec = registry()[iid]
     w = rp.ward_rows(ind, iid, year, level).sort_values("value", ascending=spec.direction == "decrease")
