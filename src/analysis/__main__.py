@@ -1,9 +1,5 @@
-"""Command line: ``python -m analysis COMMAND``; ``python -m analysis --help`` lists the commands.
-
-Each command lives in the module that owns its logic and exposes ``configure(parser)`` and ``run(args)``;
-this file only dispatches, turns the project's documented errors into a clear message and exit code, and
-says which step comes next.
-"""
+"""``python -m analysis COMMAND``: dispatches to the command's module (``configure(parser)``, ``run(args)``),
+turns the project's errors into a message and an exit code, and says which step comes next."""
 
 from __future__ import annotations
 
@@ -54,16 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # import only the module of the command asked for (fast start, and a broken module elsewhere
-    # does not break every command)
+    # import only the command's module: a fast start, and a broken module elsewhere breaks no other command
     command = argv[0] if argv else None
     if command in COMMANDS:
-        module_name, help_text = COMMANDS[command]
-        module = importlib.import_module(module_name)
-        sub = _parser(f"python -m analysis {command}", help_text)
-        module.configure(sub)
-        args = sub.parse_args(argv[1:])
-        run = module.run
+        module = importlib.import_module(COMMANDS[command][0])
+        parser = _parser(f"python -m analysis {command}", COMMANDS[command][1])
+        module.configure(parser)
+        args, run = parser.parse_args(argv[1:]), module.run
     else:
         args = build_parser().parse_args(argv)
         command, run = args.command, args._module.run

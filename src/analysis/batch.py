@@ -1,49 +1,38 @@
-"""The yearly batch: run the notebooks for each reporting year with papermill, render them to offline HTML
-for readers, export the tables officials use to Excel, and write ``reports/index.html``.
-
-Work is scheduled one notebook at a time (and one Excel export per year) on ``--jobs`` worker processes
-(papermill's Python API, a new kernel per notebook), years in order and each year's longest notebooks first,
-so the cores stay busy to the end of the run.
-
-A batch replaces exactly what it renders, and nothing else: ``--years 2025 --lang en --notebooks 04_report``
-replaces ``reports/2025/04_report_en.*`` and the year's English Excel export, and leaves the Vietnamese
-report, the other notebooks and every other year as they were. Each year is built in a staging folder (the
-year's other files linked into it) and swapped into ``reports/<year>/`` when all its tasks are done
-(``atomic.install``), so a run that fails or is killed leaves every year as it was before or fully updated.
-A notebook that fails does not stop the others: its executed notebook replaces the old one with the error
-(and its old HTML goes, being out of date), and the run exits non-zero naming the year and the file; a task
-that fails outside its cells (rendering, a worker that died) leaves that task's previous outputs in place.
-The index lists every report present, in every language, and is always in Vietnamese.
-"""
+"""The yearly batch: each reporting year's notebooks run with papermill and rendered to offline HTML, its Excel
+workbook, and ``reports/index.html``. Tasks run on ``--jobs`` worker processes, longest first; a year is built in
+a staging folder (its other files linked in) and swapped in when done (``atomic.install``), so a run replaces
+exactly what it renders and a killed run leaves each year as it was or fully updated."""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import re
 import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from urllib.parse import quote
 
 from analysis import config
-from analysis.atomic import install, recover_folder
+from analysis.atomic import install, recover_folder, write_text
 from analysis.errors import AnalysisError
+from analysis.template import school_year_label
 
 NOTEBOOKS = ("01_clean", "02_indicators", "03_projections", "04_report")
-REPORT_NOTEBOOK = "04_report"
 EXPORT_TASK = "excel"
 # relative cost of each task (measured with benchmarks/bench_batch.py): a year's longest tasks start first
 TASK_COST = {"04_report": 10, "02_indicators": 8, "03_projections": 5, EXPORT_TASK: 2, "01_clean": 1}
 TEMPLATE_DIR = Path(__file__).with_name("templates")
-INDEX_ORDER = ("04_report", EXPORT_TASK, "01_clean", "02_indicators", "03_projections")  # officials' first
+INDEX_ORDER = ("04_report", EXPORT_TASK, "01_clean", "02_indicators", "03_projections")  # officials' two first
 
 
-# --- names: derived from the parameters in this one place ---------------------------------------------------
-
+# --- names, derived from the parameters in this one place ---------------------------------------------------
 def output_name(notebook: str, lang: str, suffix: str) -> str:
     """'04_report' + vi -> '04_report.html'; English copies carry '_en'."""
     return f"{notebook}{'' if lang == 'vi' else '_' + lang}{suffix}"
@@ -60,25 +49,16 @@ def task_outputs(task: str, year: int, lang: str) -> tuple[str, ...]:
     return output_name(task, lang, ".ipynb"), output_name(task, lang, ".html")
 
 
-def year_dir(reports_dir: Path, year: int) -> Path:
-    return reports_dir / str(year)
-
-
 def parse_years(text: str | None, available: list[int]) -> list[int]:
     """'2021-2026', '2023', '2021,2024' -> years; default: every year with data."""
     if not text:
         return available
-    years: list[int] = []
     try:
-        for part in text.split(","):
-            if "-" in part:
-                a, b = (int(x) for x in part.split("-", 1))
-                years.extend(range(a, b + 1))
-            else:
-                years.append(int(part))
+        bounds = [[int(x) for x in part.split("-", 1)] for part in text.split(",")]  # [first] or [first, last]
     except ValueError:
         raise AnalysisError(f"Năm không hợp lệ: '{text}' (ví dụ 2021-2026).",
                             f"Invalid years: '{text}' (e.g. 2021-2026).") from None
+    years = [year for b in bounds for year in range(b[0], b[-1] + 1)]
     missing = ", ".join(str(y) for y in years if y not in available)
     if missing:
         have = ", ".join(map(str, available))
@@ -88,42 +68,17 @@ def parse_years(text: str | None, available: list[int]) -> list[int]:
 
 
 # --- one notebook, in a worker process ---------------------------------------------------------------------
-
 @dataclass
 class TaskResult:
-    """One notebook (or the Excel export) of one year. ``fatal``: it failed outside the notebook's own cells,
-    so its files are not trusted and the previous ones stay."""
-    year: int
+    """A notebook (or the export) of a year; ``fatal``: failed outside its cells, so the previous files stay."""
     task: str
-    ok: bool
     file: str = ""
-    error: str = ""
+    error: str = ""  # empty: it succeeded
     fatal: bool = False
 
 
-@dataclass
-class YearResult:
-    year: int
-    failures: list[tuple[str, str]] = field(default_factory=list)  # every (file, error) of the year
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-
-def _parameters(year: int, lang: str, processed_dir: Path | None, raw_dir: Path | None) -> dict:
-    # default folders are left to the notebook (None), so no machine path is written into its outputs
-    params = {"year": year, "lang": lang}
-    if processed_dir:
-        params["processed_dir"] = str(processed_dir)
-    if raw_dir:
-        params["raw_dir"] = str(raw_dir)
-    return params
-
-
 def _scrub(path: Path):
-    """Drop the absolute paths papermill records in a notebook's metadata, and its random cell id.
-    Returns the notebook, for rendering."""
+    """Drop the absolute paths papermill records in a notebook's metadata, and its random cell id."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -131,38 +86,22 @@ def _scrub(path: Path):
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             cell["id"] = "injected-parameters"
     pm = nb.metadata.get("papermill", {})
-    for key in ("input_path", "output_path"):
-        if pm.get(key):
-            pm[key] = Path(pm[key]).name
+    pm.update({key: Path(pm[key]).name for key in ("input_path", "output_path") if pm.get(key)})
     nbformat.write(nb, path)
     return nb
 
 
-_EXPORTERS: dict[str, object] = {}
-
-
+@cache
 def _exporter(lang: str):
     """One HTML exporter per language and process (its templates are compiled once)."""
-    if lang not in _EXPORTERS:
-        from nbconvert import HTMLExporter
-        from traitlets.config import Config
+    from nbconvert import HTMLExporter
 
-        c = Config()
-        c.HTMLExporter.exclude_input = True
-        c.HTMLExporter.exclude_input_prompt = True
-        c.HTMLExporter.exclude_output_prompt = True
-        c.HTMLExporter.extra_template_basedirs = [str(TEMPLATE_DIR)]
-        c.HTMLExporter.template_name = "report"
-        c.HTMLExporter.language_code = lang
-        _EXPORTERS[lang] = HTMLExporter(config=c)
-    return _EXPORTERS[lang]
+    return HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                        extra_template_basedirs=[str(TEMPLATE_DIR)], template_name="report", language_code=lang)
 
 
 def contents(nb) -> list[dict]:
-    """The headings of levels 2 and 3 (markdown cells and markdown the cells display), each with the id
-    nbconvert gives its HTML heading: the report's table of contents."""
-    from urllib.parse import quote
-
+    """The report's contents: headings of levels 2 and 3 (written or displayed), with nbconvert's ids."""
     found = []
     for cell in nb.cells:
         texts = [cell.source] if cell.cell_type == "markdown" else [
@@ -173,47 +112,38 @@ def contents(nb) -> list[dict]:
     return found
 
 
-def render_html(notebook, html_path: Path, lang: str, title: str) -> None:
-    """Executed notebook (a path or a notebook node) -> one self-contained HTML file: no code, images
-    inline, nothing from a CDN; a link back to the index, a table of contents, print styles for A4 and, when
-    the notebook shows the synthetic-data banner, that notice on every printed page (``templates/report``)."""
-    import copy
-
-    import nbformat
-
+def render_html(notebook, html_path: Path, lang: str, year: int, name: str) -> None:
+    """Executed notebook -> one offline HTML file (``templates/report``) with contents, print styles, notice."""
     from analysis.report import t
 
-    nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, (str, Path)) else copy.deepcopy(notebook)
+    nb = copy.deepcopy(notebook)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
-    nb.metadata["title"] = title
+    heading = t("report_heading", lang, school_year=school_year_label(year))
+    nb.metadata["title"] = f"{heading} · {t('doc_' + name, lang)}"
     banner = t("synthetic_banner", lang)
     synthetic = any(banner in "".join(out.get("data", {}).get("text/markdown", ""))
                     for cell in nb.cells for out in cell.get("outputs", []))
     nb.metadata["report"] = {"toc": contents(nb), "notice": banner if synthetic else "",
                              **{k: t(k, lang) for k in ("back_to_index", "contents", "page")}}
-    body, _ = _exporter(lang).from_notebook_node(nb)
-    html_path.write_text(body, encoding="utf-8")
+    html_path.write_text(_exporter(lang).from_notebook_node(nb)[0], encoding="utf-8")
 
 
 def _charts_as_text(nb) -> bool:
     """A kernel whose matplotlib is not hooked to IPython's inline backend stores a figure's text form only."""
-    return any(out.get("output_type") in ("display_data", "execute_result")
-               and "image/png" not in out.get("data", {})
+    return any(out.get("output_type") in ("display_data", "execute_result") and "image/png" not in out.get("data", {})
                and str(out.get("data", {}).get("text/plain", "")).startswith("<Figure size")
                for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", []))
 
 
 def _worker_setup() -> None:
-    # kernels inherit the environment: charts must come out as inline images even if a headless
-    # MPLBACKEND (Agg) was set for scripts
+    # kernels inherit it: charts come out as inline images even if scripts set a headless MPLBACKEND (Agg)
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 
 def _quiet_kernel_manager():
-    """A kernel manager that sends no interrupt (SIGINT) before shutting down a kernel that has finished:
-    ipykernel logs that as 'ERROR | KeyboardInterrupt caught in kernel' on a run that succeeded."""
+    """No interrupt before a finished kernel's shutdown: ipykernel logs it as 'ERROR | KeyboardInterrupt'."""
     from jupyter_client import AsyncKernelManager
 
     class QuietKernelManager(AsyncKernelManager):
@@ -224,80 +154,63 @@ def _quiet_kernel_manager():
     return QuietKernelManager
 
 
-# kernel messages below ERROR (its warning about TCP without encryption, once per notebook) stay out of the
-# batch's output: quiet when all is well
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
-
-
 def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_dir: Path | None = None,
                  raw_dir: Path | None = None) -> TaskResult:
-    """Run one notebook of one year into the year's staging folder and render it."""
+    """Run one notebook of one year into the year's staging folder and render it (if it fails: no HTML)."""
     executed = staging / output_name(nb_name, lang, ".ipynb")
+    # default folders are left to the notebook (None), so no machine path is written into its outputs
+    folders = {"processed_dir": processed_dir, "raw_dir": raw_dir}
+    params = {"year": year, "lang": lang, **{k: str(v) for k, v in folders.items() if v}}
     try:
         import papermill as pm
 
-        from analysis.report import t
-        from analysis.template import school_year_label
-
-        _worker_setup()
         try:
             pm.execute_notebook(
-                str(config.NOTEBOOKS_DIR / f"{nb_name}.ipynb"), str(executed),
-                parameters=_parameters(year, lang, processed_dir, raw_dir), kernel_name="python3",
+                str(config.NOTEBOOKS_DIR / f"{nb_name}.ipynb"), str(executed), parameters=params, kernel_name="python3",
                 progress_bar=False, log_output=False, cwd=str(config.NOTEBOOKS_DIR),
                 request_save_on_cell_execute=False,  # one write at the end, not two per cell
-                kernel_manager_class=_quiet_kernel_manager(), extra_arguments=KERNEL_ARGUMENTS,
-            )
+                kernel_manager_class=_quiet_kernel_manager(),
+                # kernel messages below ERROR (a warning about TCP without encryption) stay out of the output
+                extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except Exception as exc:  # PapermillExecutionError and kernel failures alike
             if executed.exists():
                 _scrub(executed)
-            return TaskResult(year, nb_name, False, executed.name, _short_error(exc))
+            return TaskResult(nb_name, executed.name, _short_error(exc))
         nb = _scrub(executed)
         if _charts_as_text(nb):
-            return TaskResult(year, nb_name, False, executed.name,
+            return TaskResult(nb_name, executed.name,
                               "charts came out as '<Figure size ...>' text instead of images (matplotlib backend)")
-        title = f"{t('report_heading', lang, school_year=school_year_label(year))} · {t('doc_' + nb_name, lang)}"
-        render_html(nb, staging / output_name(nb_name, lang, ".html"), lang, title)
+        render_html(nb, staging / output_name(nb_name, lang, ".html"), lang, year, nb_name)
     except Exception as exc:
-        return TaskResult(year, nb_name, False, executed.name, _short_error(exc), fatal=True)
-    return TaskResult(year, nb_name, True, executed.name)
+        return TaskResult(nb_name, executed.name, _short_error(exc), fatal=True)
+    return TaskResult(nb_name, executed.name)
 
 
-def run_export(year: int, lang: str, staging: Path, processed_dir: Path | None = None,
-               raw_dir: Path | None = None) -> TaskResult:
+def _run_task(year: int, task: str, lang: str, staging: Path, processed_dir: Path | None,
+              raw_dir: Path | None) -> TaskResult:
+    if task != EXPORT_TASK:
+        return run_notebook(year, task, lang, staging, processed_dir, raw_dir)
     try:
         from analysis.exports import export_year
 
         export_year(year, staging / excel_name(year, lang), lang, processed_dir, raw_dir)
     except Exception as exc:
-        return TaskResult(year, EXPORT_TASK, False, excel_name(year, lang), _short_error(exc), fatal=True)
-    return TaskResult(year, EXPORT_TASK, True, excel_name(year, lang))
+        return TaskResult(task, excel_name(year, lang), _short_error(exc), fatal=True)
+    return TaskResult(task, excel_name(year, lang))
 
 
-def _run_task(year: int, task: str, lang: str, staging: Path, processed_dir: Path | None,
-              raw_dir: Path | None) -> TaskResult:
-    if task == EXPORT_TASK:
-        return run_export(year, lang, staging, processed_dir, raw_dir)
-    return run_notebook(year, task, lang, staging, processed_dir, raw_dir)
-
-
-def finish_year(year: int, lang: str, results: list[TaskResult], staging: Path, reports_dir: Path) -> YearResult:
-    """Swap a year's staging folder in once all its tasks are done. It holds what this run made; every other
-    file of the year (other notebooks, the other language, outputs of a task that failed outside its cells)
-    is linked into it first, so the swap replaces exactly what the run rendered."""
+def finish_year(year: int, lang: str, results: list[TaskResult], staging: Path,
+                reports_dir: Path) -> list[tuple[str, str]]:
+    """Swap a year's staging folder in, the year's other files linked into it first; returns its failures."""
     order = {name: i for i, name in enumerate((*NOTEBOOKS, EXPORT_TASK))}
-    failed = sorted((r for r in results if not r.ok), key=lambda r: order.get(r.task, 99))
-    result = YearResult(year, [(r.file, f"{r.task}: {r.error}" if r.fatal else r.error) for r in failed])
-    replaced = set()
+    failed = sorted((r for r in results if r.error), key=lambda r: order.get(r.task, 99))
     for r in results:
-        names = task_outputs(r.task, year, lang)
         if r.fatal:  # not trusted: the previous outputs of this task stay
-            for name in names:
+            for name in task_outputs(r.task, year, lang):
                 (staging / name).unlink(missing_ok=True)
-        else:
-            replaced.update(names)
+    replaced = {name for r in results if not r.fatal for name in task_outputs(r.task, year, lang)}
     try:
-        final = year_dir(reports_dir, year)
+        final = reports_dir / str(year)
         for old in final.iterdir() if final.is_dir() else ():
             if old.name not in replaced and not (staging / old.name).exists():
                 try:
@@ -307,8 +220,8 @@ def finish_year(year: int, lang: str, results: list[TaskResult], staging: Path, 
         install(staging, final)
     except Exception as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        return YearResult(year, [("", _short_error(exc))])
-    return result
+        return [("", _short_error(exc))]
+    return [(r.file, f"{r.task}: {r.error}" if r.fatal else r.error) for r in failed]
 
 
 def _short_error(exc: BaseException) -> str:
@@ -319,122 +232,96 @@ def _short_error(exc: BaseException) -> str:
 
 def recover(reports_dir: Path) -> None:
     """After a killed run: put back a year whose swap was interrupted, drop abandoned staging folders."""
-    if reports_dir.exists():
-        for hidden in reports_dir.glob(".*"):
-            recover_folder(reports_dir / hidden.name[1:].split(".")[0])
+    for hidden in reports_dir.glob(".*"):  # none in a folder that does not exist
+        recover_folder(reports_dir / hidden.name[1:].split(".")[0])
 
 
 # --- many years ---------------------------------------------------------------------------------------------
-
 def available_years(processed_dir: Path | None = None) -> list[int]:
     from analysis.indicators import load_indicators
 
     return sorted(int(y) for y in load_indicators(processed_dir)["year"].unique())
 
 
-def _tasks(notebooks: tuple[str, ...]) -> list[str]:
-    """A year's tasks, longest first."""
-    return sorted((*notebooks, EXPORT_TASK), key=lambda name: -TASK_COST.get(name, 5))
-
-
 def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Path | None = None,
               processed_dir: Path | None = None, raw_dir: Path | None = None,
-              notebooks: tuple[str, ...] = NOTEBOOKS, progress: bool = True) -> list[YearResult]:
+              notebooks: tuple[str, ...] = NOTEBOOKS, progress: bool = True) -> dict[int, list[tuple[str, str]]]:
+    """Every year's tasks on a pool of workers, then the index; returns each year's failures (file, error)."""
     from tqdm import tqdm
 
     reports_dir = config.reports_dir(reports_dir)
     recover(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    per_year = _tasks(notebooks)
-    tasks = [(year, task) for year in years for task in per_year]
+    tasks = sorted((*notebooks, EXPORT_TASK), key=lambda name: -TASK_COST.get(name, 5))  # longest first
     done: dict[int, list[TaskResult]] = {year: [] for year in years}
     staging: dict[int, Path] = {}
-    results: list[YearResult] = []
+    failures: dict[int, list[tuple[str, str]]] = {}
     bar = tqdm(total=len(years), unit="năm/year", desc="Báo cáo / reports", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
-    pool = ProcessPoolExecutor(max_workers=max(1, min(jobs, len(tasks))), initializer=_worker_setup)
+    pool = ProcessPoolExecutor(max_workers=max(1, min(jobs, len(years) * len(tasks))), initializer=_worker_setup)
     try:
-        pending = {}
-        for year, task in tasks:
-            if year not in staging:
-                staging[year] = Path(tempfile.mkdtemp(prefix=f".{year}.", suffix=".tmp", dir=reports_dir))
-                staging[year].chmod(0o755)  # a year's folder is for its readers, not private like mkdtemp's
-            fut = pool.submit(_run_task, year, task, lang, staging[year], processed_dir, raw_dir)
-            pending[fut] = (year, task)
-        while pending:
-            running = sorted({year for year, _ in pending.values()})[:jobs]
-            bar.set_postfix_str("đang chạy/running: " + ", ".join(map(str, running)))
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                year, task = pending.pop(fut)
-                try:
-                    res = fut.result()
-                except Exception as exc:  # a worker that died
-                    res = TaskResult(year, task, False, "", _short_error(exc), fatal=True)
-                done[year].append(res)
-                if len(done[year]) < len(per_year):
-                    continue
-                yres = finish_year(year, lang, done[year], staging.pop(year), reports_dir)
-                results.append(yres)
+        for year in years:
+            staging[year] = Path(tempfile.mkdtemp(prefix=f".{year}.", suffix=".tmp", dir=reports_dir))
+            staging[year].chmod(0o755)  # a year's folder is for its readers, not private like mkdtemp's
+        futures = {pool.submit(_run_task, year, task, lang, staging[year], processed_dir, raw_dir): (year, task)
+                   for year in years for task in tasks}
+        bar.set_postfix_str("đang chạy/running: " + ", ".join(map(str, sorted(staging)[:jobs])))
+        for fut in as_completed(futures):
+            year, task = futures[fut]
+            try:
+                done[year].append(fut.result())
+            except Exception as exc:  # a worker that died
+                done[year].append(TaskResult(task, "", _short_error(exc), fatal=True))
+            if len(done[year]) == len(tasks):
+                failures[year] = finish_year(year, lang, done[year], staging.pop(year), reports_dir)
                 bar.update(1)
-                for file, error in yres.failures:
+                for file, error in failures[year]:
                     bar.write(f"LỖI / FAILED {year}: {file or 'năm/year'} — {error}")
+                if staging:
+                    bar.set_postfix_str("đang chạy/running: " + ", ".join(map(str, sorted(staging)[:jobs])))
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=True)  # an interrupted run does not wait for its workers
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         for folder in staging.values():  # years never finished (interrupted run)
             shutil.rmtree(folder, ignore_errors=True)
         bar.close()
-    results.sort(key=lambda r: r.year)
     write_index(reports_dir, processed_dir)
-    return results
+    return dict(sorted(failures.items()))
 
 
 # --- the index page -----------------------------------------------------------------------------------------
-
 def write_index(reports_dir: Path, processed_dir: Path | None = None) -> Path:
-    """reports/index.html (``templates/index/index.html.j2``), in Vietnamese: every year that has a report,
-    with a link to each document present, in either language (the officials' report first, named for what
-    it is), and the year's headline verdicts."""
+    """reports/index.html, in Vietnamese: each year's documents in either language and headline verdicts."""
     import jinja2
 
-    from analysis.atomic import write_text
+    from analysis.clean import load_tables
     from analysis.report import headline_verdicts, t
-    from analysis.template import school_year_label
 
     years = []
     for year in sorted((int(p.name) for p in reports_dir.iterdir() if p.is_dir() and p.name.isdigit()), reverse=True):
-        folder = year_dir(reports_dir, year)
+        folder = reports_dir / str(year)
         links = [{"file": name, "label": t("doc_" + task, lg) + ("" if lg == "vi" else f" ({t('index_english', 'vi')})"),
-                  "main": task in (REPORT_NOTEBOOK, EXPORT_TASK)}
+                  "main": task in INDEX_ORDER[:2]}
                  for task in INDEX_ORDER for lg in ("vi", "en")
                  for name in [task_outputs(task, year, lg)[-1]] if (folder / name).exists()]
         failed = [p.name for p in sorted(folder.glob("*.ipynb")) if not (folder / p.with_suffix(".html").name).exists()]
         years.append({"year": year, "school_year": school_year_label(year), "links": links, "failed": failed,
                       "verdicts": headline_verdicts(year, "vi", processed_dir)})
+    try:  # do the processed data come from the synthetic sample (the workbooks say so)?
+        files = load_tables(processed_dir)["files"]
+        synthetic = bool("synthetic" in files and files["synthetic"].fillna(False).any())
+    except Exception:
+        synthetic = False
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR / "index"), autoescape=True)
     texts = {k: t(k, "vi") for k in ("index_title", "index_intro", "synthetic_banner", "reporting_year",
                                      "index_files", "index_analyses", "index_verdicts", "school_year", "batch_failed")}
-    page = env.get_template("index.html.j2").render(lang="vi", t=texts, years=years, synthetic=_synthetic(processed_dir))
+    page = env.get_template("index.html.j2").render(lang="vi", t=texts, years=years, synthetic=synthetic)
     return write_text(reports_dir / "index.html", page + "\n")
 
 
-
-def _synthetic(processed_dir: Path | None) -> bool:
-    """Do the processed data come from the synthetic sample (the workbooks say so)?"""
-    try:
-        from analysis.clean import load_tables
-
-        files = load_tables(processed_dir)["files"]
-        return bool("synthetic" in files and files["synthetic"].fillna(False).any())
-    except Exception:
-        return False
-
-
 # --- command line -------------------------------------------------------------------------------------------
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--years", help="năm báo cáo, ví dụ 2021-2026 hoặc 2023,2025 (mặc định: mọi năm có số "
                                         "liệu) / reporting years, e.g. 2021-2026 or 2023,2025 (default: every year)")
@@ -449,13 +336,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processed-dir", help="thư mục dữ liệu đã xử lý (mặc định data/processed) / "
                                                 "processed data folder")
     parser.add_argument("--raw-dir", help="thư mục số liệu thô (mặc định data/raw) / raw data folder")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="không hiện thanh tiến trình / no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="không hiện thanh tiến trình / no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    processed = Path(args.processed_dir).resolve() if args.processed_dir else None
-    raw = Path(args.raw_dir).resolve() if args.raw_dir else None
+    processed, raw = (Path(folder).resolve() if folder else None for folder in (args.processed_dir, args.raw_dir))
     notebooks = tuple(args.notebooks.split(",")) if args.notebooks else NOTEBOOKS
     unknown = ", ".join(n for n in notebooks if n not in NOTEBOOKS)
     if unknown:
@@ -464,12 +349,12 @@ def run(args: argparse.Namespace) -> int:
     years = parse_years(args.years, available_years(processed))
     reports = config.reports_dir(args.reports_dir)
     started = time.perf_counter()
-    results = run_batch(years, args.jobs, args.lang, reports, processed, raw, notebooks, progress=not args.no_progress)
-    failed = [r for r in results if not r.ok]
-    print(f"{len(results) - len(failed)}/{len(results)} năm/years ok in {time.perf_counter() - started:.1f} s -> "
+    failures = run_batch(years, args.jobs, args.lang, reports, processed, raw, notebooks, progress=not args.no_progress)
+    failed = {year: items for year, items in failures.items() if items}
+    print(f"{len(failures) - len(failed)}/{len(failures)} năm/years ok in {time.perf_counter() - started:.1f} s -> "
           f"{config.display_path(reports)}/index.html")
-    for r in failed:
-        for file, error in r.failures:
-            where = f"{config.display_path(year_dir(reports, r.year))}/{file}" if file else str(r.year)
-            print(f"LỖI / FAILED {r.year}: {where}: {error}", file=sys.stderr)
+    for year, items in failed.items():
+        for file, error in items:
+            where = f"{config.display_path(reports / str(year))}/{file}" if file else str(year)
+            print(f"LỖI / FAILED {year}: {where}: {error}", file=sys.stderr)
     return 1 if failed else 0

@@ -1,7 +1,8 @@
-"""Plain-language sentences and the sections of the report notebooks, assembled from the package's tables
-and charts so that notebooks 03 and 04 only loop and display."""
+"""Plain-language sentences and the sections of notebooks 03 and 04, so that they only loop and display."""
 
 from __future__ import annotations
+
+from functools import partial
 
 import pandas as pd
 from IPython.display import Markdown
@@ -9,23 +10,19 @@ from IPython.display import Markdown
 from analysis import actions, plots
 from analysis import report as rp
 from analysis.indicators import Indicator, main_indicators, registry
+from analysis.plots import fan_chart
 from analysis.report import fmt_pct, t
 
 
 def change_sentence(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi") -> str:
-    spec = registry()[iid]
     d = rp.district_rows(ind)
     d = d[d["indicator_id"] == iid].set_index("year")
-    if year not in d.index:
-        return t("change_none", lang)
-    cur = d.loc[year]
-    if cur["series_break"]:
+    if year in d.index and d.loc[year, "series_break"]:
         return t("change_break", lang)
-    if year - 1 not in d.index or pd.isna(d.loc[year - 1, "value"]):
+    if year not in d.index or year - 1 not in d.index or pd.isna(d.loc[year - 1, "value"]):
         return t("change_none", lang)
-    before, after = d.loc[year - 1, "value"], cur["value"]
+    before, after, dec = d.loc[year - 1, "value"], d.loc[year, "value"], registry()[iid].decimals
     diff = after - before
-    dec = spec.decimals
     if round(diff, dec) == 0:
         return t("change_flat", lang, after=fmt_pct(after, lang, dec))
     return t("change_up" if diff > 0 else "change_down", lang, points=f"{rp.fmt_num(abs(diff), lang, dec)} {t('points_unit', lang)}",
@@ -33,14 +30,11 @@ def change_sentence(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi") ->
 
 
 def pace_sentence(row: dict, lang: str = "vi", decimals: int = 1) -> str:
-    """What the pace since the baseline says, in the terms the status was decided in (``pace``): kept (the
-    target is met), ahead (the pace reaches it in time), behind (the share of the pace needed), away."""
+    """What the pace since the baseline says, in the terms its status was decided in: ahead, behind or away."""
     pace, base = row.get("pace"), row.get("baseline_year")
     if pace not in ("ahead", "behind", "away") or pd.isna(base):
         return ""
-    def points(x):
-        return rp.fmt_points(x, lang, decimals + 1)
-
+    points = partial(rp.fmt_points, lang=lang, decimals=decimals + 1)
     if pace == "away":
         text = t("reading_pace_away", lang, base=int(base), change=points(row["change_per_year_since_baseline"]))
     elif pace == "ahead":
@@ -57,10 +51,8 @@ def pace_sentence(row: dict, lang: str = "vi", decimals: int = 1) -> str:
 
 
 def verdict_sentence(row: dict, spec: Indicator, lang: str = "vi", broke: bool = False) -> str:
-    """One sentence a head of school can read: what will happen by the target year, and how likely; its
-    pace clause and its label come from the same verdict row, so they agree."""
-    ty = int(row["target_year"])
-    dec = spec.decimals
+    """A sentence a head of school can read; its numbers, pace clause and label come from one verdict row."""
+    ty, dec = int(row["target_year"]), spec.decimals
     label = row["label"] if lang == "vi" else row.get("label_en", row["label"])
     if row["status"] == "no_target":
         return t("reading_no_target", lang, ty=ty)
@@ -83,28 +75,11 @@ def verdict_sentence(row: dict, spec: Indicator, lang: str = "vi", broke: bool =
     return t("reading_insufficient", lang, ty=ty, label=label, why=why)
 
 
-def verdict_rows(verdicts: pd.DataFrame, year: int, iid: str) -> list[dict]:
-    v = rp.district_verdicts(verdicts, year)
-    return [r for r in v[v["indicator_id"] == iid].sort_values("target_year").to_dict("records")]
-
-
 def readings(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, iid: str, lang: str = "vi") -> Markdown:
-    spec = registry()[iid]
-    broke = rp.series_broke(ind, iid, year)
-    lines = [f"- {verdict_sentence(r, spec, lang, broke)}" for r in verdict_rows(verdicts, year, iid)]
-    return Markdown("\n".join(lines))
-
-
-def district_projection(projections: pd.DataFrame, year: int, iid: str) -> pd.DataFrame:
-    p = projections[(projections["as_of"] == year) & (projections["indicator_id"] == iid)
-                    & (projections["sex"] == "total")]
-    return p[p["geo_level"] == rp.top_level(p)]
-
-
-def fan_chart(ind, projections, targets, year, iid, lang):
-    hist = rp.district_rows(ind)
-    hist = hist[(hist["indicator_id"] == iid) & (hist["year"] <= year)]
-    return plots.fan_chart(hist, district_projection(projections, year, iid), iid, targets, lang)
+    spec, broke = registry()[iid], rp.series_broke(ind, iid, year)
+    v = rp.district_verdicts(verdicts, year)
+    rows = v[v["indicator_id"] == iid].sort_values("target_year").to_dict("records")
+    return Markdown("\n".join(f"- {verdict_sentence(r, spec, lang, broke)}" for r in rows))
 
 
 def verdict_table(verdicts: pd.DataFrame, year: int, lang: str = "vi"):
@@ -114,21 +89,20 @@ def verdict_table(verdicts: pd.DataFrame, year: int, lang: str = "vi"):
     v = rp.district_verdicts(verdicts, year)
     rows, keys = [], []
     for iid, spec in main_indicators().items():
+        dec = spec.decimals
         for r in v[v["indicator_id"] == iid].sort_values("target_year").to_dict("records"):
-            dec = spec.decimals
-            shown = r.get("basis") == "projected"
+            shown, paced = r.get("basis") == "projected", r.get("pace") in ("ahead", "behind")
+            band = "{} ({}–{})".format(*(fmt_pct(r.get(c), lang, dec) for c in ("projected", "lo80", "hi80")))
+            pace = " · ".join(rp.fmt_points(r.get(c), lang, dec + 1, unit=False)
+                              for c in ("observed_change_per_year", "needed_change_per_year"))
             rows.append({
                 t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
                 t("target_year", lang): str(int(r["target_year"])),
                 t("target_level", lang): rp.target_cell(r["target_value"], spec, lang),
-                t("projected_or_actual", lang): (
-                    f"{fmt_pct(r['projected'], lang, dec)} ({fmt_pct(r['lo80'], lang, dec)}–{fmt_pct(r['hi80'], lang, dec)})"
-                    if shown else (fmt_pct(r["observed"], lang, dec) if r.get("basis") == "observed" else "")),
+                t("projected_or_actual", lang): band if shown else (
+                    fmt_pct(r["observed"], lang, dec) if r.get("basis") == "observed" else ""),
                 t("probability", lang): rp.pct(100 * r["probability"], lang, 0) if shown else "",
-                t("change_observed_needed", lang): (
-                    f"{rp.fmt_points(r['observed_change_per_year'], lang, dec + 1, unit=False)} · "
-                    f"{rp.fmt_points(r['needed_change_per_year'], lang, dec + 1, unit=False)}"
-                    if shown and r.get("pace") in ("ahead", "behind") else ""),
+                t("change_observed_needed", lang): pace if shown and paced else "",
                 t("status", lang): r["label"] if lang == "vi" else r.get("label_en", r["label"]),
                 t("method", lang): method_label(r["method"], lang) if shown and isinstance(r.get("method"), str) else "",
             })
@@ -138,54 +112,45 @@ def verdict_table(verdicts: pd.DataFrame, year: int, lang: str = "vi"):
 
 def indicator_section(data, projections, verdicts, iid: str, lang: str = "vi") -> list:
     """Everything the report says about one indicator, in reading order."""
-    spec = registry()[iid]
-    year = data.year
-    ind = data.indicators
+    spec, year, ind = registry()[iid], data.year, data.indicators
     out: list = [Markdown(f"### {iid} · {spec.text('name', lang)}\n\n"
                           f"**{t('what_it_measures', lang)}:** {spec.text('definition', lang)} "
-                          f"*{spec.text('coverage', lang)}* {spec.text('caveats', lang)}")]
-    out.append(Markdown(f"**{t('changed_heading', lang)}:** {change_sentence(ind, iid, year, lang)}"))
-    out.append(Markdown(f"**{t('projection_heading', lang)}**"))
-    out.append(fan_chart(ind, projections, data.targets, year, iid, lang))
-    out.append(readings(ind, verdicts, year, iid, lang))
-    wards = ind[(ind["indicator_id"] == iid) & (ind["geo_level"] == "ward") & (ind["year"] == year)]
-    if len(wards):
-        out.append(Markdown(f"**{t('by_ward_heading', lang)}**"))
-        out.append(plots.ward_chart(ind, iid, year, data.targets, lang))
-        out.append(rp.show(rp.ward_table(ind, iid, year, lang), f"wards_{iid}", left=(t("ward", lang),), lang=lang))
-    sex = ind[(ind["indicator_id"] == iid) & (ind["sex"] == "female") & (ind["year"] == year)]
-    if len(sex):
-        out.append(Markdown(f"**{t('by_sex_heading', lang)}**"))
-        out.append(plots.sex_chart(ind, iid, lang, until=year))
+                          f"*{spec.text('coverage', lang)}* {spec.text('caveats', lang)}"),
+                 Markdown(f"**{t('changed_heading', lang)}:** {change_sentence(ind, iid, year, lang)}"),
+                 Markdown(f"**{t('projection_heading', lang)}**"),
+                 fan_chart(ind, projections, data.targets, year, iid, lang),
+                 readings(ind, verdicts, year, iid, lang)]
+    this_year = ind[(ind["indicator_id"] == iid) & (ind["year"] == year)]
+    if (this_year["geo_level"] == "ward").any():
+        out += [Markdown(f"**{t('by_ward_heading', lang)}**"), plots.ward_chart(ind, iid, year, data.targets, lang),
+                rp.show(rp.ward_table(ind, iid, year, lang), f"wards_{iid}", left=(t("ward", lang),), lang=lang)]
+    if (this_year["sex"] == "female").any():
+        out += [Markdown(f"**{t('by_sex_heading', lang)}**"), plots.sex_chart(ind, iid, lang, until=year)]
     if iid in dict(actions.ACTION_FLAGS):
-        lacking = actions.institutions_lacking(data.truong, year, lang)
-        out.append(Markdown(f"**{t('action_heading', lang)}**"))
-        out.append(rp.show(rp.action_table(lacking, iid, lang), f"action_{iid}", left=(t("institution", lang),),
-                           lang=lang))
+        table = rp.action_table(actions.institutions_lacking(data.truong, year, lang), iid, lang)
+        out += [Markdown(f"**{t('action_heading', lang)}**"),
+                rp.show(table, f"action_{iid}", left=(t("institution", lang),), lang=lang)]
     return out
 
 
 def methods_annex(lang: str = "vi") -> list:
-    return [
-        Markdown("\n\n".join(t(k, lang) for k in ("methods_projection", "methods_verdict", "methods_geography",
-                                                   "methods_suppression"))),
-        Markdown(f"### {t('definitions_heading', lang)}"),
-        rp.show(rp.indicator_meta_table(lang), "definitions", left=tuple(rp.indicator_meta_table(lang).columns),
-                lang=lang),
-    ]
+    table = rp.indicator_meta_table(lang)
+    return [Markdown("\n\n".join(t(k, lang) for k in ("methods_projection", "methods_verdict", "methods_geography",
+                                                       "methods_suppression"))),
+            Markdown(f"### {t('definitions_heading', lang)}"),
+            rp.show(table, "definitions", left=tuple(table.columns), lang=lang)]
 
 
 def quality_section(data, lang: str = "vi") -> list:
     q = data.quality[data.quality["year"] <= data.year]
     table = rp.quality_table(q, data.year, lang)
-    return [
-        Markdown(t("quality_intro", lang)),
-        rp.show(table, "quality_year", left=tuple(table.columns), lang=lang, empty="no_problems"),
-        Markdown(f"**{t('not_reported_heading', lang)}**"),
-        rp.show(rp.not_reported_table(q, data.year, lang), "not_reported", left=(t("institution", lang),), lang=lang),
-        Markdown(f"**{t('quality_history', lang)}**"),
-        rp.show(rp.quality_summary(q, lang), "quality_history", lang=lang),
-    ]
+    return [Markdown(t("quality_intro", lang)),
+            rp.show(table, "quality_year", left=tuple(table.columns), lang=lang, empty="no_problems"),
+            Markdown(f"**{t('not_reported_heading', lang)}**"),
+            rp.show(rp.not_reported_table(q, data.year, lang), "not_reported", left=(t("institution", lang),),
+                    lang=lang),
+            Markdown(f"**{t('quality_history', lang)}**"),
+            rp.show(rp.quality_summary(q, lang), "quality_history", lang=lang)]
 
 
 def close(items: list) -> None:
@@ -193,7 +158,3 @@ def close(items: list) -> None:
     for item in items:
         if isinstance(item, plots.plt.Figure):
             plots.plt.close(item)
-
-
-__all__ = ["change_sentence", "verdict_sentence", "readings", "verdict_table", "indicator_section",
-           "methods_annex", "quality_section", "fan_chart", "close"]

@@ -1,30 +1,32 @@
-"""What readers see: labels in Vietnamese (or English), Vietnamese number formats, small-cell suppression
-and the tables of the notebooks and reports.
-
-Numbers follow Vietnamese habits by default (99,1% and 1.234); ``lang="en"`` gives 99.1% and 1,234. A number
-in a table is a ``Num``: text on screen, a number with its number format in the Excel export. Every table is
-built from the processed data by a function here, so notebooks only call and display.
-Text that came from raw files is escaped when rendered (``show``), never trusted as HTML.
-"""
+"""What readers see: labels, Vietnamese numbers (99,1% and 1.234), small-cell suppression and every table of
+the notebooks and reports (notebooks only call and display); text from raw files is escaped when shown."""
 
 from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from IPython import get_ipython
+from IPython.display import Markdown
+from pandas.io.formats.style import Styler
 
-from analysis import config
-from analysis.indicators import Indicator, main_indicators, registry
-from analysis.template import SHEETS
+from analysis import clean, config
+from analysis.errors import AnalysisError, DataFileError
+from analysis.indicators import Indicator, load_indicators, main_indicators, registry
+from analysis.projections_by_year import load_projections
+from analysis.targets import load_targets
+from analysis.template import OWNERSHIP_TYPES, SCHOOL_TYPES, SHEETS, category_label, fold, school_year_label
 
 LABELS_FILE = Path(__file__).with_name("labels.yaml")
 LANGS = ("vi", "en")
 SMALL_CELL = 5  # a ward's group of children with disabilities smaller than this is never published
+SEVERITIES = ("error", "warning", "info")
 
 
 @cache
@@ -32,21 +34,15 @@ def _labels() -> dict:
     return config.read_yaml(LABELS_FILE)
 
 
-def check_lang(lang: str) -> str:
-    if lang not in LANGS:
-        raise ValueError(f"lang must be one of {LANGS}, not {lang!r}")
-    return lang
-
-
 def t(key: str, lang: str = "vi", **values) -> str:
     """A reader-facing label."""
-    entry = _labels()[key]
-    text = entry[check_lang(lang)]
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {LANGS}, not {lang!r}")
+    text = _labels()[key][lang]
     return text.format(**values) if values else text
 
 
 # --- numbers -----------------------------------------------------------------------------------------------
-
 def _missing(x) -> bool:
     return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
 
@@ -56,9 +52,7 @@ def fmt_num(x, lang: str = "vi", decimals: int = 0) -> str:
     if _missing(x):
         return t("not_available", lang)
     text = f"{float(x):,.{decimals}f}"
-    if lang == "vi":
-        text = text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
-    return text
+    return text.translate(str.maketrans(",.", ".,")) if lang == "vi" else text
 
 
 def pct_decimals(x) -> int:
@@ -67,9 +61,8 @@ def pct_decimals(x) -> int:
 
 
 def fmt_pct(x, lang: str = "vi", decimals: int | None = None) -> str:
-    if _missing(x):
-        return t("not_available", lang)
-    return fmt_num(x, lang, pct_decimals(x) if decimals is None else decimals) + "%"
+    d = pct_decimals(x) if decimals is None else decimals
+    return t("not_available", lang) if _missing(x) else fmt_num(x, lang, d) + "%"
 
 
 def fmt_points(x, lang: str = "vi", decimals: int | None = None, unit: bool = True) -> str:
@@ -81,14 +74,8 @@ def fmt_points(x, lang: str = "vi", decimals: int | None = None, unit: bool = Tr
     return sign + fmt_num(abs(x), lang, d) + (" " + t("points_unit", lang) if unit else "")
 
 
-def plan_decimals(target: float) -> int:
-    """The decimals the plan writes a target with: 100 -> 0, 99.1 -> 1, 0.12 -> 2."""
-    return next(d for d in range(4) if d == 3 or round(float(target), d) == round(float(target), 6))
-
-
 def decimals_near(value, targets, decimals: int) -> int:
-    """Enough decimals that the value shown compares with each target as the value does: 0,0996% beside
-    '< 0,1%' is shown 0,0996%, not 0,10%; 99,96% beside '≥ 100%' is not shown 100,0%."""
+    """Enough decimals to compare with the targets as the value does: 0,0996% beside '< 0,1%', not 0,10%."""
     d = decimals
     for target in targets:
         while (d < decimals + 3 and not _missing(value) and not _missing(target) and float(value) != float(target)
@@ -99,9 +86,7 @@ def decimals_near(value, targets, decimals: int) -> int:
 
 @dataclass(frozen=True)
 class Num:
-    """A number in a table: written the Vietnamese way on screen (``str``), kept a number with its number
-    format in Excel (``excel``). kind: 'count' (1.234), 'pct' (99,1%), 'points' (+0,3, percentage points)
-    or 'int' (2025, a row number: no separator); ``prefix`` is a target's comparator ('≥ ', '< ')."""
+    """A number in a table: Vietnamese text on screen, a number with its format in Excel; ``prefix``: a comparator."""
     value: float
     kind: str = "count"
     decimals: int = 0
@@ -127,9 +112,8 @@ class Num:
 
 def pct(x, lang: str = "vi", decimals: int | None = None):
     """A rate for a table (a ``Num``), '—' when missing."""
-    if _missing(x):
-        return t("not_available", lang)
-    return Num(float(x), "pct", pct_decimals(x) if decimals is None else decimals, lang)
+    d = pct_decimals(x) if decimals is None else decimals
+    return t("not_available", lang) if _missing(x) else Num(float(x), "pct", d, lang)
 
 
 def count(n, lang: str = "vi"):
@@ -144,7 +128,8 @@ def target_cell(target, spec: Indicator, lang: str = "vi"):
     """A target as the plan writes it, with its comparator: '≥ 99,1%', '< 0,1%', '100%' kept a number."""
     if _missing(target):
         return t("no_target", lang)
-    return Num(float(target), "pct", plan_decimals(target), lang, "< " if spec.direction == "decrease" else "≥ ")
+    d = next(d for d in range(4) if d == 3 or round(float(target), d) == round(float(target), 6))  # 99.1 -> 1
+    return Num(float(target), "pct", d, lang, "< " if spec.direction == "decrease" else "≥ ")
 
 
 def is_suppressed(numerator, denominator) -> bool:
@@ -155,19 +140,11 @@ def is_suppressed(numerator, denominator) -> bool:
     return 0 < n < SMALL_CELL or 0 < d - n < SMALL_CELL or 0 < d < SMALL_CELL
 
 
-def needs_suppression(ind: Indicator, geo_level: str) -> bool:
-    """Small-cell rules apply to small-count indicators below the whole territory."""
-    return bool(ind.meta.get("small_counts")) and geo_level not in ("district", "province", "country")
-
-
 def hidden(rows: pd.DataFrame, spec: Indicator, level: str) -> pd.Series:
-    """Which rows of one indicator, year and level (all its wards) are hidden to protect children: 'small'
-    where a group of fewer than 5 children would show, 'other' where a second ward is hidden too, so that no
-    hidden count is the whole territory's total minus the wards shown (wards with the fewest children first,
-    until at least two are hidden and the hidden wards' children, counted and not counted, are each 0 or at
-    least 5); '' where shown."""
+    """Which wards of a small-count indicator and year are hidden: 'small' (a group of 1–4 children would show),
+    'other' (hidden too, fewest children first, so that the total minus the wards shown gives nothing away), ''."""
     out = pd.Series("", index=rows.index, dtype=object)
-    if rows.empty or not needs_suppression(spec, level):
+    if rows.empty or not spec.meta.get("small_counts") or level in ("district", "province", "country"):
         return out
     n, d = rows["numerator"].astype(float).fillna(0), rows["denominator"].astype(float).fillna(0)
     out[[is_suppressed(a, b) for a, b in zip(n, d)]] = "small"
@@ -183,119 +160,73 @@ def hidden(rows: pd.DataFrame, spec: Indicator, level: str) -> pd.Series:
 
 
 # --- display ----------------------------------------------------------------------------------------------
-
-def as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """The table as readers see it: every cell text (numbers the Vietnamese way)."""
-    return frame.map(lambda v: "" if _missing(v) else str(v))
-
-
-class Table:
-    """A table for notebooks: HTML from the Styler for readers, plain text of the same values as its
-    text form (what nbval compares, and what a terminal shows)."""
-
-    def __init__(self, frame: pd.DataFrame, styler):
-        self.frame, self.styler = frame, styler
-
-    def _repr_html_(self) -> str:
-        return self.styler.to_html()
+class Table(Styler):
+    """A table for notebooks: the Styler's HTML for readers, its cells' text as its plain form (for nbval)."""
 
     def __repr__(self) -> str:
-        return as_text(self.frame).to_string(index=False)
+        return self.data.to_string(index=False)
 
 
-def show(frame: pd.DataFrame, name: str, left: tuple[str, ...] = (), lang: str = "vi", empty: str = "nothing_to_show"):
-    """A Styler for display: escaped text, no index, a fixed id (deterministic HTML for nbval); numbers
-    right-aligned, the ``left`` columns (text) left-aligned. An empty table is a short sentence instead."""
+def show(frame: pd.DataFrame, name: str, left: tuple[str, ...] = (), lang: str = "vi", empty: str = "nothing_to_show",
+         styles: pd.DataFrame | None = None):
+    """Escaped text, a fixed id (the same HTML each run), text columns left-aligned, cells styled by ``styles``."""
     if frame.empty:
-        from IPython.display import Markdown
-
         return Markdown(f"*{t(empty, lang)}*")
-    styler = as_text(frame).style.hide(axis="index").format(escape="html")
-    styler = styler.set_uuid(re.sub(r"\W", "_", name)).set_table_attributes('class="report-table"')
-    # text columns read better left-aligned (a class selector outranks the plain td rule of the template)
-    styler = styler.set_table_styles([{"selector": f"td.col{j}", "props": "text-align: left;"}
-                                      for j, c in enumerate(frame.columns) if c in left])
-    return Table(frame, styler)
+    table = Table(frame.map(lambda v: "" if _missing(v) else str(v))).hide(axis="index").format(escape="html")
+    table.set_uuid(re.sub(r"\W", "_", name)).set_table_attributes('class="report-table"')
+    table.set_table_styles([{"selector": f"td.col{j}", "props": "text-align: left;"}
+                            for j, c in enumerate(frame.columns) if c in left])
+    return table if styles is None else table.apply(lambda _df: styles, axis=None)
 
 
 # --- what a notebook loads for one reporting year ---------------------------------------------------------------
-
 class YearData:
     """The processed data as it was knowable in ``year``: nothing after the reporting year is shown."""
 
     def __init__(self, year: int, processed_dir=None, raw_dir=None):
-        from analysis import clean, config, indicators
-        from analysis.targets import load_targets
-
         folder = config.processed_dir(processed_dir)
-        all_ind = indicators.load_indicators(folder)
+        all_ind = load_indicators(folder)
         years = sorted(int(y) for y in all_ind["year"].unique())
         if year not in years:
-            from analysis.errors import AnalysisError
-
             shown = ", ".join(map(str, years))
-            raise AnalysisError(t("year_not_available", "vi", year=year, years=shown),
-                                t("year_not_available", "en", year=year, years=shown))
-        self.year = year
+            raise AnalysisError(*(t("year_not_available", lg, year=year, years=shown) for lg in LANGS))
+        self.year, self.folder = year, folder
         self.indicators = all_ind[all_ind["year"] <= year].reset_index(drop=True)
         self.targets = load_targets(raw_dir)
         tables = clean.load_tables(folder)
-        self.truong = tables["truong"]
-        self.quality = tables["quality"]
-        self.files = tables["files"]
+        self.truong, self.quality, self.files = tables["truong"], tables["quality"], tables["files"]
         row = self.files[self.files["year"] == year]
         self.synthetic = bool(len(row) and "synthetic" in row and row["synthetic"].fillna(False).any())
-        self.folder = folder
 
     def heading(self, key: str, lang: str = "vi") -> str:
-        from analysis.template import school_year_label
+        return _banner(f"## {t(key, lang, school_year=school_year_label(self.year))}", self.synthetic, lang)
 
-        text = f"## {t(key, lang, school_year=school_year_label(self.year))}"
-        if self.synthetic:
-            text += f"\n\n> ⚠️ **{t('synthetic_banner', lang)}**"
-        return text
+
+def _banner(heading: str, synthetic: bool, lang: str) -> str:
+    """A heading, with the synthetic-data banner under it when the workbook says so."""
+    return heading + (f"\n\n> ⚠️ **{t('synthetic_banner', lang)}**" if synthetic else "")
 
 
 # --- intake and quality (notebook 01, report annex) ------------------------------------------------------------
-
-SHEET_LABEL = {"Truong": "sheet_truong", "MamNon": "sheet_mam_non", "PhoThong": "sheet_pho_thong",
-               "XaPhuong": "sheet_xa_phuong"}
-
-
 def intake_table(result, quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
     """Per sheet: rows read, rows kept, and how many problems of each severity."""
     q = quality[quality["year"] == result.year]
-    by_sheet = {spec.name: spec for spec in SHEETS}
+    sheets = q["sheet"].map(fold)  # the sheet's name as written, matched as the reader matched it
     rows = []
-    for name in by_sheet:
-        kept = len(result.tables[name])
-        sheet_q = q[q["sheet"].map(_sheet_key) == name.lower()] if len(q) else q
-        counts = sheet_q["severity"].value_counts() if len(sheet_q) else pd.Series(dtype=int)
-        rows.append({
-            t("sheet", lang): t(SHEET_LABEL[name], lang),
-            t("rows_read", lang): count(result.rows_read.get(name, 0), lang),
-            t("kept", lang): count(kept, lang),
-            **{t(sev, lang): count(counts.get(sev, 0), lang) for sev in ("error", "warning", "info")},
-        })
+    for spec in SHEETS:
+        counts = q.loc[sheets.isin(spec.name_keys()), "severity"].value_counts()
+        rows.append({t("sheet", lang): t(f"sheet_{spec.name.lower()}", lang),
+                     t("rows_read", lang): count(result.rows_read.get(spec.name, 0), lang),
+                     t("kept", lang): count(len(result.tables[spec.name]), lang),
+                     **{t(sev, lang): count(counts.get(sev, 0), lang) for sev in SEVERITIES}})
     return pd.DataFrame(rows)
 
 
-def _sheet_key(sheet_name: str) -> str:
-    from analysis.template import fold
-
-    key = fold(sheet_name)
-    for spec in SHEETS:
-        if key in spec.name_keys():
-            return spec.name.lower()
-    return key
-
-
 def quality_table(quality: pd.DataFrame, year: int, lang: str = "vi",
-                  severities: tuple[str, ...] = ("error", "warning", "info")) -> pd.DataFrame:
+                  severities: tuple[str, ...] = SEVERITIES) -> pd.DataFrame:
     """The problems found in a year's workbook, as the people who fix them need to see them."""
     q = quality[(quality["year"] == year) & quality["severity"].isin(severities)]
-    msg = "message_vi" if lang == "vi" else "message_en"
-    out = pd.DataFrame({
+    return pd.DataFrame({
         t("severity", lang): q["severity"].map(lambda s: t(s, lang)),
         t("sheet", lang): q["sheet"].fillna(""),
         t("row", lang): q["row"].map(lambda r: "" if _missing(r) else Num(int(r), "int")),
@@ -303,35 +234,29 @@ def quality_table(quality: pd.DataFrame, year: int, lang: str = "vi",
         t("column", lang): q["column"].fillna(""),
         t("code", lang) + (" trường" if lang == "vi" else " (institution)"): q["ma_truong"].fillna(""),
         t("value", lang): q["value"].fillna(""),
-        t("message", lang): q[msg].fillna(""),
-    })
-    return out.reset_index(drop=True)
+        t("message", lang): q[f"message_{lang}"].fillna(""),
+    }).reset_index(drop=True)
 
 
 def clean_heading(result, lang: str = "vi") -> str:
     """Markdown heading of notebook 01, with the synthetic-data banner when the workbook says so."""
-    from analysis.template import school_year_label
-
-    text = f"## {t('workbook_heading', lang, school_year=school_year_label(result.year), file=result.file)}"
-    if result.synthetic:
-        text += f"\n\n> ⚠️ **{t('synthetic_banner', lang)}**"
-    return text
+    heading = t("workbook_heading", lang, school_year=school_year_label(result.year), file=result.file)
+    return _banner(f"## {heading}", result.synthetic, lang)
 
 
 def institution_counts(truong: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
     """Institutions by type (rows) and ownership (columns)."""
-    from analysis.template import OWNERSHIP_TYPES, SCHOOL_TYPES, category_label
-
     table = pd.crosstab(truong["loai_truong"].fillna("?"), truong["loai_hinh"].fillna("?"), margins=True,
                         margins_name="_total")
-    order = [c.code for c in SCHOOL_TYPES if c.code in table.index] + [i for i in table.index if i == "?"] + ["_total"]
-    cols = [c.code for c in OWNERSHIP_TYPES if c.code in table.columns] + [c for c in table.columns if c == "?"] + ["_total"]
-    table = table.loc[order, cols]
+
+    def order(codes, cats):
+        return [c.code for c in cats if c.code in codes] + [c for c in codes if c == "?"] + ["_total"]
 
     def label(code, cats):
         return t("institutions_total", lang) if code == "_total" else (
             t("unknown", lang) if code == "?" else category_label(cats, code, lang))
 
+    table = table.loc[order(table.index, SCHOOL_TYPES), order(table.columns, OWNERSHIP_TYPES)]
     out = pd.DataFrame({t("school_type", lang): [label(i, SCHOOL_TYPES) for i in table.index]})
     for c in table.columns:
         out[label(c, OWNERSHIP_TYPES)] = [count(v, lang) for v in table[c]]
@@ -340,10 +265,8 @@ def institution_counts(truong: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
 
 def not_reported_table(quality: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
     q = quality[(quality["year"] == year) & (quality["code"] == "not_reported")]
-    return pd.DataFrame({
-        t("code", lang): q["ma_truong"], t("institution", lang): q["value"],
-        t("not_reported_what", lang): q["sheet"],
-    }).reset_index(drop=True)
+    return pd.DataFrame({t("code", lang): q["ma_truong"], t("institution", lang): q["value"],
+                         t("not_reported_what", lang): q["sheet"]}).reset_index(drop=True)
 
 
 def quality_summary(quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
@@ -351,19 +274,15 @@ def quality_summary(quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
     if quality.empty:
         return pd.DataFrame()
     pivot = quality.pivot_table(index="year", columns="severity", values="file", aggfunc="count", fill_value=0)
-    pivot = pivot.reindex(columns=["error", "warning", "info"], fill_value=0)
-    out = pd.DataFrame({t("reporting_year", lang): [Num(y, "int") for y in pivot.index.astype(int)]})
-    for sev in ("error", "warning", "info"):
-        out[t(sev, lang)] = [count(v, lang) for v in pivot[sev]]
-    return out
+    pivot = pivot.reindex(columns=list(SEVERITIES), fill_value=0)
+    return pd.DataFrame({t("reporting_year", lang): [Num(y, "int") for y in pivot.index.astype(int)],
+                         **{t(sev, lang): [count(v, lang) for v in pivot[sev]] for sev in SEVERITIES}})
 
 
 # --- indicator tables (notebook 02, report) --------------------------------------------------------------------
-
 def top_level(frame: pd.DataFrame, default: str | None = "district") -> str | None:
-    """The whole-territory level present in ``frame`` (country, else province, else district), else ``default``.
-    (``unique()`` runs in Arrow; ``set(column)`` would box every row into a Python string.)"""
-    present = set(frame["geo_level"].unique())
+    """The whole-territory level in ``frame`` (country, province, district), else ``default``."""
+    present = set(frame["geo_level"].unique())  # unique() runs in Arrow; set(column) would box every row
     return next((lv for lv in ("country", "province", "district") if lv in present), default)
 
 
@@ -374,8 +293,7 @@ def district_rows(ind: pd.DataFrame, sex: str = "total") -> pd.DataFrame:
 
 
 def indicator_table(ind: pd.DataFrame, year: int, lang: str = "vi", cross_checks: bool = False) -> pd.DataFrame:
-    """The year's value of every indicator with its counts, change and the plan's targets. The counts are
-    of every school and child (administrative totals, not a sample), so no sampling interval is shown."""
+    """Every indicator's value, counts, change and targets (a census, not a sample: no sampling interval)."""
     d = district_rows(ind)
     rows = []
     for iid, spec in registry().items():
@@ -385,19 +303,15 @@ def indicator_table(ind: pd.DataFrame, year: int, lang: str = "vi", cross_checks
         prev = d[(d["indicator_id"] == iid) & (d["year"] == year - 1)]
         r = cur.iloc[0] if len(cur) else pd.Series(dtype=object)
         targets = [r.get(f"target_{ty}") for ty in config.TARGET_YEARS]
-        row = {
-            t("indicator", lang): iid,
-            t("indicator_name", lang): spec.text("short", lang),
-            t("value", lang): pct(r.get("value"), lang, decimals_near(r.get("value"), targets, spec.decimals)),
-            t("numerator", lang): count(r.get("numerator"), lang),
-            t("denominator", lang): count(r.get("denominator"), lang),
-            t("change_since_last", lang): (
-                t("series_break", lang) if bool(r.get("series_break", False))
-                else points(r["value"] - prev.iloc[0]["value"] if len(cur) and len(prev) else None, lang, spec.decimals)),
-        }
+        row = {t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
+               t("value", lang): pct(r.get("value"), lang, decimals_near(r.get("value"), targets, spec.decimals)),
+               t("numerator", lang): count(r.get("numerator"), lang),
+               t("denominator", lang): count(r.get("denominator"), lang),
+               t("change_since_last", lang): t("series_break", lang) if bool(r.get("series_break", False)) else points(
+                   r["value"] - prev.iloc[0]["value"] if len(cur) and len(prev) else None, lang, spec.decimals)}
         if not cross_checks:
-            for ty, target in zip(config.TARGET_YEARS, targets):
-                row[t("target", lang, year=ty)] = target_cell(target, spec, lang)
+            row.update({t("target", lang, year=ty): target_cell(target, spec, lang)
+                        for ty, target in zip(config.TARGET_YEARS, targets)})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -428,74 +342,55 @@ def ward_table(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi", level: 
 
 def sex_table(ind: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
     """Girls and boys side by side for the indicators that have counts by sex."""
-    f, m = district_rows(ind, sex="female"), district_rows(ind, sex="male")
+    f, m = (d[d["year"] == year] for d in (district_rows(ind, "female"), district_rows(ind, "male")))
     rows = []
     for iid, spec in main_indicators().items():
-        fr = f[(f["indicator_id"] == iid) & (f["year"] == year)]
-        mr = m[(m["indicator_id"] == iid) & (m["year"] == year)]
-        if fr.empty:
-            continue
-        rows.append({
-            t("indicator", lang): iid,
-            t("indicator_name", lang): spec.text("short", lang),
-            t("female", lang): pct(fr.iloc[0]["value"], lang, spec.decimals),
-            t("male", lang): pct(mr.iloc[0]["value"] if len(mr) else None, lang, spec.decimals),
-            t("gpi", lang): t("not_available", lang) if _missing(fr.iloc[0]["gpi"]) else Num(fr.iloc[0]["gpi"], "count", 3, lang),
-        })
+        fr, mr = f[f["indicator_id"] == iid], m[m["indicator_id"] == iid]
+        if len(fr):
+            gpi = fr.iloc[0]["gpi"]
+            rows.append({t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
+                         t("female", lang): pct(fr.iloc[0]["value"], lang, spec.decimals),
+                         t("male", lang): pct(mr.iloc[0]["value"] if len(mr) else None, lang, spec.decimals),
+                         t("gpi", lang): t("not_available", lang) if _missing(gpi) else Num(gpi, "count", 3, lang)})
     return pd.DataFrame(rows)
 
 
+ACTION_COLUMNS = {"ma_truong": "code", "ten_truong": "institution", "loai_truong": "school_type",
+                  "loai_hinh": "ownership", "xa_phuong": "ward", "status": "status"}
+
+
 def action_table(lacking: pd.DataFrame, iid: str, lang: str = "vi") -> pd.DataFrame:
-    rows = lacking[lacking["indicator_id"] == iid]
-    return pd.DataFrame({
-        t("code", lang): rows["ma_truong"],
-        t("institution", lang): rows["ten_truong"],
-        t("school_type", lang): rows["loai_truong"],
-        t("ownership", lang): rows["loai_hinh"],
-        t("ward", lang): rows["xa_phuong"],
-        t("status", lang): rows["status"].map(lambda s: t(s, lang)),
-    }).reset_index(drop=True)
+    rows = lacking.loc[lacking["indicator_id"] == iid, list(ACTION_COLUMNS)]
+    rows = rows.assign(status=rows["status"].map(lambda s: t(s, lang)))
+    return rows.rename(columns=lambda c: t(ACTION_COLUMNS[c], lang)).reset_index(drop=True)
 
 
 def furthest_table(far: pd.DataFrame, ind: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
-    """The wards furthest from the target (``actions.wards_furthest``): the plan sets targets for the whole
-    district only, so wards are compared with the district's target."""
-    reg = registry()
+    """The wards furthest from the district's target (the plan sets no ward targets)."""
     rows = []
     for r in far.itertuples(index=False):
-        spec = reg[r.indicator_id]
+        spec = registry()[r.indicator_id]
         w = ward_rows(ind, r.indicator_id, year)
         why = w.loc[w["geo_code"] == r.geo_code, "hidden"].max() if len(w) else ""
-        rows.append({
-            t("indicator", lang): r.indicator_id,
-            t("indicator_name", lang): spec.text("short", lang),
-            t("ward", lang): r.geo_name,
-            t("value", lang): hidden_label(why, lang) if why else pct(r.value, lang, spec.decimals),
-            t("district_target", lang): target_cell(r.target, spec, lang),
-            t("shortfall", lang): t("suppressed_count", lang) if why else Num(
-                r.shortfall, "count", decimals_near(r.shortfall, [0.0], spec.decimals), lang),
-        })
+        rows.append({t("indicator", lang): r.indicator_id, t("indicator_name", lang): spec.text("short", lang),
+                     t("ward", lang): r.geo_name,
+                     t("value", lang): hidden_label(why, lang) if why else pct(r.value, lang, spec.decimals),
+                     t("district_target", lang): target_cell(r.target, spec, lang),
+                     t("shortfall", lang): t("suppressed_count", lang) if why else Num(
+                         r.shortfall, "count", decimals_near(r.shortfall, [0.0], spec.decimals), lang)})
     return pd.DataFrame(rows)
 
 
 def indicator_meta_table(lang: str = "vi", cross_checks: bool = True) -> pd.DataFrame:
-    """Definitions, coverage and caveats of every indicator (methods annex); a cross-check is named after
-    the indicator it checks."""
-    rows = []
-    for iid, spec in registry().items():
-        if spec.cross_check_of and not cross_checks:
-            continue
-        rows.append({
-            t("indicator", lang): f"{spec.cross_check_of} ({t('cross_check', lang)})" if spec.cross_check_of else iid,
-            t("plan_line", lang): spec.meta.get("plan_line", ""),
-            t("indicator_name", lang): spec.text("name", lang),
-            **{t(f"meta_{k}", lang): spec.text(k, lang) for k in ("definition", "coverage", "source", "caveats")},
-        })
-    return pd.DataFrame(rows)
+    """Definitions, coverage and caveats of every indicator (methods annex), a cross-check named after its own."""
+    return pd.DataFrame([{
+        t("indicator", lang): f"{spec.cross_check_of} ({t('cross_check', lang)})" if spec.cross_check_of else iid,
+        t("plan_line", lang): spec.meta.get("plan_line", ""), t("indicator_name", lang): spec.text("name", lang),
+        **{t(f"meta_{k}", lang): spec.text(k, lang) for k in ("definition", "coverage", "source", "caveats")},
+    } for iid, spec in registry().items() if cross_checks or not spec.cross_check_of])
 
 
 # --- verdicts (notebooks 03 and 04, the index, the Excel export) -------------------------------------------------
-
 # Each verdict's cell: background and text colour, good to bad (ColorBrewer's RdYlGn, which stays apart on
 # screen and on a grey print with the label in the cell), in the order of the legend.
 STATUS_STYLE = {
@@ -531,10 +426,8 @@ def status_legend(lang: str = "vi"):
     keys = list(STATUS_STYLE)
     frame = pd.DataFrame({t("status", lang): [key_label(k, lang) for k in keys],
                           t("meaning", lang): [t(f"legend_{k}", lang) for k in keys]})
-    shown = show(frame, "legend", left=tuple(frame.columns), lang=lang)
     styles = pd.DataFrame({frame.columns[0]: [style_of(k) for k in keys], frame.columns[1]: ""})
-    shown.styler = shown.styler.apply(lambda _df: styles, axis=None)
-    return shown
+    return show(frame, "legend", left=tuple(frame.columns), lang=lang, styles=styles)
 
 
 def series_broke(ind: pd.DataFrame, iid: str, year: int) -> bool:
@@ -571,30 +464,25 @@ def district_verdicts(verdicts: pd.DataFrame, year: int) -> pd.DataFrame:
 
 def summary_table(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, lang: str = "vi",
                   baseline: int = config.BASELINE_YEAR) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The one-screen summary: baseline, latest value, targets and verdicts. Returns the table and, for
-    colouring, the status of each verdict cell."""
+    """The one-screen summary (baseline, latest value, targets, verdicts) and each verdict cell's status."""
     d = district_rows(ind)
     v = district_verdicts(verdicts, year)
     rows, keys = [], []
     for iid, spec in main_indicators().items():
-        series = d[d["indicator_id"] == iid].set_index("year")
-        base = series["value"].get(baseline, np.nan)
-        cur = series["value"].get(year, np.nan)
+        series = d[d["indicator_id"] == iid].set_index("year")["value"]
+        base, cur = series.get(baseline, np.nan), series.get(year, np.nan)
         targets = v.loc[v["indicator_id"] == iid, "target_value"].tolist()
+        broke = series_broke(ind, iid, year)
         row = {t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
                t("baseline", lang): pct(base, lang, spec.decimals),
                t("latest", lang, year=year): pct(cur, lang, decimals_near(cur, targets, spec.decimals))}
         key = {}
         for ty in config.TARGET_YEARS:
             vr = v[(v["indicator_id"] == iid) & (v["target_year"] == ty)]
-            row[t("target", lang, year=ty)] = target_cell(vr["target_value"].iloc[0] if len(vr) else None, spec, lang)
-            if len(vr):
-                r = vr.iloc[0].to_dict()
-                row[t("verdict", lang, year=ty)] = verdict_text(r, spec, lang, series_broke(ind, iid, year))
-                key[t("verdict", lang, year=ty)] = verdict_key(r)
-            else:
-                row[t("verdict", lang, year=ty)] = t("not_available", lang)
-                key[t("verdict", lang, year=ty)] = "insufficient_data"
+            r, col = vr.iloc[0].to_dict() if len(vr) else None, t("verdict", lang, year=ty)
+            row[t("target", lang, year=ty)] = target_cell(r["target_value"] if r else None, spec, lang)
+            row[col] = verdict_text(r, spec, lang, broke) if r else t("not_available", lang)
+            key[col] = verdict_key(r) if r else "insufficient_data"
         rows.append(row)
         keys.append(key)
     return pd.DataFrame(rows), pd.DataFrame(keys)
@@ -602,20 +490,12 @@ def summary_table(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, lang: st
 
 def show_summary(table: pd.DataFrame, keys: pd.DataFrame, name: str, lang: str = "vi"):
     """The summary with each verdict cell coloured by its status."""
-    shown = show(table, name, left=(t("indicator_name", lang), *keys.columns), lang=lang)
-    if not isinstance(shown, Table):
-        return shown  # an empty table is a sentence
-    colours = keys.map(style_of)
-    colours = colours.reindex(columns=table.columns).fillna("")
-    colours.index = table.index
-    shown.styler = shown.styler.apply(lambda _df: colours, axis=None)
-    return shown
+    colours = keys.map(style_of).reindex(columns=table.columns).fillna("").set_axis(table.index)
+    return show(table, name, left=(t("indicator_name", lang), *keys.columns), lang=lang, styles=colours)
 
 
 def headline_verdicts(year: int, lang: str = "vi", processed_dir=None) -> list[dict]:
     """For reports/index.html: per target year, how many indicators have each status (label, colour, n)."""
-    from analysis.projections_by_year import load_projections
-
     try:
         _, verdicts = load_projections(processed_dir, as_of=year)
     except Exception:
@@ -624,10 +504,9 @@ def headline_verdicts(year: int, lang: str = "vi", processed_dir=None) -> list[d
     v = v[v["indicator_id"].isin(list(main_indicators())) & v["target_value"].notna()]
     out = []
     for ty in config.TARGET_YEARS:
-        sub = v[v["target_year"] == ty]
-        counts = sub.apply(lambda r: verdict_key(r.to_dict()), axis=1).value_counts() if len(sub) else {}
-        badges = [{"n": int(counts[key]), "colour": STATUS_STYLE[key][0], "text": STATUS_STYLE[key][1],
-                   "label": key_label(key, lang)} for key in STATUS_STYLE if counts.get(key, 0)]
+        n = Counter(verdict_key(r) for r in v[v["target_year"] == ty].to_dict("records"))
+        badges = [{"n": n[key], "colour": STATUS_STYLE[key][0], "text": STATUS_STYLE[key][1],
+                   "label": key_label(key, lang)} for key in STATUS_STYLE if n[key]]
         if badges:
             out.append({"year": ty, "badges": badges})
     return out
@@ -640,33 +519,23 @@ def method_table(projections: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
     p = projections[projections["sex"] == "total"]
     p = p[p["geo_level"] == top_level(p)].drop_duplicates("series_id")
     order = {k: i for i, k in enumerate(registry())}
-    # the order as numbers (mapping a categorical column would give a categorical, sorted by its categories)
-    p = p.assign(_o=p["indicator_id"].astype(str).map(order).astype(float)).sort_values("_o", kind="stable")
+    # as numbers: mapping a categorical column would give a categorical, sorted by its categories
+    p = p.sort_values("indicator_id", key=lambda ids: ids.astype(str).map(order).astype(float), kind="stable")
     names = {"w_last_value": "last_value", "w_logit_linear": "logit_linear", "w_damped": "damped"}
     rows = []
     for r in p.to_dict("records"):
         weights = " · ".join(f"{method_label(m, lang)} {fmt_pct(100 * r[c], lang, 0)}"
                              for c, m in names.items() if c in r and not _missing(r[c]))
-        row = {t("indicator", lang): r["indicator_id"], t("method", lang): method_label(r["method"], lang),
-               t("years_used", lang): count(r.get("n_points"), lang),
-               t("weights", lang): weights}
-        if lang == "en":
-            row["reason"] = r.get("method_reason", "")
-        rows.append(row)
+        rows.append({t("indicator", lang): r["indicator_id"], t("method", lang): method_label(r["method"], lang),
+                     t("years_used", lang): count(r.get("n_points"), lang), t("weights", lang): weights,
+                     **({"reason": r.get("method_reason", "")} if lang == "en" else {})})
     return pd.DataFrame(rows)
 
 
 def _plain_errors() -> None:
-    """In a notebook (JupyterLab, papermill), the project's documented errors (no data for the year asked
-    for, a broken workbook) show as their bilingual message alone, not at the end of a traceback."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
+    """In a notebook, the project's documented errors show as their bilingual message alone, no traceback."""
     shell = get_ipython()
     if shell is not None:
-        from analysis.errors import AnalysisError, DataFileError
-
         # IPython shows what the handler returns no more; _showtraceback is how IPython itself shows one
         shell.set_custom_exc((AnalysisError, DataFileError), lambda sh, etype, value, _tb, tb_offset=None:
                              sh._showtraceback(etype, value, [f"LỖI / ERROR: {value}"]))
