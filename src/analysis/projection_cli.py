@@ -1,27 +1,12 @@
 """``python -m analysis project INPUT.csv -o OUTPUT.csv [--until 2030] [--targets T.csv --status S.csv [--baseline YEAR]]``
 
-The DESIGN §6 command: project any long yearly series file with the engine of ``analysis.projection``
-and, given targets, write the verdict of ``analysis.verdicts``. Load -> process -> save: this module reads
-and writes, the engine and the verdict only compute.
+The DESIGN §6 command: project any long yearly series file with ``analysis.projection`` and, given
+targets, write the verdict of ``analysis.verdicts`` (its statuses and evidence: ``verdicts.STATUS_COLUMNS``
+and ``STATUS_EXTRA_COLUMNS``). This module only reads and writes; the engine and the verdict compute.
 
-STATUS has one row per series and target year: ``series_id, target_year, target_value, projected,
-probability, status``, then the evidence (``verdicts.STATUS_EXTRA_COLUMNS``: grade, basis, baseline, pace
-since the baseline against the pace required, label, reason, ...). ``status`` is one of: ``achieved`` /
-``not_met`` (the target year is observed: met or missed); ``on_track`` (met in the latest observation and
-the series does not move away from it, or projected to be met with probability >= 0.8);
-``needs_acceleration``, graded by the pace since the baseline against the pace the target requires
-(``on_pace``: the pace would reach it in time but the projection gives it less than 0.8; ``moderate``: at
-least half the required pace; ``strong``: less, or moving away); ``regressing`` (moving away from the target
-with 80% confidence); ``no_target`` (none set for that year); ``insufficient_data`` (too few points, the
-target year passed without an observation, or no projection). Thresholds and their anchors: the
-``verdict:`` block of projection.yaml. Pace is measured from ``--baseline`` (default: each series' first
-year), on the projection's working scale.
-
-Bad input never ends in a traceback: a file that cannot be used (missing, empty, not CSV, a required
-column missing, text where a number belongs, a year twice in a series) stops with a bilingual message
-and exit code 2; a single value outside the stated bounds is left out with a warning naming the series
-and year (the rest of the run is still useful), and a series too short to project gets an
-``insufficient_data`` row.
+Bad input never ends in a traceback: an unusable file stops with a bilingual message and exit code 2; a
+single bad value is left out with a warning naming the series and year, and a series too short to project
+gets an ``insufficient_data`` row.
 """
 
 from __future__ import annotations
@@ -108,19 +93,16 @@ def run(args: argparse.Namespace) -> int:
     if len(problems) > MAX_WARNINGS:
         print(f"CẢNH BÁO / WARNING: ... +{len(problems) - MAX_WARNINGS}", file=sys.stderr)
 
-    targets = None
     until = args.until
     if args.targets:
         targets = verdicts.normalise_targets(read_csv(args.targets, "tệp chỉ tiêu", "targets file"))
         until = max(until, int(targets["target_year"].max()))
     projected = projection.project(history, until=until, method=args.method)
 
-    columns = projection.OUTPUT_COLUMNS + projection.EXTRA_COLUMNS
-    if args.quantiles:
-        columns += projection.QUANTILE_COLUMNS
     shown = projected[projected["year"].isna() | (projected["year"] <= args.until)]
-    write_csv(shown[columns], args.output)
-    if targets is not None:
+    quantiles = projection.QUANTILE_COLUMNS if args.quantiles else []
+    write_csv(shown[projection.OUTPUT_COLUMNS + projection.EXTRA_COLUMNS + quantiles], args.output)
+    if args.targets:
         verdict = verdicts.assess(history, projected, targets, baseline_year=args.baseline, lang=args.lang)
         write_csv(verdict, args.status)
     n_series = projected["series_id"].nunique()
