@@ -1,52 +1,25 @@
 """The verdict of DESIGN §6: every target (series x target year) judged against its history and projection.
 
 Pure functions (no file IO). ``assess`` takes the input and the output of ``projection.project`` and the
-targets, and gives one row per series and target year with a status, the evidence behind it, and the
-report label. Every threshold, and the anchor it follows, is in the ``verdict:`` block of projection.yaml;
-the labels are in its ``statuses:`` block.
+targets, and gives one row per series and target year: a status, the evidence behind it and the report label.
+Thresholds, and the anchor each follows, are in the ``verdict:`` block of projection.yaml; the labels in its
+``statuses:`` block.
 
-Statuses, decided in this order (the first rule that applies):
+Statuses, the first rule that applies: ``no_target`` (none set for that year); ``achieved`` / ``not_met``
+(the target year is observed); ``insufficient_data`` (the target year passed without an observation, fewer
+than ``min_points`` points since the last break, or no projection); ``on_track``, basis 'latest' (met in the
+latest observation and not moving away) or 'projected' (met with probability ``on_track_probability`` and a
+pace since the baseline that does not say otherwise); ``regressing`` (moving away from the target);
+``needs_acceleration``, graded by the pace observed since the baseline against the pace the target required
+(UN SDG progress chart): ``on_pace`` (it would reach the target in time, the projection is less sure),
+``moderate`` (at least ``moderate_ratio`` of it), ``strong`` (less, moving away, or met at the baseline and
+lost since).
 
-1. ``no_target``: the plan sets no target for that year.
-2. ``achieved`` / ``not_met``: the series has an observation in the target year, which meets it or not.
-3. ``insufficient_data``: the target year has passed (up to ``as_of`` or the latest observation) without an
-   observation; fewer than ``min_points`` points since the last series break; no projection.
-4. ``on_track`` (basis 'latest'): the latest observation meets the target and the series does not move
-   away from it ("maintain 100%" at 100%; a dropout of 0.08% against "< 0.1%").
-5. ``on_track`` (basis 'projected'): the projection meets the target with probability at least
-   ``on_track_probability``, and the pace since the baseline does not say otherwise.
-6. ``regressing``: the series moves away from the target (the trend since the baseline, with
-   ``regressing_confidence``, and the values from the baseline to the latest year).
-7. ``needs_acceleration``, graded by the ratio of the pace observed since the baseline to the pace the
-   target required from it (UN SDG progress chart, Open SDG): ``on_pace`` (the observed pace would reach
-   the target in time, but the projection does not give it ``on_track_probability``), ``moderate`` (at
-   least ``moderate_ratio`` of the required pace: within reach), ``strong`` (less: far out of reach).
-
-"Moves away" (rules 4 and 6) means both: the trend fitted since the baseline points away from the target
-with at least ``regressing_confidence`` (one-sided Student t on its slope), and the values went the wrong
-way from the baseline to the latest year (down, for a target to reach from below).
-
-Pace is measured on one scale, the projection's working scale (logit for a value with both bounds, log with
-one, the value itself with none: the engine's ``_working_scale``), from the baseline year on
-(``baseline_year``; a series without an observation in that year starts at its first observation after it
-on the same territory, and says so). The observed pace is the change from the baseline value to the
-latest value, per year; the target requires, from the latest value, the change to the target per year
-left. For a sentence "observed X a year, needed Y a year" that always agrees with the status, both are
-also given in value units (percentage points a year): ``needed_change_per_year`` is the yearly change
-still needed (to the target as judged: a target on a bound is met within half a reporting unit), and
-``observed_change_per_year``, for a series moving towards a target it has not met, the yearly change
-that the observed pace, continued on the working scale, gives from the latest value to the target year.
-On the identity scale that is the average yearly change since the baseline
-(``change_per_year_since_baseline``); on the logit scale it is smaller near 0% and 100%, where gains
-slow, as in the projection. Comparing the
-two average changes of value instead would contradict the status near the bounds: 90% -> 95% in four
-years (+1.25 a year) against the +0.8 a year that 99% in five more years needs looks fast enough, but on
-the logit scale it is 70% of the pace required. The observed change is at least the change needed exactly
-when the pace ratio is at least 1 (to rounding), ``year_reached_at_pace`` is the target year or earlier,
-and, for a target to come down, ``aarr_observed`` (UNICEF's average annual rate of reduction) is at least
-``aarr_required``. For a series moving away from the target, or meeting it, these columns give what
-happened since the baseline (the average yearly change, UNICEF's AARR from the baseline to the latest
-value): nothing is compared there, and the sign always agrees.
+"Moving away": the trend since the baseline points away with at least ``regressing_confidence`` (one-sided
+Student t on its slope) and the values went the wrong way from the baseline to the latest year. Pace is
+measured on the projection's working scale, from ``baseline_year`` (or the first observation after it on the
+same territory); the columns in value units (changes a year, AARR) follow that scale, so that a sentence
+comparing them agrees with the status near the bounds too (projection.yaml shows why).
 
 Public API: ``assess``, ``normalise_targets``, ``probability_of``, ``status_label``, ``verdict_labels``;
 ``STATUSES``, ``GRADES``, ``PACES``, ``STATUS_COLUMNS``, ``STATUS_EXTRA_COLUMNS``.
@@ -58,8 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-# The engine's internals the verdict needs (kept to these): its input check and series-break rule, its
-# padded panel, its working scale (with the continuity correction) and its weighted trend fit.
+# the engine's internals the verdict shares: input check, break rule, panel, working scale and trend fit
 from analysis.projection import (
     LEVEL_COLUMNS,
     LEVELS,
@@ -92,10 +64,6 @@ STATUS_EXTRA_COLUMNS = [
     "n_points_since_baseline", "method", "label", "reason"]
 
 
-def _rules() -> dict:
-    return metadata()["verdict"]
-
-
 def status_label(status: str, lang: str = "vi", grade: str | None = None) -> str:
     """Report label of a status, and of a grade of needs_acceleration ('on_track' -> 'Đúng tiến độ';
     ('needs_acceleration', grade 'strong') -> its own label)."""
@@ -123,11 +91,8 @@ def verdict_labels(verdict: pd.DataFrame, lang: str = "vi") -> pd.Categorical:
 
 
 def _cdf(q: np.ndarray, levels: np.ndarray, x: np.ndarray, strict: bool) -> np.ndarray:
-    """P(Y < x) (strict) or P(Y <= x) from quantiles q (R, K) at ``levels``.
-
-    Piecewise linear in normal scores between the quantiles, extended linearly beyond the outer ones;
-    tied quantiles are a point mass (a series projected to stay on 100%).
-    """
+    """P(Y < x) (strict) or P(Y <= x) from quantiles q (R, K) at ``levels``: piecewise linear in normal scores,
+    extended linearly beyond the outer ones; tied quantiles are a point mass (a series staying on 100%)."""
     score = special.ndtri(levels)
     below = (q < x[:, None]) if strict else (q <= x[:, None])
     count = below.sum(1)
@@ -140,11 +105,8 @@ def _cdf(q: np.ndarray, levels: np.ndarray, x: np.ndarray, strict: bool) -> np.n
 
 
 def probability_of(projected: pd.DataFrame, target, comparator) -> np.ndarray:
-    """Probability that the projected value meets ``comparator target`` (>=, >, <=, <), row by row.
-
-    Reads the quantile columns present (at least the contract's five), so it also works on a projection
-    read back from the command's CSV.
-    """
+    """Probability that the projected value meets ``comparator target`` (>=, >, <=, <), row by row; reads the
+    quantile columns present (at least the contract's five), so a projection read back from CSV works too."""
     cols = [(lv, c) for lv, c in zip(LEVELS, LEVEL_COLUMNS) if c in projected.columns]
     q = np.sort(projected[[c for _, c in cols]].to_numpy(float), axis=1)
     levels = np.array([lv for lv, _ in cols])
@@ -167,13 +129,9 @@ def _meets(value, target, comparator) -> np.ndarray:
 
 
 def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
-    """Targets with an explicit ``comparator`` (from the column, else from ``direction``).
-
-    ``direction``: increase -> '>=' (reach at least), decrease -> '<=' (come down to at most). A plan's
-    strict "below 0.05%" needs comparator '<', which wins over direction. A blank target_value means no
-    target was set for that year.
-    """
-    meta = _rules()
+    """Targets with an explicit ``comparator``: the column's (a plan's strict '<' wins), else from ``direction``
+    (increase -> '>=', decrease -> '<='). A blank target_value means no target was set for that year."""
+    meta = metadata()["verdict"]
     have_rule = bool({"direction", "comparator"} & set(targets.columns))
     need = [c for c in ("series_id", "target_year", "target_value") if c not in targets.columns]
     if need or not have_rule:
@@ -332,45 +290,26 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     """The verdict for every target (series x target year): DESIGN §6 STATUS plus the evidence behind it.
 
     ``history``: the input of ``projection.project``; ``projections``: its output (or the command's CSV);
-    ``targets``: series_id, target_year, target_value and ``comparator`` (>=, >, <=, <) or ``direction``
-    (increase/decrease, see ``normalise_targets``); a blank target_value means no target was set.
-    ``as_of``: the reporting year; a target year up to it without an observation is not projected.
-    ``baseline_year``: the year pace is measured from (the plan's baseline; default: each series' first
-    year after its last break). ``checked``: what ``check_input(history)`` returned, when the caller has it
-    already (see ``projection.project``). The rules are in the module docstring, their thresholds in
-    projection.yaml (``verdict``).
+    ``targets``: see ``normalise_targets``. ``as_of``: the reporting year (a target year up to it without an
+    observation is not projected). ``baseline_year``: the year pace is measured from (default: each series'
+    first year after its last break). ``checked``: ``check_input(history)``, when the caller has it.
 
-    A target equal to a bound of the scale ("maintain 100%") is met within half a unit of the bound: half a
-    reporting unit (``bound_tolerance_fraction``), or with counts half a count (the continuity correction),
-    since a continuous projection cannot land exactly on the bound.
+    A target on a bound of the scale ("maintain 100%") is met within half a unit of it (half a reporting unit,
+    or half a count): a continuous projection cannot land exactly on the bound.
 
-    Columns: STATUS_COLUMNS (DESIGN §6), then
-
-    * ``grade``: of needs_acceleration: on_pace, moderate or strong ('' otherwise, or when the pace is
-      undefined); ``comparator``; ``basis``: 'observed' (the target year's value), 'latest' (met in the
-      latest observation and kept), 'projected', '' (no verdict); ``met``: the target met in the observation
-      the verdict rests on (observed or latest); ``observed``: the value in the target year; ``lo80, hi80``:
-      the projection's 80% interval; ``latest_year, latest_value``.
-    * ``baseline_year, baseline_value``: where the pace starts (see the module docstring).
-    * ``pace`` (targets still ahead): 'kept' (the latest value meets the target), 'ahead' (not met; the
-      observed pace would reach it in time), 'behind' (moving towards it, too slowly, or not moving), 'away'
-      (moving away from it).
-    * ``progress_ratio``: observed pace since the baseline / pace the target required from the baseline
-      (working scale; UN progress chart, Open SDG); undefined when the baseline value already met the target.
-    * ``observed_change_per_year``, ``needed_change_per_year`` (value units a year; see the module
-      docstring), ``change_per_year_since_baseline`` (the average yearly change from the baseline to the
-      latest value, the same sign), ``value_at_pace`` (the value the observed pace, continued on the working
-      scale, gives in the target year), ``years_to_target_at_pace``, ``year_reached_at_pace`` (at the
-      observed pace; 0 / the latest year when met already, empty when never or beyond a century),
-      ``aarr_observed``, ``aarr_required`` (targets to come down, in %: UNICEF's AARR = (1 - (x_t / x_0) **
-      (1 / (t - t0))) * 100; observed: from the latest value to ``value_at_pace`` for a series moving
-      towards the target, else from the baseline to the latest value; required: from the latest value to
-      the target).
-    * ``trend_away_confidence`` (one-sided confidence that the trend since the baseline moves away from the
-      target), ``n_points`` (since the last break), ``n_points_since_baseline``, ``method`` (projection
-      method), ``label`` (in ``lang``), ``reason`` (plain English).
+    Columns: STATUS_COLUMNS (DESIGN §6), then ``grade`` (of needs_acceleration), ``comparator``, ``basis``
+    (what the verdict rests on: 'observed', 'latest', 'projected' or ''), ``met`` (in that observation),
+    ``observed`` (the target year's value), ``lo80, hi80``, ``latest_year, latest_value``, ``baseline_year,
+    baseline_value``; ``pace`` (targets ahead: 'kept' met now, 'ahead' the observed pace reaches it in time,
+    'behind' too slowly, 'away' moving away), ``progress_ratio`` (observed / required pace since the baseline,
+    working scale; undefined when the baseline value met the target), ``observed_change_per_year``,
+    ``needed_change_per_year``, ``change_per_year_since_baseline`` (value units a year), ``value_at_pace``,
+    ``years_to_target_at_pace``, ``year_reached_at_pace`` (the observed pace continued on the working scale;
+    empty beyond a century), ``aarr_observed``, ``aarr_required`` (targets to come down: UNICEF's average
+    annual rate of reduction, %), ``trend_away_confidence``, ``n_points`` (since the last break),
+    ``n_points_since_baseline``, ``method`` (of the projection), ``label`` (in ``lang``), ``reason``.
     """
-    meta = _rules()
+    meta = metadata()["verdict"]
     tg = normalise_targets(targets)
     checked, _ = check_input(history) if checked is None else checked
     ids = np.asarray(pd.unique(pd.concat([checked["series_id"], tg["series_id"]]).astype(object)), dtype=object)
@@ -468,7 +407,6 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     judged_on = np.isin(status, [ON_TRACK, ACCELERATE, REGRESSING])
     basis = np.select([np.isin(status, [ACHIEVED, NOT_MET]), (status == ON_TRACK) & kept, judged_on],
                       [1, 2, 3], 0)  # '', observed, latest, projected
-    shown = judged_on
     paced = judged_on & defined
 
     # reason: one of a few texts, with the baseline's note where the pace is given. The same categories in
@@ -490,15 +428,15 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
 
     result = pd.DataFrame({
         "series_id": out["series_id"], "target_year": out["target_year"], "target_value": target,
-        "projected": when(shown, out["value"].to_numpy(float) if "value" in out else np.nan),
-        "probability": when(shown, prob), "status": _categorical(status, STATUSES),
+        "projected": when(judged_on, out["value"].to_numpy(float) if "value" in out else np.nan),
+        "probability": when(judged_on, prob), "status": _categorical(status, STATUSES),
         "grade": _categorical(grade, ("", *GRADES)),
         "comparator": pd.Categorical(comp, categories=pd.Index(COMPARATORS, dtype=object)),
         "basis": _categorical(basis, BASES),
         "met": pd.array(np.where(basis == 1, met, np.where(basis == 2, True, None)), dtype="boolean"),
         "observed": obs,
-        "lo80": when(shown, out["lo80"].to_numpy(float) if "lo80" in out else np.nan),
-        "hi80": when(shown, out["hi80"].to_numpy(float) if "hi80" in out else np.nan),
+        "lo80": when(judged_on, out["lo80"].to_numpy(float) if "lo80" in out else np.nan),
+        "hi80": when(judged_on, out["hi80"].to_numpy(float) if "hi80" in out else np.nan),
         "latest_year": _whole(L), "latest_value": yL, "baseline_year": _whole(b), "baseline_value": yb,
         "pace": _categorical(np.where(paced, pace_code, 0), ("", *PACES)), "progress_ratio": when(paced, ratio),
         # towards a target not met yet: comparable with the change needed; else what happened since the baseline
@@ -513,7 +451,7 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
         "aarr_required": when(paced, aarr_required),
         "trend_away_confidence": away_conf, "n_points": n_points,
         "n_points_since_baseline": out["n_points_since_baseline"].fillna(0).to_numpy(int),
-        "method": pd.Categorical(np.where(shown, out["method"].to_numpy(object) if "method" in out.columns else None,
+        "method": pd.Categorical(np.where(judged_on, out["method"].to_numpy(object) if "method" in out.columns else None,
                                           None), categories=_methods(out)),
         "reason": reason,
     })
