@@ -291,6 +291,12 @@ def _last(a: np.ndarray, n: np.ndarray) -> np.ndarray:
     return a[np.arange(len(n)), np.maximum(n - 1, 0)]
 
 
+def _whole(a: np.ndarray) -> pd.arrays.IntegerArray:
+    """Years as nullable integers."""
+    missing = np.isnan(a)
+    return pd.arrays.IntegerArray(np.where(missing, 0, a).astype(np.int64), missing)
+
+
 def _shift_breaks(p: _Panel, breaks: pd.Series) -> tuple[_Panel, _Panel, np.ndarray, np.ndarray]:
     """breaks='shift': on the working scale, the years before the last break forecast the first year observed
     after it (their last value plus their average yearly change: the trend is carried across); that value
@@ -849,10 +855,6 @@ def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, com
         out[:n_obs] = observed
         return out
 
-    def whole_years(a: np.ndarray) -> pd.arrays.IntegerArray:
-        missing = np.isnan(a)
-        return pd.arrays.IntegerArray(np.where(missing, 0, a).astype(np.int64), missing)
-
     def per_series_text(text: np.ndarray) -> pd.Categorical:
         codes, categories = pd.factorize(pd.Series(text, dtype=object), use_na_sentinel=True)
         return pd.Categorical.from_codes(codes[s_all], categories=pd.Index(categories, dtype=object))
@@ -875,12 +877,12 @@ def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, com
     ids = panel.ids[s_all]
     last = _last(panel.t, panel.n)
     others = {"series_id": pd.array(ids, dtype=object) if ids.dtype == object else ids,
-              "year": whole_years(per_row(t_out[s_idx, h_idx])),
+              "year": _whole(per_row(t_out[s_idx, h_idx])),
               "method": per_series_text(np.where(ok, method, INSUFFICIENT)),
               "method_reason": per_series_text(reason), "n_points": panel.n[s_all],
-              "first_year": whole_years(np.where(blank, np.nan, panel.t[s_all, 0])),
-              "last_year": whole_years(np.where(blank, np.nan, last[s_all])),
-              "horizon": whole_years(np.where(blank, np.nan, per_row(h_idx + 1.0))),
+              "first_year": _whole(np.where(blank, np.nan, panel.t[s_all, 0])),
+              "last_year": _whole(np.where(blank, np.nan, last[s_all])),
+              "horizon": _whole(np.where(blank, np.nan, per_row(h_idx + 1.0))),
               "scale": per_series_text(np.where(no_data, None, _SCALE_NAMES[kind]))}
     for col in columns:
         if col in others:

@@ -36,11 +36,13 @@ from analysis.projection import (
     LEVEL_COLUMNS,
     LEVELS,
     _after_breaks,
+    _last,
     _numeric,
     _pack,
     _sampling_variance,
     _Scale,
     _trend_fit,
+    _whole,
     _working_scale,
     check_input,
     metadata,
@@ -175,10 +177,6 @@ def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
 # the series since the baseline, on the working scale
 
 
-def _last(a: np.ndarray, n: np.ndarray) -> np.ndarray:
-    return a[np.arange(len(n)), np.maximum(n - 1, 0)]
-
-
 def _shift_left(a: np.ndarray, k0: np.ndarray, n: np.ndarray, fill=np.nan) -> np.ndarray:
     """Each row's observations from position k0 on, left-aligned (the panel layout), ``fill`` beyond."""
     N = a.shape[1]
@@ -232,13 +230,6 @@ def _methods(out: pd.DataFrame) -> pd.Index:
     known = [*meta["methods"], INSUFFICIENT]
     other = sorted({str(m) for m in pd.unique(out["method"].dropna())} - set(known)) if "method" in out.columns else []
     return pd.Index([*known, *other], dtype=object)
-
-
-def _whole(a: np.ndarray) -> pd.arrays.IntegerArray:
-    """Years as nullable integers."""
-    a = np.asarray(a, dtype=float)
-    missing = np.isnan(a)
-    return pd.arrays.IntegerArray(np.where(missing, 0, a).astype(np.int64), missing)
 
 
 def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseline_year: int | None) -> pd.DataFrame:
