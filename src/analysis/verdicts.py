@@ -33,19 +33,8 @@ from scipy import special
 
 # the engine's internals the verdict shares: input check, break rule, panel, working scale and trend fit
 from analysis.projection import (
-    LEVEL_COLUMNS,
-    LEVELS,
-    _after_breaks,
-    _last,
-    _numeric,
-    _pack,
-    _sampling_variance,
-    _Scale,
-    _trend_fit,
-    _whole,
-    _working_scale,
-    check_input,
-    metadata,
+    LEVEL_COLUMNS, LEVELS, _after_breaks, _last, _numeric, _pack, _sampling_variance, _Scale, _trend_fit, _whole,
+    _working_scale, check_input, metadata,
 )
 from analysis.errors import AnalysisError
 
@@ -177,12 +166,12 @@ def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
 # the series since the baseline, on the working scale
 
 
-def _shift_left(a: np.ndarray, k0: np.ndarray, n: np.ndarray, fill=np.nan) -> np.ndarray:
-    """Each row's observations from position k0 on, left-aligned (the panel layout), ``fill`` beyond."""
+def _shift_left(a: np.ndarray, k0: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Each row's observations from position k0 on, left-aligned (the panel layout), NaN beyond."""
     N = a.shape[1]
     idx = k0[:, None] + np.arange(N)[None, :]
     inside = idx < n[:, None]
-    return np.where(inside, a[np.arange(len(a))[:, None], np.minimum(idx, N - 1)], fill)
+    return np.where(inside, a[np.arange(len(a))[:, None], np.minimum(idx, N - 1)], np.nan)
 
 
 # why a series' baseline is not the requested year (short texts, the same for many series)
@@ -223,15 +212,6 @@ def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
     return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=pd.Index(categories, dtype=object))
 
 
-def _methods(out: pd.DataFrame) -> pd.Index:
-    """Categories of the method column: the engine's methods (the same in every call), and any other name a
-    projection file brings."""
-    meta = metadata()
-    known = [*meta["methods"], INSUFFICIENT]
-    other = sorted({str(m) for m in pd.unique(out["method"].dropna())} - set(known)) if "method" in out.columns else []
-    return pd.Index([*known, *other], dtype=object)
-
-
 def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseline_year: int | None) -> pd.DataFrame:
     """Per series (rows from the last break on): points, latest year and value, bounds and working scale,
     the baseline (year, value, note) and the trend fitted since it on the working scale (slope, its
@@ -243,11 +223,9 @@ def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseli
     n = p.n
     S, N = p.t.shape
     used = np.arange(N)[None, :] < n[:, None]
-    first = p.t[:, 0]
-    b0 = first if baseline_year is None else np.full(S, float(baseline_year))
+    b0 = p.t[:, 0] if baseline_year is None else np.full(S, float(baseline_year))
     since = used & (p.t >= b0[:, None])
-    count = since.sum(1)
-    from_year = count >= 2
+    from_year = since.sum(1) >= 2
     k0 = np.where(from_year, np.argmax(since, 1), 0)
     rows_ = np.arange(S)
     b = np.where(n > 0, p.t[rows_, k0], np.nan)
@@ -413,6 +391,10 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     reason = _categorical(code, [r + (f"; {n}" if n else "") for r in reasons for n in notes])
 
     toward_open = np.isin(pace_code, [_AHEAD, _BEHIND])  # towards a target not met yet: the pace is compared
+    # methods: the engine's (the same categories in every call), then any other name a projection file brings
+    known = [*metadata()["methods"], INSUFFICIENT]
+    other = sorted({str(m) for m in pd.unique(out["method"].dropna())} - set(known)) if "method" in out.columns else []
+    method = out["method"].to_numpy(object) if "method" in out.columns else None
 
     def when(mask, values):
         return np.where(mask, values, np.nan)
@@ -421,12 +403,10 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
         "series_id": out["series_id"], "target_year": out["target_year"], "target_value": target,
         "projected": when(judged_on, out["value"].to_numpy(float) if "value" in out else np.nan),
         "probability": when(judged_on, prob), "status": _categorical(status, STATUSES),
-        "grade": _categorical(grade, ("", *GRADES)),
+        "grade": _categorical(grade, ("", *GRADES)), "basis": _categorical(basis, BASES),
         "comparator": pd.Categorical(comp, categories=pd.Index(COMPARATORS, dtype=object)),
-        "basis": _categorical(basis, BASES),
         "met": pd.array(np.where(basis == 1, met, np.where(basis == 2, True, None)), dtype="boolean"),
-        "observed": obs,
-        "lo80": when(judged_on, out["lo80"].to_numpy(float) if "lo80" in out else np.nan),
+        "observed": obs, "lo80": when(judged_on, out["lo80"].to_numpy(float) if "lo80" in out else np.nan),
         "hi80": when(judged_on, out["hi80"].to_numpy(float) if "hi80" in out else np.nan),
         "latest_year": _whole(L), "latest_value": yL, "baseline_year": _whole(b), "baseline_value": yb,
         "pace": _categorical(np.where(paced, pace_code, 0), ("", *PACES)), "progress_ratio": when(paced, ratio),
@@ -435,15 +415,13 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
         "observed_change_per_year": when(paced, np.where(toward_open, observed_change, since_change)),
         "needed_change_per_year": when(paced, needed_change),
         "change_per_year_since_baseline": when(judged_on, since_change),
-        "value_at_pace": when(paced, value_at_target),
-        "years_to_target_at_pace": when(paced, years_at_pace),
+        "value_at_pace": when(paced, value_at_target), "years_to_target_at_pace": when(paced, years_at_pace),
         "year_reached_at_pace": _whole(when(paced, year_at_pace)),
         "aarr_observed": when(paced, np.where(toward_open, aarr_observed, aarr_since)),
         "aarr_required": when(paced, aarr_required),
         "trend_away_confidence": away_conf, "n_points": n_points,
         "n_points_since_baseline": out["n_points_since_baseline"].fillna(0).to_numpy(int),
-        "method": pd.Categorical(np.where(judged_on, out["method"].to_numpy(object) if "method" in out.columns else None,
-                                          None), categories=_methods(out)),
+        "method": pd.Categorical(np.where(judged_on, method, None), categories=pd.Index([*known, *other], dtype=object)),
         "reason": reason,
     })
     result["label"] = verdict_labels(result, lang)
