@@ -206,9 +206,9 @@ def _break_years(df: pd.DataFrame, before: pd.Series | None = None) -> pd.Series
     return year.groupby(df["series_id"], sort=False).max().dropna()
 
 
-def _after_breaks(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Checked rows from the last break on, with a value; and the break years."""
-    breaks = _break_years(rows)
+def _after_breaks(rows: pd.DataFrame, breaks: pd.Series | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    """Checked rows with a value from the break on (default: each series' last); and the break years."""
+    breaks = _break_years(rows) if breaks is None else breaks
     if len(breaks):
         start = rows["series_id"].map(breaks)
         rows = rows[start.isna() | (rows["year"] >= start)]
@@ -219,17 +219,14 @@ def _prepare(frame: pd.DataFrame, checked: tuple[pd.DataFrame, pd.DataFrame] | N
              ) -> tuple[pd.DataFrame, np.ndarray, pd.Series, pd.DataFrame]:
     """Usable rows (with a value, from the last break on; with breaks='shift', from the break before it);
     every series id of the input; the last break years; problems."""
-    if "series_id" not in frame:
-        ids = np.array([], object)
-    elif pd.api.types.is_integer_dtype(frame["series_id"].dtype):  # numbered series (the pipeline): kept as numbers
+    rows, problems = check_input(frame) if checked is None else checked
+    if pd.api.types.is_integer_dtype(frame["series_id"].dtype):  # numbered series (the pipeline): kept as numbers
         ids = pd.unique(frame["series_id"].to_numpy(np.int64))
     else:
         ids = np.asarray(pd.unique(frame["series_id"]), dtype=object)
-    rows, problems = check_input(frame) if checked is None else checked
     after, years = _after_breaks(rows)
     if breaks == "shift" and len(years):
-        start = rows["series_id"].map(_break_years(rows, before=years))
-        after = rows[rows["value"].notna() & (start.isna() | (rows["year"] >= start))]
+        after, _ = _after_breaks(rows, _break_years(rows, before=years))
     return after, ids, years, problems
 
 
@@ -444,7 +441,6 @@ class _Forecast:
     df: np.ndarray      # (R,)
     scale: _Scale
     ok: np.ndarray      # (R,) method applicable to the row
-    note: np.ndarray    # (R,) what the reader should know ('' if nothing)
 
 
 def _walk(z: np.ndarray, t: np.ndarray, n: np.ndarray) -> dict:
@@ -522,13 +518,12 @@ def _once(shared: dict, what: str, scale: _Scale, compute):
     return shared[key][1]
 
 
-def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared: dict | None = None) -> _Forecast:
+def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared: dict) -> _Forecast:
     """One method for every row of ``p``, at the years ``t_out`` (R, H; NaN = no year). ``shared``: a dict
     kept across the methods of one panel, so that the methods on the same scale transform the values and
     compute the random-walk statistics once."""
     phi = metadata()["methods"]["damped"]["phi"]
     scale, undefined = _method_scale(method, p, working)
-    shared = {} if shared is None else shared
     z = _once(shared, "z", scale, lambda: scale.forward(p.y))
     floor2 = scale.noise_floor() ** 2
     h = t_out - _last(p.t, p.n)[:, None]
@@ -557,9 +552,7 @@ def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared
                     df = np.where(undefined, wk["m"], df)
             finite = np.isfinite(wk["zlast"]) & (np.isfinite(wk["drift"]) | (method == "last_value"))
     ok = (n >= metadata()["methods"][method]["min_points"]) & finite & (df >= 1)
-    note = np.where(undefined, _CAGR_NOTE, "") if undefined is not None else np.full(len(n), "")
-    return _Forecast(center=center, sd=sd, df=np.clip(np.nan_to_num(df, nan=1.0), 1, _MAX_DF), scale=scale,
-                     ok=ok, note=note.astype(object))
+    return _Forecast(center=center, sd=sd, df=np.clip(np.nan_to_num(df, nan=1.0), 1, _MAX_DF), scale=scale, ok=ok)
 
 
 def _quantiles_z(fc: _Forecast, levels: np.ndarray, extra_df: float = 0.0) -> np.ndarray:
@@ -762,13 +755,12 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
     values = np.empty((len(todo), H, len(levels)))  # the forecast series only: slot[s] is series s's row
     for start in range(0, len(todo), _CHUNK):
         chunk = todo[start:start + _CHUNK]
-        values[start:start + len(chunk)], fit_ok, fit_note = _quantiles(panel, chunk, t_out[chunk], run, extra[chunk])
+        values[start:start + len(chunk)], fit_ok = _quantiles(panel, chunk, t_out[chunk], run, extra[chunk])
         ok[chunk] &= fit_ok
-        note[chunk] = np.where(fit_note != "", fit_note, note[chunk])
     if shift is not None:  # never narrower than the same model on the data from the break on alone
         wider = np.flatnonzero((panel.n >= need) & (alone.n >= need) & np.isfinite(shift))
         if wider.size:
-            alone, alone_ok, _ = _quantiles(alone, wider, t_out[wider], run, np.zeros(len(wider)))
+            alone, alone_ok = _quantiles(alone, wider, t_out[wider], run, np.zeros(len(wider)))
             q, mid = values[slot[wider]], len(levels) // 2  # mid: the median
             spread = np.where(alone_ok[:, None, None], np.abs(alone - alone[:, :, [mid]]), 0.0)
             q = q[:, :, [mid]] + np.sign(np.arange(len(levels)) - mid) * np.fmax(np.abs(q - q[:, :, [mid]]), spread)
@@ -780,13 +772,13 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
 
 
 def _quantiles(panel: _Panel, chunk: np.ndarray, t_out: np.ndarray, run: tuple, extra_var: np.ndarray):
-    """Quantiles on the value scale (R, H, K) of the series ``chunk`` at the years ``t_out``, whether each could
-    be forecast, the notes. auto: quantile averaging of its components on the working scale, where
-    ``extra_var`` (the uncertainty of a level shift at a break) is added to the variance."""
+    """Quantiles on the value scale (R, H, K) of the series ``chunk`` at the years ``t_out``, and whether each could
+    be forecast. auto: quantile averaging of its components on the working scale, where ``extra_var`` (the
+    uncertainty of a level shift at a break) is added to the variance."""
     components, weights, calibrated, pseudo_df = run
     part = panel.take(chunk)
     working = _working_scale(part)
-    quantiles, ok, note, shared = 0.0, np.ones(len(chunk), bool), np.full(len(chunk), "", dtype=object), {}
+    quantiles, ok, shared = 0.0, np.ones(len(chunk), bool), {}
     for j, m in enumerate(components):
         fc = _forecast(m, part, t_out, working, shared)
         fc.sd = np.sqrt(fc.sd ** 2 + extra_var[:, None]) if fc.scale is working else fc.sd
@@ -794,10 +786,9 @@ def _quantiles(panel: _Panel, chunk: np.ndarray, t_out: np.ndarray, run: tuple, 
         q *= weights[chunk, j, None, None]
         quantiles = np.add(quantiles, q, out=q)
         ok &= fc.ok
-        note = np.where(fc.note != "", fc.note, note)
     flat = fc.scale.inverse(quantiles.reshape(len(chunk), -1))
     # sorted: guards the order of the quantiles against rounding at the bounds
-    return np.sort(flat.reshape(quantiles.shape), axis=2), ok, note
+    return np.sort(flat.reshape(quantiles.shape), axis=2), ok
 
 
 def _reasons(panel, ids, ok, method, n_err, default, breaks, shift, problems, note, n_calibration) -> np.ndarray:
