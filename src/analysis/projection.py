@@ -1,18 +1,13 @@
 """Projection of short yearly series to the target years, with honest intervals.
 
-Pure functions (no file IO): ``project`` turns long series into projections with 80% and 95% intervals.
-Every number that is a choice (methods, thresholds, calibration) lives in ``projection.yaml`` beside this
-file. The verdict against targets (DESIGN §6 STATUS) is ``analysis.verdicts``, which reads this engine's
-projections and uses its input check, working scale and trend fit.
+Pure functions (no file IO); every number that is a choice is in ``projection.yaml`` beside this file.
+Series are short (3-15 yearly points, gaps allowed) and many: every method is closed-form and vectorised over
+a padded series x observation matrix, bounded values on the logit scale. ``auto`` is the last value plus a
+weight of the damped trend's further change, set by a rolling-origin backtest on each series' own history
+and shrunk towards the run's default; the same backtest calibrates the intervals. The verdict against the
+targets is ``analysis.verdicts``.
 
-Series are short (3-15 yearly points, gaps allowed) and hundreds of thousands: every method is closed-form
-and vectorised over a padded series x observation matrix; nothing loops over series. Bounded values are
-modelled on the logit scale. Robust first: ``auto`` is the last value plus a weight of the damped trend's
-further change, set by a rolling-origin backtest on each series' own history and shrunk towards the run's
-default, which the backtest of all the run's series chooses; the same backtest calibrates the intervals.
-
-Public API: ``project`` (projections), ``check_input`` (validation used by the engine, the verdict and
-the command), ``calibration_table`` (diagnostic), ``metadata``, ``method_label``; column lists
+Public API: ``project``, ``check_input``, ``calibration_table`` (diagnostic), ``metadata``, ``method_label``;
 ``OUTPUT_COLUMNS``, ``EXTRA_COLUMNS``, ``QUANTILE_COLUMNS``.
 """
 
@@ -36,8 +31,7 @@ INSUFFICIENT = "insufficient_data"
 OUTPUT_COLUMNS = ["series_id", "year", "value", "lo80", "hi80", "lo95", "hi95", "method"]
 EXTRA_COLUMNS = ["method_reason", "n_points", "first_year", "last_year", "last_value", "horizon", "scale",
                  "w_last_value", "w_logit_linear", "w_damped"]
-# Quantile levels carried by every projection row: the five of the contract and ten more, so that the
-# verdict can read a probability off a projection (``verdicts.probability_of``), even off the command's CSV.
+# the contract's five quantiles and ten more: the verdict reads a probability off them, even off a CSV
 LEVELS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99)
 LEVEL_COLUMNS = ("q01", "lo95", "q05", "lo80", "q20", "q30", "q40", "value",
                  "q60", "q70", "q80", "hi80", "q95", "hi95", "q99")
@@ -98,13 +92,11 @@ def _problems(frame: pd.DataFrame, code: str, vi: str, en: str, action: str) -> 
 def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate long input -> (usable rows, problems).
 
-    Structural faults stop everything (``AnalysisError``, bilingual): a missing column, text where a
-    number is expected, a year that is not a whole number, a series with the same year twice. Faults of
-    single values go to ``problems`` (series_id, year, code, message_vi, message_en, action) and the
-    value is left out: outside the stated bounds or infinite ('dropped'); bounds that vary within a series
-    or are inverted ('series_skipped': the series gets an insufficient_data row); unusable counts
-    ('counts_ignored': the series is fitted without sampling weights). Missing values are missing years.
-    The rows keep the known columns plus ``_code``, an integer series code used internally.
+    Structural faults raise a bilingual ``AnalysisError`` (a missing column, text for a number, a year that
+    is not whole or twice in a series). A bad single value goes to ``problems`` (series_id, year, code,
+    message_vi, message_en, action): 'dropped' (outside the bounds, infinite), 'series_skipped' (bounds
+    varying or inverted), 'counts_ignored' (fitted without sampling weights). Missing values are missing
+    years. The rows keep the known columns plus ``_code``, an integer series code.
     """
     missing = [c for c in ("series_id", "year", "value") if c not in frame.columns]
     if missing:
@@ -295,11 +287,9 @@ def _whole(a: np.ndarray) -> pd.arrays.IntegerArray:
 
 
 def _shift_breaks(p: _Panel, breaks: pd.Series) -> tuple[_Panel, _Panel, np.ndarray, np.ndarray]:
-    """breaks='shift': on the working scale, the years before the last break forecast the first year observed
-    after it (their last value plus their average yearly change: the trend is carried across); that value
-    minus the forecast is the shift added to the earlier years. Needs 2 points before and 1 after, else the
-    earlier years are left out. Returns the joined panel, the panel from the break on, the shift (value
-    scale; NaN: none) and its variance (working scale: the forecast's, with changes around no drift)."""
+    """breaks='shift': the years before the last break forecast (last value plus average change, working scale)
+    the first year after it; the gap is the shift added to them (needs 2 points before, 1 after, else they are
+    left out). -> joined panel, panel from the break on, shift (value scale; NaN: none), its variance."""
     i, col = np.arange(len(p.n)), np.arange(p.t.shape[1])[None, :]
     before = (p.t < pd.Series(p.ids).map(breaks).to_numpy(float)[:, None]).sum(1)
     scale = _working_scale(p)
@@ -416,8 +406,8 @@ def _working_scale(p: _Panel) -> _Scale:
 
 
 def _sampling_variance(p: _Panel, scale: _Scale) -> np.ndarray:
-    """Sampling variance of each year's value on ``scale`` from its counts (0 where there are none): logit
-    1 / (n p'(1 - p')), p' the squeezed proportion; value scale width^2 p'(1 - p') / n. Proportions only."""
+    """Sampling variance of each year's value on ``scale`` from its counts (0 without): logit 1 / (n p'(1 - p')),
+    p' the squeezed proportion; value scale width^2 p'(1 - p') / n."""
     if p.den is None:
         return np.zeros_like(p.y)
     e = scale.eps[:, None]
@@ -474,10 +464,8 @@ def _line(z, t, w):
 
 
 def _trend_fit(z, t, n, v):
-    """Least-squares line through the prefix; with sampling variances v, weights 1 / (tau^2 + v), tau^2 the
-    between-year variance beyond sampling (DerSimonian-Laird). Weights are relative (a year of average
-    precision weighs 1) and the residual variance comes from the data: counts decide how much each year
-    counts, not how wide the interval is. Without counts: ordinary least squares."""
+    """Least-squares line through the prefix; with sampling variances v, relative weights 1 / (tau^2 + v)
+    (tau^2: DerSimonian-Laird): counts decide how much each year counts, not how wide the interval is."""
     used = np.arange(z.shape[1])[None, :] < n[:, None]
     has_v = (used & (v > 0)).any(1)
     w = used.astype(float)
@@ -519,9 +507,8 @@ def _once(shared: dict, what: str, scale: _Scale, compute):
 
 
 def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared: dict) -> _Forecast:
-    """One method for every row of ``p``, at the years ``t_out`` (R, H; NaN = no year). ``shared``: a dict
-    kept across the methods of one panel, so that the methods on the same scale transform the values and
-    compute the random-walk statistics once."""
+    """One method for every row of ``p`` at the years ``t_out`` (R, H; NaN = no year). ``shared``: kept across
+    the methods of one panel (values transformed and walked once per scale)."""
     phi = metadata()["methods"]["damped"]["phi"]
     scale, undefined = _method_scale(method, p, working)
     z = _once(shared, "z", scale, lambda: scale.forward(p.y))
@@ -625,9 +612,8 @@ def _backtest(p: _Panel, methods: list[str], with_pit: bool) -> _Backtest:
 
 
 def _empirical_levels(bt: _Backtest | None, method: str, lower: np.ndarray, n_series: int) -> tuple[np.ndarray, int]:
-    """Calibrated lower-tail levels measured on a backtest, and the number of series behind them: PITs (of the
-    t with ``pseudo_df`` more degrees of freedom) folded, v = min(u, 1 - u), and pooled with equal weight per
-    series; the level for nominal l < 0.5 is the 2l-quantile of v (the l-quantile of the symmetrised PITs)."""
+    """Calibrated lower-tail levels measured on a backtest, and the number of series behind them: the level for
+    nominal l is the 2l-quantile of the folded PITs min(u, 1 - u), pooled with equal weight per series."""
     cal = metadata()["calibration"]
     if bt is None or not bt.rows.size:
         return np.full_like(lower, np.nan), 0
@@ -674,10 +660,8 @@ def calibration_table(frame: pd.DataFrame, methods: tuple[str, ...] = METHODS) -
 
 
 def _auto_weights(bt: _Backtest | None, n_series: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Weight of the damped trend beside the last value, per series; the errors behind it; the run's default.
-    Per series: the Bates-Granger weight (inverse MSE over the series' backtest) shrunk towards the default as
-    if it had ``shrinkage_errors`` errors behind it; the default is the one of ``trend_weights`` whose weights
-    give the smallest mean absolute error over the backtest of all the run's series (ties: the smaller)."""
+    """Weight of the damped trend beside the last value per series (Bates-Granger, shrunk towards the default),
+    the errors behind it, and the run's default: the ``trend_weights`` entry of least backtest MAE."""
     sel = metadata()["selection"]
     both = np.zeros((0, 1), bool) if bt is None else np.isfinite(bt.center["last_value"]) & np.isfinite(bt.center["damped"])
     if not both.any():
@@ -703,22 +687,17 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
             calibrate: bool | None = None, checked: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Project every series of a long frame to ``until``; never fails for one series.
 
-    Input columns: ``series_id, year, value``; optional ``lower, upper`` (bounds of the scale, NaN = none),
-    ``numerator, denominator`` (counts behind a bounded value: their sampling precision weights the
-    trend fits), ``series_break`` (True in the first year of a new territory) or ``segment`` (a label that
-    changes at a break). ``breaks``: 'drop' uses only the data from the last break on; 'shift' joins the
-    years before it, moved by the level shift estimated at the break (``_shift_breaks``), and widens the
-    intervals by the shift's variance, never narrower than the same model on the years from the break on.
+    Input: ``series_id, year, value``; optional ``lower, upper`` (bounds of the scale, NaN = none),
+    ``numerator, denominator`` (counts: their sampling precision weights the trend fits), ``series_break``
+    (True in the first year of a new territory) or ``segment`` (a label that changes at a break). ``breaks``:
+    'drop' uses the data from the last break on; 'shift' joins the years before it, moved by the level shift
+    estimated at the break, with intervals widened by its variance (never narrower than with 'drop').
+    ``method``: 'auto' (the YAML's default) or one of METHODS. ``calibrate`` (default: the YAML): intervals
+    recalibrated on the run's backtest; False: the plain model intervals. ``checked``: ``check_input(frame)``.
 
-    Output: one row per series and year from its last observed year + 1 to ``until``: ``series_id, year,
-    value`` (the median), ``lo80, hi80, lo95, hi95, method``, then ``method_reason, n_points`` (used),
-    ``first_year, last_year, last_value, horizon, scale`` (working scale), ``w_*`` (weights of ``auto``)
-    and the quantiles ``q01 ... q99``. A series that cannot be projected gets its rows with method
-    ``insufficient_data`` and empty numbers (one row with an empty year if it has no value at all).
-
-    ``method``: 'auto' (the YAML's default) or one of METHODS. ``calibrate`` (default: the YAML) recalibrates
-    the intervals on the run's rolling-origin backtest; False gives the plain model intervals (what
-    statsmodels would give). ``checked``: what ``check_input(frame)`` returned, when the caller has it.
+    Output: one row per series and year after its last observation up to ``until`` (OUTPUT_COLUMNS,
+    EXTRA_COLUMNS, QUANTILE_COLUMNS); a series that cannot be projected gets method ``insufficient_data`` and
+    empty numbers (one row with an empty year if it has no value at all).
     """
     meta = metadata()
     method = meta["default_method"] if method is None else method
@@ -809,7 +788,11 @@ def _reasons(panel, ids, ok, method, n_err, default, breaks, shift, problems, no
     moved[np.isfinite(shift)] = [f"earlier years shifted by {x:+.3g} (level shift)" for x in shift[np.isfinite(shift)]]
     text = text + np.where(np.isfinite(brk), "; series break in " + np.nan_to_num(brk).astype(int).astype(str)
                            .astype(object) + ": " + moved, "")
-    notes = _without_series_prefix(problems).str.rstrip(".").groupby(problems["series_id"], sort=False).agg("; ".join)
+    # the English messages without their 'Series <id>' (a reason sits in its own series' rows; repeating the id
+    # made every reason a distinct text, hundreds of thousands in a country's projections)
+    en = [(m[len(f"Series {s}"):].lstrip(" :") if m.startswith(f"Series {s}") else m).rstrip(".")
+          for m, s in zip(problems["message_en"], problems["series_id"])]
+    notes = pd.Series(en, index=problems.index, dtype=object).groupby(problems["series_id"], sort=False).agg("; ".join)
     skipped = problems.loc[problems["action"] == "series_skipped", "series_id"]
     extra = pd.Series(ids).map(notes).astype(object).fillna("").to_numpy(object)
     text = np.where(pd.Index(ids).isin(skipped), "", text) + np.where(note != "", "; " + note, "") + \
@@ -820,21 +803,9 @@ def _reasons(panel, ids, ok, method, n_err, default, breaks, shift, problems, no
     return pd.Series(text, dtype=object).str.lstrip("; ").to_numpy(object)
 
 
-def _without_series_prefix(problems: pd.DataFrame) -> pd.Series:
-    """The English problem messages without their leading 'Series <id>': a reason sits in its own series' rows,
-    and repeating the id there made every series' reason a distinct text (hundreds of thousands of them in a
-    country's projections)."""
-    text = [m[len(f"Series {s}"):].lstrip(" :") if m.startswith(f"Series {s}") else m
-            for m, s in zip(problems["message_en"], problems["series_id"])]
-    return pd.Series(text, index=problems.index, dtype=object)
-
-
 def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, components) -> pd.DataFrame:
-    """Long output: one row per series and projected year (one blank-year row for series without data).
-
-    Text that is the same for every year of a series (method, reason, scale) is a categorical built from the
-    series' values: a country's millions of rows repeat a few dozen texts."""
-    S, H = t_out.shape
+    """Long output: one row per series and projected year (one blank-year row for series without data); the
+    per-series texts are categoricals (a country's millions of rows repeat a few dozen texts)."""
     no_data = panel.n == 0
     s_idx, h_idx = np.nonzero(np.isfinite(t_out) & ~no_data[:, None])
     s_all = np.concatenate([s_idx, np.flatnonzero(no_data)])
