@@ -56,9 +56,7 @@ def method_label(method: str, lang: str = "vi") -> str:
     return methods[method][f"label_{lang}"] if method in methods else method
 
 
-# ---------------------------------------------------------------------------------------------------
-# input
-
+# --- input --------------------------------------------------------------------------------------------------
 
 def _numeric(frame: pd.DataFrame, column: str, where: tuple[str, str] = ("series_id", "year")) -> pd.Series:
     """Column as float; text that is not a number raises a bilingual error naming the rows (``where``)."""
@@ -222,9 +220,7 @@ def _prepare(frame: pd.DataFrame, checked: tuple[pd.DataFrame, pd.DataFrame] | N
     return after, ids, years, problems
 
 
-# ---------------------------------------------------------------------------------------------------
-# padded panel
-
+# --- padded panel -------------------------------------------------------------------------------------------
 
 @dataclass
 class _Panel:
@@ -306,9 +302,7 @@ def _shift_breaks(p: _Panel, breaks: pd.Series) -> tuple[_Panel, _Panel, np.ndar
             np.where(fit, var, 0.0))
 
 
-# ---------------------------------------------------------------------------------------------------
-# working scale
-
+# --- working scale ------------------------------------------------------------------------------------------
 
 # value -> working scale and back, per kind of row (e: squeeze or shift, lo/up: bounds; columns of the rows)
 def _logit_forward(y, e, lo, up):
@@ -420,9 +414,7 @@ def _sampling_variance(p: _Panel, scale: _Scale) -> np.ndarray:
     return np.where(np.isfinite(v) & (v > 0), v, 0.0)
 
 
-# ---------------------------------------------------------------------------------------------------
-# methods: each gives a center, a standard deviation and Student-t degrees of freedom on its scale
-
+# --- methods: each gives a center, a standard deviation and Student-t degrees of freedom on its scale -------
 
 @dataclass
 class _Forecast:
@@ -552,9 +544,7 @@ def _quantiles_z(fc: _Forecast, levels: np.ndarray, extra_df: float = 0.0) -> np
         return out
 
 
-# ---------------------------------------------------------------------------------------------------
-# rolling-origin backtest: method weights and interval calibration
-
+# --- rolling-origin backtest: method weights and interval calibration ---------------------------------------
 
 def _origins(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Backtest origins as (series row, number of training points): the latest ``max_origins`` per series."""
@@ -679,9 +669,7 @@ def _auto_weights(bt: _Backtest | None, n_series: int) -> tuple[np.ndarray, np.n
     return weights[default], count.astype(int), default
 
 
-# ---------------------------------------------------------------------------------------------------
-# project
-
+# --- project ------------------------------------------------------------------------------------------------
 
 def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *, breaks: str = "drop",
             calibrate: bool | None = None, checked: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:

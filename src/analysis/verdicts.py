@@ -77,9 +77,7 @@ def verdict_labels(verdict: pd.DataFrame, lang: str = "vi") -> pd.Categorical:
     return pd.Categorical.from_codes(code, categories=labels)
 
 
-# ---------------------------------------------------------------------------------------------------
-# probability of meeting a target, read off the projection's quantiles
-
+# --- probability of meeting a target, read off the projection's quantiles -----------------------------------
 
 def _cdf(q: np.ndarray, levels: np.ndarray, x: np.ndarray, strict: bool) -> np.ndarray:
     """P(Y < x) (strict) or P(Y <= x) from quantiles q (R, K) at ``levels``: piecewise linear in normal scores,
@@ -115,9 +113,7 @@ def _meets(value, target, comparator) -> np.ndarray:
                          [value >= target, value > target, value <= target, value < target], False)
 
 
-# ---------------------------------------------------------------------------------------------------
-# targets
-
+# --- targets ------------------------------------------------------------------------------------------------
 
 def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
     """Targets with an explicit ``comparator``: the column's (a plan's strict '<' wins), else from ``direction``
@@ -162,9 +158,7 @@ def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
     return tg[["series_id", "target_year", "target_value", "comparator"]]
 
 
-# ---------------------------------------------------------------------------------------------------
-# the series since the baseline, on the working scale
-
+# --- the series since the baseline, on the working scale ----------------------------------------------------
 
 def _shift_left(a: np.ndarray, k0: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Each row's observations from position k0 on, left-aligned (the panel layout), NaN beyond."""
@@ -249,9 +243,7 @@ def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseli
         "slope_df": np.where(enough, n_since - 2.0, np.nan)})
 
 
-# ---------------------------------------------------------------------------------------------------
-# assess
-
+# --- assess -------------------------------------------------------------------------------------------------
 
 def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFrame, *,
            as_of: int | None = None, baseline_year: int | None = None, lang: str = "vi",
