@@ -129,20 +129,16 @@ def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             df[col] = np.nan
     found = []
 
-    by_series = df.groupby("_code", sort=False)
-    lo_min, lo_max = by_series["lower"].transform("min"), by_series["lower"].transform("max")
-    up_min, up_max = by_series["upper"].transform("min"), by_series["upper"].transform("max")
-    size = by_series["year"].transform("size")
-    partial = [(by_series[c].transform("count") > 0) & (by_series[c].transform("count") < size) for c in ("lower", "upper")]
-    invalid = (lo_min != lo_max) & lo_min.notna() | (up_min != up_max) & up_min.notna() | (lo_min >= up_min) \
-        | partial[0] | partial[1]
+    by_series = df.groupby("_code", sort=False)  # a bound given in some years only also varies (NaN is a value)
+    varies = [by_series[c].transform("nunique", dropna=False) > 1 for c in ("lower", "upper")]
+    invalid = varies[0] | varies[1] | (df["lower"] >= df["upper"])
     if invalid.any():
         first = df[invalid].drop_duplicates("series_id")
         found.append(_problems(first.assign(year=np.nan), "bounds_invalid",
                                "Chuỗi {series_id}: cận lower/upper phải giống nhau mọi năm và lower < upper; bỏ qua chuỗi.",
                                "Series {series_id}: bounds lower/upper must be the same every year with lower < upper; "
                                "series skipped.", "series_skipped"))
-    df = df[~invalid].assign(lower=lo_min[~invalid], upper=up_min[~invalid])
+    df = df[~invalid]
 
     value = df["value"]
     slack = 1e-9 * np.maximum((df["upper"] - df["lower"]).abs().fillna(1.0), 1.0)
@@ -534,16 +530,6 @@ def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared
     return _Forecast(center=center, sd=sd, df=np.clip(np.nan_to_num(df, nan=1.0), 1, _MAX_DF), scale=scale, ok=ok)
 
 
-def _quantiles_z(fc: _Forecast, levels: np.ndarray, extra_df: float = 0.0) -> np.ndarray:
-    """(R, H, K) quantiles on the method's scale at ``levels`` (Student t; table over the distinct df)."""
-    uniq, inv = np.unique(fc.df + extra_df, return_inverse=True)
-    tq = special.stdtrit(uniq[:, None], levels[None, :])[inv]
-    with np.errstate(all="ignore"):  # rows the method cannot handle carry NaN/inf; they are dropped later
-        out = np.multiply(fc.sd[:, :, None], tq[:, None, :])  # one array, filled in place
-        out += fc.center[:, :, None]
-        return out
-
-
 # --- rolling-origin backtest: method weights and interval calibration ---------------------------------------
 
 def _origins(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -749,7 +735,11 @@ def _quantiles(panel: _Panel, chunk: np.ndarray, t_out: np.ndarray, run: tuple, 
     for j, m in enumerate(components):
         fc = _forecast(m, part, t_out, working, shared)
         fc.sd = np.sqrt(fc.sd ** 2 + extra_var[:, None]) if fc.scale is working else fc.sd
-        q = _quantiles_z(fc, calibrated[m], pseudo_df)
+        uniq, inv = np.unique(fc.df + pseudo_df, return_inverse=True)  # Student t quantiles: a table per distinct df
+        tq = special.stdtrit(uniq[:, None], calibrated[m][None, :])[inv]
+        with np.errstate(all="ignore"):  # rows the method cannot handle carry NaN/inf; they are dropped later
+            q = np.multiply(fc.sd[:, :, None], tq[:, None, :])  # (R, H, K) on the method's scale, filled in place
+            q += fc.center[:, :, None]
         q *= weights[chunk, j, None, None]
         quantiles = np.add(quantiles, q, out=q)
         ok &= fc.ok
