@@ -808,21 +808,18 @@ def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, com
     projected = values[slot[s_idx[kept]], h_idx[kept]]
     for k, col in enumerate(LEVEL_COLUMNS):
         block[floats.index(col), kept] = projected[:, k]
-    blank = no_data[s_all]
-    block[floats.index("last_value")] = np.where(blank, np.nan, _last(panel.y, panel.n)[s_all])
+    block[floats.index("last_value")] = _last(panel.y, panel.n)[s_all]  # NaN for a series without data, as its years
     for j, m in enumerate(components if weights is not None else []):  # auto's weights (w_logit_linear: empty)
         block[floats.index(f"w_{m}")] = np.where(good, weights[s_all, j], np.nan)
     frame = pd.DataFrame(block.T, columns=floats, copy=False)
 
     ids = panel.ids[s_all]
-    last = _last(panel.t, panel.n)
     others = {"series_id": pd.array(ids, dtype=object) if ids.dtype == object else ids,
               "year": _whole(per_row(t_out[s_idx, h_idx])),
               "method": per_series_text(np.where(ok, method, INSUFFICIENT)),
               "method_reason": per_series_text(reason), "n_points": panel.n[s_all],
-              "first_year": _whole(np.where(blank, np.nan, panel.t[s_all, 0])),
-              "last_year": _whole(np.where(blank, np.nan, last[s_all])),
-              "horizon": _whole(np.where(blank, np.nan, per_row(h_idx + 1.0))),
+              "first_year": _whole(panel.t[s_all, 0]), "last_year": _whole(_last(panel.t, panel.n)[s_all]),
+              "horizon": _whole(per_row(h_idx + 1.0)),
               "scale": per_series_text(np.where(no_data, None, _SCALE_NAMES[kind]))}
     for col in columns:
         if col in others:
