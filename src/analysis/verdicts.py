@@ -1,25 +1,17 @@
 """The verdict of DESIGN §6: every target (series x target year) judged against its history and projection.
 
-Pure functions (no file IO). ``assess`` takes the input and the output of ``projection.project`` and the
-targets, and gives one row per series and target year: a status, the evidence behind it and the report label.
-Thresholds, and the anchor each follows, are in the ``verdict:`` block of projection.yaml; the labels in its
-``statuses:`` block.
+Pure functions (no file IO). ``assess`` gives one row per series and target year: a status, the evidence
+behind it and the report label. Thresholds, and the anchor each follows, are in the ``verdict:`` block of
+projection.yaml; the labels in its ``statuses:`` block.
 
-Statuses, the first rule that applies: ``no_target`` (none set for that year); ``achieved`` / ``not_met``
-(the target year is observed); ``insufficient_data`` (the target year passed without an observation, fewer
-than ``min_points`` points since the last break, or no projection); ``on_track``, basis 'latest' (met in the
-latest observation and not moving away) or 'projected' (met with probability ``on_track_probability`` and a
-pace since the baseline that does not say otherwise); ``regressing`` (moving away from the target);
-``needs_acceleration``, graded by the pace observed since the baseline against the pace the target required
-(UN SDG progress chart): ``on_pace`` (it would reach the target in time, the projection is less sure),
-``moderate`` (at least ``moderate_ratio`` of it), ``strong`` (less, moving away, or met at the baseline and
-lost since).
-
-"Moving away": the trend since the baseline points away with at least ``regressing_confidence`` (one-sided
-Student t on its slope) and the values went the wrong way from the baseline to the latest year. Pace is
-measured on the projection's working scale, from ``baseline_year`` (or the first observation after it on the
-same territory); the columns in value units (changes a year, AARR) follow that scale, so that a sentence
-comparing them agrees with the status near the bounds too (projection.yaml shows why).
+Statuses, the first that applies: ``no_target``; ``achieved`` / ``not_met`` (the target year is observed);
+``insufficient_data`` (the target year passed unobserved, too few points since the last break, or no
+projection); ``on_track`` (met in the latest year and not moving away, or projected with
+``on_track_probability`` and a pace that does not say otherwise); ``regressing`` (moving away: the trend since
+the baseline points away with ``regressing_confidence`` and the values went the wrong way);
+``needs_acceleration``, graded by the pace since the baseline against the pace required (UN SDG progress
+chart): ``on_pace``, ``moderate`` (at least ``moderate_ratio`` of it) or ``strong``. Pace is measured on the
+projection's working scale, so that a sentence comparing paces agrees with the status near the bounds too.
 
 Public API: ``assess``, ``normalise_targets``, ``probability_of``, ``status_label``, ``verdict_labels``;
 ``STATUSES``, ``GRADES``, ``PACES``, ``STATUS_COLUMNS``, ``STATUS_EXTRA_COLUMNS``.
@@ -253,22 +245,14 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     ``history``: the input of ``projection.project``; ``projections``: its output (or the command's CSV);
     ``targets``: see ``normalise_targets``. ``as_of``: the reporting year (a target year up to it without an
     observation is not projected). ``baseline_year``: the year pace is measured from (default: each series'
-    first year after its last break). ``checked``: ``check_input(history)``, when the caller has it.
+    first year after its last break). ``checked``: ``check_input(history)``, when the caller has it. A target
+    on a bound ("maintain 100%") is met within half a unit of it: a continuous projection cannot land on it.
 
-    A target on a bound of the scale ("maintain 100%") is met within half a unit of it (half a reporting unit,
-    or half a count): a continuous projection cannot land exactly on the bound.
-
-    Columns: STATUS_COLUMNS (DESIGN §6), then ``grade`` (of needs_acceleration), ``comparator``, ``basis``
-    (what the verdict rests on: 'observed', 'latest', 'projected' or ''), ``met`` (in that observation),
-    ``observed`` (the target year's value), ``lo80, hi80``, ``latest_year, latest_value``, ``baseline_year,
-    baseline_value``; ``pace`` (targets ahead: 'kept' met now, 'ahead' the observed pace reaches it in time,
-    'behind' too slowly, 'away' moving away), ``progress_ratio`` (observed / required pace since the baseline,
-    working scale; undefined when the baseline value met the target), ``observed_change_per_year``,
-    ``needed_change_per_year``, ``change_per_year_since_baseline`` (value units a year), ``value_at_pace``,
-    ``years_to_target_at_pace``, ``year_reached_at_pace`` (the observed pace continued on the working scale;
-    empty beyond a century), ``aarr_observed``, ``aarr_required`` (targets to come down: UNICEF's average
-    annual rate of reduction, %), ``trend_away_confidence``, ``n_points`` (since the last break),
-    ``n_points_since_baseline``, ``method`` (of the projection), ``label`` (in ``lang``), ``reason``.
+    Columns: STATUS_COLUMNS, then STATUS_EXTRA_COLUMNS, among them ``basis`` (what the verdict rests on:
+    'observed', 'latest', 'projected' or ''), ``met`` (in that observation), ``pace`` ('kept', 'ahead': the
+    observed pace reaches the target in time, 'behind', 'away'), ``progress_ratio`` (observed / required pace
+    since the baseline), changes a year in value units, the year the target is reached at the observed pace
+    (empty beyond a century) and UNICEF's AARR for targets to come down (%).
     """
     meta = metadata()["verdict"]
     tg = normalise_targets(targets)
