@@ -25,12 +25,11 @@ from scipy import special
 
 # the engine's internals the verdict shares: input check, break rule, panel, working scale and trend fit
 from analysis.projection import (
-    LEVEL_COLUMNS, LEVELS, _after_breaks, _last, _numeric, _pack, _sampling_variance, _Scale, _trend_fit, _whole,
-    _working_scale, check_input, metadata,
+    INSUFFICIENT, LEVEL_COLUMNS, LEVELS, _after_breaks, _last, _numeric, _pack, _sampling_variance, _Scale,
+    _trend_fit, _whole, _working_scale, check_input, metadata,
 )
 from analysis.errors import AnalysisError
 
-INSUFFICIENT = "insufficient_data"
 STATUSES = ("achieved", "not_met", "on_track", "needs_acceleration", "regressing", "no_target", "insufficient_data")
 GRADES = ("on_pace", "moderate", "strong")  # of needs_acceleration
 PACES = ("kept", "ahead", "behind", "away")  # what the pace since the baseline says (see assess)
@@ -214,11 +213,11 @@ def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseli
     from_year = since.sum(1) >= 2
     k0 = np.where(from_year, np.argmax(since, 1), 0)
     rows_ = np.arange(S)
-    b = np.where(n > 0, p.t[rows_, k0], np.nan)
+    b = p.t[rows_, k0]  # NaN for a series without data, as every value of its panel row
     brk = pd.Series(ids).map(breaks).to_numpy(float) if len(breaks) else np.full(S, np.nan)
     note = np.select([(n > 0) & ~from_year & (baseline_year is not None),
                       from_year & (b > b0) & (brk > b0), from_year & (b > b0)], [1, 2, 3], 0)  # _NOTES
-    n_since = np.where(n > 0, n - k0, 0)
+    n_since = n - k0
     zs, ts, vs = (_shift_left(a, k0, n) for a in (z, p.t, v))
     _, slope, _, sxx, _, s2 = _trend_fit(zs, ts, n_since, np.nan_to_num(vs))
     enough = n_since >= 3
@@ -226,10 +225,8 @@ def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseli
         se = np.sqrt(s2 / sxx)
     return pd.DataFrame({
         "series_id": ids, "n_points": n, "n_points_since_baseline": n_since,
-        "latest_year": np.where(n > 0, _last(p.t, n), np.nan), "latest_value": np.where(n > 0, _last(p.y, n), np.nan),
-        "z_latest": np.where(n > 0, _last(z, n), np.nan),
-        "baseline_year": b, "baseline_value": np.where(n > 0, p.y[rows_, k0], np.nan),
-        "z_baseline": np.where(n > 0, z[rows_, k0], np.nan), "baseline_note": note,
+        "latest_year": _last(p.t, n), "latest_value": _last(p.y, n), "z_latest": _last(z, n),
+        "baseline_year": b, "baseline_value": p.y[rows_, k0], "z_baseline": z[rows_, k0], "baseline_note": note,
         "lower": p.lower, "upper": p.upper, "kind": scale.kind, "eps": scale.eps,
         "slope": np.where(enough, slope, np.nan), "slope_se": np.where(enough, se, np.nan),
         "slope_df": np.where(enough, n_since - 2.0, np.nan)})
