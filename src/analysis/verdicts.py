@@ -267,40 +267,33 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     proj = proj.astype({"year": "int64", **{c: object for c in keep if isinstance(proj[c].dtype, pd.CategoricalDtype)}})
     out = out.merge(proj.rename(columns={"year": "target_year"}), on=["series_id", "target_year"], how="left")
 
-    col = {c: out[c].to_numpy(float) for c in ("target_value", "lower", "upper", "eps", "latest_year", "latest_value",
-                                               "z_latest", "baseline_year", "baseline_value", "z_baseline", "slope",
-                                               "slope_se", "slope_df", "observed")}
-    target, comp = col["target_value"], out["comparator"].to_numpy(object)
-    lower, upper = col["lower"], col["upper"]
-    T = out["target_year"].to_numpy(float)
+    target, lower, upper, eps, L, yL, zL, b, yb, zb, slope, se, dfs, obs = (out[c].to_numpy(float) for c in (
+        "target_value", "lower", "upper", "eps", "latest_year", "latest_value", "z_latest", "baseline_year",
+        "baseline_value", "z_baseline", "slope", "slope_se", "slope_df", "observed"))
+    comp, T = out["comparator"].to_numpy(object), out["target_year"].to_numpy(float)
     up = np.isin(comp, [">=", ">"])
     d = np.where(up, 1.0, -1.0)  # +1: the target is reached from below
 
     # the target as judged: on a bound, within half a unit of it
-    tol = np.fmax(col["eps"], meta["bound_tolerance_fraction"]) * (upper - lower)
+    tol = np.fmax(eps, meta["bound_tolerance_fraction"]) * (upper - lower)
     at_upper = up & np.isclose(target, upper)
     at_lower = ~up & np.isclose(target, lower)
     judged = np.where(at_upper, target - tol, np.where(at_lower, target + tol, target))
     judged_comp = np.where(at_upper, ">=", np.where(at_lower, "<=", comp))
 
-    obs = col["observed"]
     has_obs = ~np.isnan(obs)
     met = _meets(obs, judged, judged_comp)
     prob = probability_of(out, judged, judged_comp)
-    L, yL, zL = col["latest_year"], col["latest_value"], col["z_latest"]
-    b, yb, zb = col["baseline_year"], col["baseline_value"], col["z_baseline"]
     met_now = _meets(yL, judged, judged_comp)
 
     # the trend since the baseline (working scale): does it move away from the target, and how surely?
-    slope, se, dfs = col["slope"], col["slope_se"], col["slope_df"]
     toward = d * slope
     with np.errstate(all="ignore"):
         away_conf = np.where(se > 0, special.stdtr(np.nan_to_num(dfs, nan=1.0), -toward / se), (toward < 0) * 1.0)
     away_conf = np.where(np.isnan(slope), np.nan, away_conf)
 
     # pace on the working scale, from the same three points: baseline, latest, target
-    kind = out["kind"].fillna(0).to_numpy(int)
-    scale = _Scale(kind=kind, eps=np.nan_to_num(col["eps"]), lower=lower, upper=upper)
+    scale = _Scale(kind=out["kind"].fillna(0).to_numpy(int), eps=np.nan_to_num(eps), lower=lower, upper=upper)
     zx = scale.forward(judged[:, None])[:, 0]
     ahead_years = T - L
     future = ahead_years > 0
