@@ -1,11 +1,9 @@
 """Projection of short yearly series to the target years, with honest intervals.
 
-Pure functions (no file IO); every number that is a choice is in ``projection.yaml`` beside this file.
-Series are short (3-15 yearly points, gaps allowed) and many: every method is closed-form and vectorised over
-a padded series x observation matrix, bounded values on the logit scale. ``auto`` is the last value plus a
-weight of the damped trend's further change, set by a rolling-origin backtest on each series' own history
-and shrunk towards the run's default; the same backtest calibrates the intervals. The verdict against the
-targets is ``analysis.verdicts``.
+Series are short (3-15 yearly points, gaps allowed) and many, so every method is closed-form and vectorised
+over a padded series x observation matrix; bounded values are modelled on the logit scale. ``auto``: the last
+value plus a backtest-chosen share of the damped trend, robust where trends do not persist; the same backtest
+calibrates the intervals. Pure functions; every number that is a choice is in ``projection.yaml``.
 
 Public API: ``project``, ``check_input``, ``calibration_table`` (diagnostic), ``metadata``, ``method_label``;
 ``OUTPUT_COLUMNS``, ``EXTRA_COLUMNS``, ``QUANTILE_COLUMNS``.
@@ -88,14 +86,9 @@ def _problems(frame: pd.DataFrame, code: str, vi: str, en: str, action: str) -> 
 
 
 def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Validate long input -> (usable rows, problems).
-
-    Structural faults raise a bilingual ``AnalysisError`` (a missing column, text for a number, a year that
-    is not whole or twice in a series). A bad single value goes to ``problems`` (series_id, year, code,
-    message_vi, message_en, action): 'dropped' (outside the bounds, infinite), 'series_skipped' (bounds
-    varying or inverted), 'counts_ignored' (fitted without sampling weights). Missing values are missing
-    years. The rows keep the known columns plus ``_code``, an integer series code.
-    """
+    """Validate long input -> (usable rows with ``_code``, an integer series code; problems). Structural faults
+    raise a bilingual ``AnalysisError``; a bad single value is left out with a problem row saying so (its
+    action: dropped, series_skipped or counts_ignored), so that one bad value does not stop a run."""
     missing = [c for c in ("series_id", "year", "value") if c not in frame.columns]
     if missing:
         cols = ", ".join(missing)
@@ -128,7 +121,6 @@ def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         elif col in ("lower", "upper"):
             df[col] = np.nan
     found = []
-
     by_series = df.groupby("_code", sort=False)  # a bound given in some years only also varies (NaN is a value)
     varies = [by_series[c].transform("nunique", dropna=False) > 1 for c in ("lower", "upper")]
     invalid = varies[0] | varies[1] | (df["lower"] >= df["upper"])
@@ -139,7 +131,6 @@ def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                                "Series {series_id}: bounds lower/upper must be the same every year with lower < upper; "
                                "series skipped.", "series_skipped"))
     df = df[~invalid]
-
     value = df["value"]
     slack = 1e-9 * np.maximum((df["upper"] - df["lower"]).abs().fillna(1.0), 1.0)
     outside = (value < df["lower"] - slack) | (value > df["upper"] + slack)
@@ -154,7 +145,6 @@ def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                                "Series {series_id} year {year}: infinite value, left out.", "dropped"))
     df = df[~(outside | infinite)]
     df = df.assign(value=df["value"].clip(df["lower"], df["upper"]))  # within the slack: on the bound
-
     if "numerator" in df.columns and "denominator" in df.columns:
         num, den = df["numerator"], df["denominator"]
         ok = (den > 0) & (num >= 0) & (num <= den) & df["lower"].notna() & df["upper"].notna()
@@ -174,8 +164,7 @@ def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _break_years(df: pd.DataFrame, before: pd.Series | None = None) -> pd.Series:
-    """First year of the last segment of each series (absent when the series has no break); with ``before``
-    (a year per series), the last break before that year (the start of the segment before the last)."""
+    """Year of each series' last break (none: absent); with ``before`` (a year per series), the last before it."""
     if "series_break" in df.columns:
         flag = df["series_break"]
         if not pd.api.types.is_bool_dtype(flag):
@@ -203,8 +192,7 @@ def _after_breaks(rows: pd.DataFrame, breaks: pd.Series | None = None) -> tuple[
 
 def _prepare(frame: pd.DataFrame, checked: tuple[pd.DataFrame, pd.DataFrame] | None = None, breaks: str = "drop",
              ) -> tuple[pd.DataFrame, np.ndarray, pd.Series, pd.DataFrame]:
-    """Usable rows (with a value, from the last break on; with breaks='shift', from the break before it);
-    every series id of the input; the last break years; problems."""
+    """Usable rows (from the last break on; with breaks='shift', the break before); all ids; break years; problems."""
     rows, problems = check_input(frame) if checked is None else checked
     if pd.api.types.is_integer_dtype(frame["series_id"].dtype):  # numbered series (the pipeline): kept as numbers
         ids = pd.unique(frame["series_id"].to_numpy(np.int64))
@@ -232,8 +220,7 @@ class _Panel:
     upper: np.ndarray
 
     def take(self, rows: np.ndarray, n_used: np.ndarray | None = None, skip: np.ndarray | None = None) -> _Panel:
-        """Rows ``rows``, keeping only their first ``n_used`` observations (backtest origins), or all but the
-        first ``skip`` (the years before a break)."""
+        """Rows ``rows`` with their first ``n_used`` observations (backtest origins) or all but the first ``skip``."""
         col = np.arange(self.t.shape[1])[None, :]
         n_used = (self.n[rows] if skip is None else self.n[rows] - skip) if n_used is None else n_used
         at = None if skip is None else np.minimum(col + skip[:, None], col.size - 1)
@@ -279,9 +266,8 @@ def _whole(a: np.ndarray) -> pd.arrays.IntegerArray:
 
 
 def _shift_breaks(p: _Panel, breaks: pd.Series) -> tuple[_Panel, _Panel, np.ndarray, np.ndarray]:
-    """breaks='shift': the years before the last break forecast (last value plus average change, working scale)
-    the first year after it; the gap is the shift added to them (needs 2 points before, 1 after, else they are
-    left out). -> joined panel, panel from the break on, shift (value scale; NaN: none), its variance."""
+    """breaks='shift': the years before the last break, moved by the gap between the first year after it and their
+    forecast of it (random walk with drift) -> joined panel, panel from the break on, shift, shift's variance."""
     i, col = np.arange(len(p.n)), np.arange(p.t.shape[1])[None, :]
     before = (p.t < pd.Series(p.ids).map(breaks).to_numpy(float)[:, None]).sum(1)
     scale = _working_scale(p)
@@ -351,8 +337,7 @@ class _Scale:
         return self._apply(z, _INVERSE, clip=True)
 
     def _apply(self, a: np.ndarray, functions: dict, clip: bool = False) -> np.ndarray:
-        """Each row through its own transform, computed on the rows of each kind only (evaluating every transform
-        on every row cost several times more); ``clip`` keeps the result inside the row's bounds."""
+        """Each row through its own transform, on the rows of its kind only (every one on every row cost far more)."""
         out = np.array(a, dtype=float)
         with np.errstate(all="ignore"):
             for code, fn in functions.items():
@@ -396,8 +381,7 @@ def _working_scale(p: _Panel) -> _Scale:
 
 
 def _sampling_variance(p: _Panel, scale: _Scale) -> np.ndarray:
-    """Sampling variance of each year's value on ``scale`` from its counts (0 without): logit 1 / (n p'(1 - p')),
-    p' the squeezed proportion; value scale width^2 p'(1 - p') / n."""
+    """Sampling variance of each year's value on ``scale`` from its counts (0 without): logit 1 / (n p'(1 - p'))."""
     if p.den is None:
         return np.zeros_like(p.y)
     e = scale.eps[:, None]
@@ -453,7 +437,7 @@ def _line(z, t, w):
 
 def _trend_fit(z, t, n, v):
     """Least-squares line through the prefix; with sampling variances v, relative weights 1 / (tau^2 + v)
-    (tau^2: DerSimonian-Laird): counts decide how much each year counts, not how wide the interval is."""
+    (DerSimonian-Laird): counts decide how much each year counts, not how wide the interval is."""
     used = np.arange(z.shape[1])[None, :] < n[:, None]
     has_v = (used & (v > 0)).any(1)
     w = used.astype(float)
@@ -495,8 +479,7 @@ def _once(shared: dict, what: str, scale: _Scale, compute):
 
 
 def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared: dict) -> _Forecast:
-    """One method for every row of ``p`` at the years ``t_out`` (R, H; NaN = no year). ``shared``: kept across
-    the methods of one panel (values transformed and walked once per scale)."""
+    """One method for every row of ``p`` at the years ``t_out``; ``shared``: what methods on one scale share."""
     phi = metadata()["methods"]["damped"]["phi"]
     scale, undefined = _method_scale(method, p, working)
     z = _once(shared, "z", scale, lambda: scale.forward(p.y))
@@ -549,8 +532,7 @@ class _Backtest:
     center: dict[str, np.ndarray]  # method -> (B, H) median forecast on the method's scale (NaN: no outcome)
     y: np.ndarray                  # (B, H) the outcomes (values)
     scale: _Scale                  # (B,) working scale of each origin (the scale of auto's components)
-    # method -> the outcomes' standardised gaps (B, H; a zero spread: +-inf by the side of the gap) and the t's df
-    # (B,): PITs evaluated only where calibration reads them (the t CDF is the costliest step of a backtest)
+    # method -> standardised gaps of the outcomes (B, H) and the t's df (B,): the costly t CDF only where read
     pit: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
@@ -588,8 +570,8 @@ def _backtest(p: _Panel, methods: list[str], with_pit: bool) -> _Backtest:
 
 
 def _empirical_levels(bt: _Backtest | None, method: str, lower: np.ndarray, n_series: int) -> tuple[np.ndarray, int]:
-    """Calibrated lower-tail levels measured on a backtest, and the number of series behind them: the level for
-    nominal l is the 2l-quantile of the folded PITs min(u, 1 - u), pooled with equal weight per series."""
+    """Lower-tail levels that cover as often as nominal on the backtest (2l-quantiles of the folded PITs, equal
+    weight per series), and the number of series behind them."""
     cal = metadata()["calibration"]
     if bt is None or not bt.rows.size:
         return np.full_like(lower, np.nan), 0
@@ -610,8 +592,7 @@ def _empirical_levels(bt: _Backtest | None, method: str, lower: np.ndarray, n_se
 
 
 def _calibrated_levels(bt: _Backtest | None, method: str, levels: np.ndarray, n_series: int) -> tuple[np.ndarray, int]:
-    """Levels to ask the model for so that its intervals cover as often as the backtest says they should: the
-    run's measurement blended with the YAML prior in proportion to the number of series behind it."""
+    """Levels to ask the model for: the run's measured ones blended with the YAML prior by the series behind them."""
     cal = metadata()["calibration"]
     prior_map = cal["prior"][method]
     knots = sorted(prior_map)
@@ -625,8 +606,7 @@ def _calibrated_levels(bt: _Backtest | None, method: str, levels: np.ndarray, n_
 
 
 def calibration_table(frame: pd.DataFrame, methods: tuple[str, ...] = METHODS) -> pd.DataFrame:
-    """Interval calibration measured on ``frame`` alone: nominal lower level -> level that covers as often
-    (a diagnostic: how far the model intervals are from honest; and the source of the YAML prior)."""
+    """Nominal lower level -> level that covers as often, on ``frame`` alone (a diagnostic; the YAML prior's source)."""
     rows, ids, *_ = _prepare(frame)
     bt = _backtest(_pack(rows, ids), list(methods), with_pit=True)
     knots = np.array(sorted(metadata()["calibration"]["prior"]["last_value"]))
@@ -636,8 +616,8 @@ def calibration_table(frame: pd.DataFrame, methods: tuple[str, ...] = METHODS) -
 
 
 def _auto_weights(bt: _Backtest | None, n_series: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Weight of the damped trend beside the last value per series (Bates-Granger, shrunk towards the default),
-    the errors behind it, and the run's default: the ``trend_weights`` entry of least backtest MAE."""
+    """Weight of the damped trend per series (Bates-Granger, shrunk towards the run's default: the ``trend_weights``
+    entry of least backtest MAE), the errors behind it, and that default."""
     sel = metadata()["selection"]
     both = np.zeros((0, 1), bool) if bt is None else np.isfinite(bt.center["last_value"]) & np.isfinite(bt.center["damped"])
     if not both.any():
@@ -661,17 +641,13 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
             calibrate: bool | None = None, checked: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Project every series of a long frame to ``until``; never fails for one series.
 
-    Input: ``series_id, year, value``; optional ``lower, upper`` (bounds of the scale, NaN = none),
-    ``numerator, denominator`` (counts: their sampling precision weights the trend fits), ``series_break``
-    (True in the first year of a new territory) or ``segment`` (a label that changes at a break). ``breaks``:
-    'drop' uses the data from the last break on; 'shift' joins the years before it, moved by the level shift
-    estimated at the break, with intervals widened by its variance (never narrower than with 'drop').
-    ``method``: 'auto' (the YAML's default) or one of METHODS. ``calibrate`` (default: the YAML): intervals
-    recalibrated on the run's backtest; False: the plain model intervals. ``checked``: ``check_input(frame)``.
-
-    Output: one row per series and year after its last observation up to ``until`` (OUTPUT_COLUMNS,
-    EXTRA_COLUMNS, QUANTILE_COLUMNS); a series that cannot be projected gets method ``insufficient_data`` and
-    empty numbers (one row with an empty year if it has no value at all).
+    Input: ``series_id, year, value``; optional ``lower, upper`` (bounds, NaN = none), ``numerator,
+    denominator`` (counts weighting the trend fits), ``series_break`` or ``segment`` (a new territory).
+    ``breaks``: 'drop' keeps the years from the last break on, 'shift' the earlier ones too, moved by the level
+    shift. ``method``: AUTO or one of METHODS; ``calibrate``: intervals recalibrated on the run's backtest (both
+    default to the YAML); ``checked``: ``check_input(frame)``. Output: a row per series and year up to ``until``
+    (OUTPUT_COLUMNS, EXTRA_COLUMNS, QUANTILE_COLUMNS); a series that cannot be projected has no numbers and
+    method ``insufficient_data``.
     """
     meta = metadata()
     method = meta["default_method"] if method is None else method
@@ -692,13 +668,11 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
     levels = np.array(LEVELS)
     calibrated = {m: _calibrated_levels(bt, m, levels, S) if calibrate else (levels, 0) for m in components}
     run = (components, weights, {m: c[0] for m, c in calibrated.items()}, meta["calibration"]["pseudo_df"] * calibrate)
-
     last_year = _last(panel.t, panel.n)
     H = max(int(np.nanmax(until - last_year)), 0) if np.isfinite(last_year).any() else 0
     t_out = last_year[:, None] + 1 + np.arange(H)[None, :]
     t_out = np.where(t_out <= until, t_out, np.nan)
-    # every series is described (its scale, CAGR's note); those long enough are forecast, by chunks of series
-    # (bounds the memory of country-scale runs; each chunk is vectorised)
+    # every series is described; those long enough are forecast, by chunks (bounds the memory of country runs)
     scale, undefined = _method_scale(components[-1], panel, _working_scale(panel))
     note = np.where(undefined, _CAGR_NOTE, "").astype(object) if undefined is not None else np.full(S, "", object)
     need = meta["methods"][method]["min_points"]
@@ -725,9 +699,8 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
 
 
 def _quantiles(panel: _Panel, chunk: np.ndarray, t_out: np.ndarray, run: tuple, extra_var: np.ndarray):
-    """Quantiles on the value scale (R, H, K) of the series ``chunk`` at the years ``t_out``, and whether each could
-    be forecast. auto: quantile averaging of its components on the working scale, where ``extra_var`` (the
-    uncertainty of a level shift at a break) is added to the variance."""
+    """Quantiles (R, H, K) of the series ``chunk`` at ``t_out`` and whether each could be forecast; auto averages its
+    components' quantiles on the working scale, where ``extra_var`` (a level shift's) adds to the variance."""
     components, weights, calibrated, pseudo_df = run
     part = panel.take(chunk)
     working = _working_scale(part)
@@ -766,8 +739,7 @@ def _reasons(panel, ids, ok, method, n_err, default, breaks, shift, problems, no
     moved[np.isfinite(shift)] = [f"earlier years shifted by {x:+.3g} (level shift)" for x in shift[np.isfinite(shift)]]
     text = text + np.where(np.isfinite(brk), "; series break in " + np.nan_to_num(brk).astype(int).astype(str)
                            .astype(object) + ": " + moved, "")
-    # the English messages without their 'Series <id>' (a reason sits in its own series' rows; repeating the id
-    # made every reason a distinct text, hundreds of thousands in a country's projections)
+    # messages without their 'Series <id>': a country's reasons are then a few texts, not one per series
     en = [(m[len(f"Series {s}"):].lstrip(" :") if m.startswith(f"Series {s}") else m).rstrip(".")
           for m, s in zip(problems["message_en"], problems["series_id"])]
     notes = pd.Series(en, index=problems.index, dtype=object).groupby(problems["series_id"], sort=False).agg("; ".join)
@@ -782,8 +754,7 @@ def _reasons(panel, ids, ok, method, n_err, default, breaks, shift, problems, no
 
 
 def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, components) -> pd.DataFrame:
-    """Long output: one row per series and projected year (one blank-year row for series without data); the
-    per-series texts are categoricals (a country's millions of rows repeat a few dozen texts)."""
+    """One row per series and projected year (a blank-year row without data); texts categorical (few, repeated)."""
     no_data = panel.n == 0
     s_idx, h_idx = np.nonzero(np.isfinite(t_out) & ~no_data[:, None])
     s_all = np.concatenate([s_idx, np.flatnonzero(no_data)])
@@ -799,8 +770,7 @@ def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, com
         codes, categories = pd.factorize(pd.Series(text, dtype=object), use_na_sentinel=True)
         return pd.Categorical.from_codes(codes[s_all], categories=pd.Index(categories, dtype=object))
 
-    # the float columns in one block, filled in place (a frame built from separate columns copies them all
-    # into a block again: seconds on a country's millions of rows), then the other columns inserted
+    # the float columns in one block filled in place (separate columns are copied into one: seconds on millions)
     columns = OUTPUT_COLUMNS + EXTRA_COLUMNS + QUANTILE_COLUMNS
     floats = [c for c in columns if c in LEVEL_COLUMNS or c == "last_value" or c.startswith("w_")]
     block = np.full((len(floats), n_rows), np.nan)
@@ -812,7 +782,6 @@ def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, com
     for j, m in enumerate(components if weights is not None else []):  # auto's weights (w_logit_linear: empty)
         block[floats.index(f"w_{m}")] = np.where(good, weights[s_all, j], np.nan)
     frame = pd.DataFrame(block.T, columns=floats, copy=False)
-
     ids = panel.ids[s_all]
     others = {"series_id": pd.array(ids, dtype=object) if ids.dtype == object else ids,
               "year": _whole(per_row(t_out[s_idx, h_idx])),
