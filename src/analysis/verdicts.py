@@ -1,17 +1,11 @@
 """The verdict of DESIGN §6: every target (series x target year) judged against its history and projection.
 
-Pure functions (no file IO). ``assess`` gives one row per series and target year: a status, the evidence
-behind it and the report label. Thresholds, and the anchor each follows, are in the ``verdict:`` block of
-projection.yaml; the labels in its ``statuses:`` block.
-
 Statuses, the first that applies: ``no_target``; ``achieved`` / ``not_met`` (the target year is observed);
-``insufficient_data`` (the target year passed unobserved, too few points since the last break, or no
-projection); ``on_track`` (met in the latest year and not moving away, or projected with
-``on_track_probability`` and a pace that does not say otherwise); ``regressing`` (moving away: the trend since
-the baseline points away with ``regressing_confidence`` and the values went the wrong way);
-``needs_acceleration``, graded by the pace since the baseline against the pace required (UN SDG progress
-chart): ``on_pace``, ``moderate`` (at least ``moderate_ratio`` of it) or ``strong``. Pace is measured on the
-projection's working scale, so that a sentence comparing paces agrees with the status near the bounds too.
+``insufficient_data``; ``on_track`` (met in the latest year and kept, or projected to be met);
+``regressing`` (moving away from the target); ``needs_acceleration``, graded by the pace since the baseline
+against the pace required (UN SDG progress chart). Pace is measured on the projection's working scale, so
+that a sentence comparing paces agrees with the status near the bounds too. Pure functions; thresholds and
+their anchors are in projection.yaml (``verdict:``), labels in its ``statuses:``.
 
 Public API: ``assess``, ``normalise_targets``, ``probability_of``, ``status_label``, ``verdict_labels``;
 ``STATUSES``, ``GRADES``, ``PACES``, ``STATUS_COLUMNS``, ``STATUS_EXTRA_COLUMNS``.
@@ -47,16 +41,14 @@ STATUS_EXTRA_COLUMNS = [
 
 
 def status_label(status: str, lang: str = "vi", grade: str | None = None) -> str:
-    """Report label of a status, and of a grade of needs_acceleration ('on_track' -> 'Đúng tiến độ';
-    ('needs_acceleration', grade 'strong') -> its own label)."""
+    """Report label of a status, or of a grade of needs_acceleration ('on_track' -> 'Đúng tiến độ')."""
     entry = metadata()["statuses"][status]
     grades = entry.get("grades", {})
     return (grades[grade] if grade in grades else entry)[lang]
 
 
 def verdict_labels(verdict: pd.DataFrame, lang: str = "vi") -> pd.Categorical:
-    """The report label of each verdict row (status, with the grade of needs_acceleration) in ``lang``, read
-    from the row's status and grade: the labels of another language need no second assessment."""
+    """Report label of each verdict row in ``lang``, read off its status and grade (no second assessment)."""
     status = pd.Categorical(verdict["status"], categories=pd.Index(STATUSES, dtype=object)).codes
     grade = pd.Categorical(verdict["grade"] if "grade" in verdict else np.full(len(verdict), None),
                            categories=pd.Index(("", *GRADES), dtype=object)).codes  # 0: none ('' or missing)
@@ -159,7 +151,7 @@ def _shift_left(a: np.ndarray, k0: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.where(inside, a[np.arange(len(a))[:, None], np.minimum(idx, N - 1)], np.nan)
 
 
-# why a series' baseline is not the requested year (short texts, the same for many series)
+# why a series' baseline is not the requested year
 _NOTE_AFTER = "no observation in the baseline year: the pace is measured from the first observation after it"
 _NOTE_BREAK = "series break after the baseline year: the pace is measured from the first year on the new territory"
 _NOTE_FEW = "fewer than 2 observations since the baseline year: the pace is measured from the series' first year"
@@ -167,11 +159,8 @@ _NOTES = (_NOTE_FEW, _NOTE_BREAK, _NOTE_AFTER)  # codes 1, 2, 3 (0: none)
 
 # the reason of each verdict, in the order of the rules (plain English; the numbers are in the columns)
 _REASONS = (
-    "the plan sets no target for this year",
-    "observed in the target year: met",
-    "observed in the target year: missed",
-    "no data",
-    "target year passed without an observation",
+    "the plan sets no target for this year", "observed in the target year: met", "observed in the target year: missed",
+    "no data", "target year passed without an observation",
     "met in the latest year and kept: the series does not move away from it",
     "met in the latest year; it moves away from the target, but the projection still meets it with the "
     "probability required",
@@ -198,9 +187,8 @@ def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
 
 
 def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseline_year: int | None) -> pd.DataFrame:
-    """Per series (rows from the last break on): points, latest year and value, bounds and working scale,
-    the baseline (year, value, note) and the trend fitted since it on the working scale (slope, its
-    standard error and degrees of freedom)."""
+    """Per series (rows from the last break on): latest and baseline values, working scale, and the trend since
+    the baseline on that scale (slope, its standard error and df)."""
     p = _pack(rows, ids)
     scale = _working_scale(p)  # the projection's scale, continuity correction included
     z = scale.forward(p.y)
@@ -239,17 +227,12 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
            checked: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
     """The verdict for every target (series x target year): DESIGN §6 STATUS plus the evidence behind it.
 
-    ``history``: the input of ``projection.project``; ``projections``: its output (or the command's CSV);
-    ``targets``: see ``normalise_targets``. ``as_of``: the reporting year (a target year up to it without an
-    observation is not projected). ``baseline_year``: the year pace is measured from (default: each series'
-    first year after its last break). ``checked``: ``check_input(history)``, when the caller has it. A target
-    on a bound ("maintain 100%") is met within half a unit of it: a continuous projection cannot land on it.
-
-    Columns: STATUS_COLUMNS, then STATUS_EXTRA_COLUMNS, among them ``basis`` (what the verdict rests on:
-    'observed', 'latest', 'projected' or ''), ``met`` (in that observation), ``pace`` ('kept', 'ahead': the
-    observed pace reaches the target in time, 'behind', 'away'), ``progress_ratio`` (observed / required pace
-    since the baseline), changes a year in value units, the year the target is reached at the observed pace
-    (empty beyond a century) and UNICEF's AARR for targets to come down (%).
+    ``history`` and ``projections``: the input and output of ``projection.project`` (or the command's CSV);
+    ``targets``: see ``normalise_targets``; ``as_of``: the reporting year; ``baseline_year``: where pace is
+    measured from (default: each series' first year after its last break); ``checked``: ``check_input(history)``.
+    A target on a bound ("maintain 100%") is met within half a unit of it: a projection cannot land on it.
+    Columns: STATUS_COLUMNS + STATUS_EXTRA_COLUMNS (``basis``: what the verdict rests on; ``pace``: kept, ahead,
+    behind or away; AARR: UNICEF's average annual rate of reduction, in %, for targets to come down).
     """
     meta = metadata()["verdict"]
     tg = normalise_targets(targets)
@@ -266,32 +249,27 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     proj = proj[proj["year"].isin(tg["target_year"].unique())]  # the rows the merge can match (not every year's)
     proj = proj.astype({"year": "int64", **{c: object for c in keep if isinstance(proj[c].dtype, pd.CategoricalDtype)}})
     out = out.merge(proj.rename(columns={"year": "target_year"}), on=["series_id", "target_year"], how="left")
-
     target, lower, upper, eps, L, yL, zL, b, yb, zb, slope, se, dfs, obs = (out[c].to_numpy(float) for c in (
         "target_value", "lower", "upper", "eps", "latest_year", "latest_value", "z_latest", "baseline_year",
         "baseline_value", "z_baseline", "slope", "slope_se", "slope_df", "observed"))
     comp, T = out["comparator"].to_numpy(object), out["target_year"].to_numpy(float)
     up = np.isin(comp, [">=", ">"])
     d = np.where(up, 1.0, -1.0)  # +1: the target is reached from below
-
     # the target as judged: on a bound, within half a unit of it
     tol = np.fmax(eps, meta["bound_tolerance_fraction"]) * (upper - lower)
     at_upper = up & np.isclose(target, upper)
     at_lower = ~up & np.isclose(target, lower)
     judged = np.where(at_upper, target - tol, np.where(at_lower, target + tol, target))
     judged_comp = np.where(at_upper, ">=", np.where(at_lower, "<=", comp))
-
     has_obs = ~np.isnan(obs)
     met = _meets(obs, judged, judged_comp)
     prob = probability_of(out, judged, judged_comp)
     met_now = _meets(yL, judged, judged_comp)
-
     # the trend since the baseline (working scale): does it move away from the target, and how surely?
     toward = d * slope
     with np.errstate(all="ignore"):
         away_conf = np.where(se > 0, special.stdtr(np.nan_to_num(dfs, nan=1.0), -toward / se), (toward < 0) * 1.0)
     away_conf = np.where(np.isnan(slope), np.nan, away_conf)
-
     # pace on the working scale, from the same three points: baseline, latest, target
     scale = _Scale(kind=out["kind"].fillna(0).to_numpy(int), eps=np.nan_to_num(eps), lower=lower, upper=upper)
     zx = scale.forward(judged[:, None])[:, 0]
@@ -316,8 +294,7 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     # the year the target is reached at the observed pace (empty beyond a century: never, in practice)
     year_at_pace = np.where(years_at_pace <= 100, L + np.ceil(years_at_pace - 1e-9), np.nan)
     defined = future & ~np.isnan(s_obs) & ~np.isnan(zx)
-    # the observed pace meets the target by the target year: read on the value it leads to, the number the
-    # sentence compares (the same as progress_ratio >= 1, to rounding)
+    # the observed pace reaches the target in time: read on the value the sentence compares (~ progress_ratio >= 1)
     reaches = _meets(value_at_target, judged, judged_comp)
     pace_code = np.select([~defined, met_now, reaches, d * s_obs >= 0], [0, _KEPT, _AHEAD, _BEHIND], _AWAY)
     moving_away = (away_conf >= meta["regressing_confidence"]) & (d * s_obs < 0)
@@ -338,14 +315,11 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     grade = np.where(status == ACCELERATE, np.select(
         [pace_code == _AHEAD, ratio >= meta["moderate_ratio"],
          lost | (pace_code == _AWAY) | (ratio < meta["moderate_ratio"])], [1, 2, 3], 0), 0).astype(np.int8)
-
     judged_on = np.isin(status, [ON_TRACK, ACCELERATE, REGRESSING])
     basis = np.select([np.isin(status, [ACHIEVED, NOT_MET]), (status == ON_TRACK) & kept, judged_on],
                       [1, 2, 3], 0)  # '', observed, latest, projected
     paced = judged_on & defined
-
-    # reason: one of a few texts, with the baseline's note where the pace is given. The same categories in
-    # every call, so that the verdicts of several reporting years concatenate and read back as one column
+    # reason: one of a few texts (+ the baseline's note); the same categories in every call, so years concatenate
     which = np.select(  # in the order of the rules
         [no_target, has_obs & met, has_obs, np.isnan(L), reached, short, ~projectable, kept, likely & met_now,
          likely, moving_away & met_now, moving_away, grade == 1, grade == 2, lost, grade == 3],
@@ -355,7 +329,6 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     notes = ("", *_NOTES)
     code = which * len(notes) + np.where(paced, out["baseline_note"].fillna(0).to_numpy(int), 0)
     reason = _categorical(code, [r + (f"; {n}" if n else "") for r in reasons for n in notes])
-
     toward_open = np.isin(pace_code, [_AHEAD, _BEHIND])  # towards a target not met yet: the pace is compared
     # methods: the engine's (the same categories in every call), then any other name a projection file brings
     known = [*metadata()["methods"], INSUFFICIENT]
@@ -377,7 +350,6 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
         "latest_year": _whole(L), "latest_value": yL, "baseline_year": _whole(b), "baseline_value": yb,
         "pace": _categorical(np.where(paced, pace_code, 0), ("", *PACES)), "progress_ratio": when(paced, ratio),
         # towards a target not met yet: comparable with the change needed; else what happened since the baseline
-        # (moving away, the pace continued could only saturate at a bound; met, nothing is compared)
         "observed_change_per_year": when(paced, np.where(toward_open, observed_change, since_change)),
         "needed_change_per_year": when(paced, needed_change),
         "change_per_year_since_baseline": when(judged_on, since_change),
