@@ -1,12 +1,8 @@
 """``python -m analysis project INPUT.csv -o OUTPUT.csv [--until 2030] [--targets T.csv --status S.csv [--baseline YEAR]]``
 
-The DESIGN §6 command: project any long yearly series file with ``analysis.projection`` and, given
-targets, write the verdict of ``analysis.verdicts`` (its statuses and evidence: ``verdicts.STATUS_COLUMNS``
-and ``STATUS_EXTRA_COLUMNS``). This module only reads and writes; the engine and the verdict compute.
-
-Bad input never ends in a traceback: an unusable file stops with a bilingual message and exit code 2; a
-single bad value is left out with a warning naming the series and year, and a series too short to project
-gets an ``insufficient_data`` row.
+The DESIGN §6 command: the engine's projections of any long yearly series file and, given targets, the
+verdict's statuses. This module only reads and writes. Bad input never ends in a traceback: an unusable file
+stops with a bilingual message (exit code 2), a bad value is left out with a warning.
 """
 
 from __future__ import annotations
@@ -71,8 +67,7 @@ def read_csv(path: str, what_vi: str, what_en: str) -> pd.DataFrame:
 
 
 def write_csv(frame: pd.DataFrame, path: str) -> None:
-    """Plain UTF-8 (no BOM: this output is for programs), written atomically. Text that a spreadsheet would
-    run as a formula (a series_id starting with '=', '+', '-', '@') gets a leading apostrophe."""
+    """Plain UTF-8 (no BOM: for programs), atomically; text a spreadsheet would run as a formula gets a "'"."""
     frame = neutralise_frame(frame)
     try:
         write_file(path, lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n",
@@ -92,13 +87,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"CẢNH BÁO / WARNING: {message}", file=sys.stderr)
     if len(problems) > MAX_WARNINGS:
         print(f"CẢNH BÁO / WARNING: ... +{len(problems) - MAX_WARNINGS}", file=sys.stderr)
-
     until = args.until
     if args.targets:
         targets = verdicts.normalise_targets(read_csv(args.targets, "tệp chỉ tiêu", "targets file"))
         until = max(until, int(targets["target_year"].max()))
     projected = projection.project(history, until=until, method=args.method)
-
     shown = projected[projected["year"].isna() | (projected["year"] <= args.until)]
     quantiles = projection.QUANTILE_COLUMNS if args.quantiles else []
     write_csv(shown[projection.OUTPUT_COLUMNS + projection.EXTRA_COLUMNS + quantiles], args.output)
