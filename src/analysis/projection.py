@@ -209,7 +209,6 @@ def _prepare(frame: pd.DataFrame, checked: tuple[pd.DataFrame, pd.DataFrame] | N
 @dataclass
 class _Panel:
     """Series as left-aligned padded arrays (S series x N observations), NaN beyond n[s]."""
-
     ids: np.ndarray
     t: np.ndarray
     y: np.ndarray
@@ -307,46 +306,40 @@ def _logit_inverse(z, e, lo, up):
     return a
 
 
-_FORWARD = {
-    _LOGIT: _logit_forward,
-    _LOG_LOWER: lambda y, e, lo, up: np.log(y - lo + e),
-    _LOG_UPPER: lambda y, e, lo, up: -np.log(up - y + e),
-    _LOG_RAW: lambda y, e, lo, up: np.log(y),
-}
-_INVERSE = {
-    _LOGIT: _logit_inverse,
-    _LOG_LOWER: lambda z, e, lo, up: lo + np.exp(z) - e,
-    _LOG_UPPER: lambda z, e, lo, up: up - np.exp(-z) + e,
-    _LOG_RAW: lambda z, e, lo, up: np.exp(z),
+_TRANSFORMS = {  # kind -> (forward, inverse)
+    _LOGIT: (_logit_forward, _logit_inverse),
+    _LOG_LOWER: (lambda y, e, lo, up: np.log(y - lo + e), lambda z, e, lo, up: lo + np.exp(z) - e),
+    _LOG_UPPER: (lambda y, e, lo, up: -np.log(up - y + e), lambda z, e, lo, up: up - np.exp(-z) + e),
+    _LOG_RAW: (lambda y, e, lo, up: np.log(y), lambda z, e, lo, up: np.exp(z)),
 }
 
 
 @dataclass
 class _Scale:
     """Per-row monotone increasing transform of values to the scale a method works on."""
-
     kind: np.ndarray   # _IDENTITY, _LOGIT, _LOG_LOWER, _LOG_UPPER, _LOG_RAW
     eps: np.ndarray    # logit: squeeze fraction; log: absolute shift
     lower: np.ndarray
     upper: np.ndarray
 
     def forward(self, y: np.ndarray) -> np.ndarray:
-        return self._apply(y, _FORWARD)
+        return self._apply(y, inverse=False)
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
-        return self._apply(z, _INVERSE, clip=True)
+        return self._apply(z, inverse=True)
 
-    def _apply(self, a: np.ndarray, functions: dict, clip: bool = False) -> np.ndarray:
-        """Each row through its own transform, on the rows of its kind only (every one on every row cost far more)."""
+    def _apply(self, a: np.ndarray, inverse: bool) -> np.ndarray:
+        """Each row through its own transform, on the rows of its kind only (every one on every row cost far more);
+        back from the working scale, clipped inside the row's bounds."""
         out = np.array(a, dtype=float)
         with np.errstate(all="ignore"):
-            for code, fn in functions.items():
-                rows = np.flatnonzero(self.kind == code)
+            for code, pair in _TRANSFORMS.items():
+                fn, rows = pair[inverse], np.flatnonzero(self.kind == code)
                 if rows.size == len(self.kind):
                     out = fn(out, self.eps[:, None], self.lower[:, None], self.upper[:, None])
                 elif rows.size:
                     out[rows] = fn(out[rows], self.eps[rows, None], self.lower[rows, None], self.upper[rows, None])
-            if clip:
+            if inverse:
                 lo, up = self.lower[:, None], self.upper[:, None]
                 np.maximum(out, lo, out=out, where=~np.isnan(lo) & ~np.isnan(out))
                 np.minimum(out, up, out=out, where=~np.isnan(up) & ~np.isnan(out))
@@ -515,16 +508,6 @@ def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared
 
 # --- rolling-origin backtest: method weights and interval calibration ---------------------------------------
 
-def _origins(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Backtest origins as (series row, number of training points): the latest ``max_origins`` per series."""
-    sel = metadata()["selection"]
-    start = np.maximum(sel["min_train"], n - sel["max_origins"])
-    count = np.maximum(n - start, 0)
-    rows = np.repeat(np.arange(len(n)), count)
-    offset = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
-    return rows, start[rows] + offset
-
-
 @dataclass
 class _Backtest:
     rows: np.ndarray               # (B,) series row of each origin
@@ -538,8 +521,13 @@ class _Backtest:
 
 def _backtest(p: _Panel, methods: list[str], with_pit: bool) -> _Backtest:
     """Every origin of every series at once: train on the first k points, forecast the next few."""
-    horizon, pseudo_df = metadata()["selection"]["horizon_obs"], metadata()["calibration"]["pseudo_df"]
-    rows, k = _origins(p.n)
+    sel, pseudo_df = metadata()["selection"], metadata()["calibration"]["pseudo_df"]
+    horizon = sel["horizon_obs"]
+    # origins (series row, training points k): the latest ``max_origins`` of each series
+    start = np.maximum(sel["min_train"], p.n - sel["max_origins"])
+    count = np.maximum(p.n - start, 0)
+    rows = np.repeat(np.arange(len(p.n)), count)
+    k = start[rows] + np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
     B = len(rows)
     center = {m: np.full((B, horizon), np.nan) for m in methods}
     y, kinds, eps = np.full((B, horizon), np.nan), np.zeros(B, int), np.zeros(B)
