@@ -227,7 +227,6 @@ class _Panel:
         def cut(a):
             a = None if a is None else a[rows] if at is None else np.take_along_axis(a[rows], at, 1)
             return None if a is None else np.where(col < n_used[:, None], a, np.nan)
-
         return _Panel(ids=self.ids[rows], t=cut(self.t), y=cut(self.y), num=cut(self.num), den=cut(self.den),
                       n=n_used.astype(int), lower=self.lower[rows], upper=self.upper[rows])
 
@@ -246,7 +245,6 @@ def _pack(df: pd.DataFrame, ids: np.ndarray) -> _Panel:
         out = np.full((S, N), np.nan)
         out[codes, pos] = df[col].to_numpy(float)
         return out
-
     lower, upper = np.full(S, np.nan), np.full(S, np.nan)
     lower[codes], upper[codes] = df["lower"].to_numpy(float), df["upper"].to_numpy(float)
     counts = {"numerator", "denominator"} <= set(df.columns) and df["denominator"].notna().any()
@@ -757,7 +755,6 @@ def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, com
     def per_series_text(text: np.ndarray) -> pd.Categorical:
         codes, categories = pd.factorize(pd.Series(text, dtype=object), use_na_sentinel=True)
         return pd.Categorical.from_codes(codes[s_all], categories=pd.Index(categories, dtype=object))
-
     # the float columns in one block filled in place (separate columns are copied into one: seconds on millions)
     columns = OUTPUT_COLUMNS + EXTRA_COLUMNS + QUANTILE_COLUMNS
     floats = [c for c in columns if c in LEVEL_COLUMNS or c == "last_value" or c.startswith("w_")]

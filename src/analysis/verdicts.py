@@ -337,30 +337,26 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
 
     def when(mask, values):
         return np.where(mask, values, np.nan)
-
+    shown = {c: when(judged_on, out[c].to_numpy(float) if c in out else np.nan) for c in ("value", "lo80", "hi80")}
     result = pd.DataFrame({
         "series_id": out["series_id"], "target_year": out["target_year"], "target_value": target,
-        "projected": when(judged_on, out["value"].to_numpy(float) if "value" in out else np.nan),
-        "probability": when(judged_on, prob), "status": _categorical(status, STATUSES),
+        "projected": shown["value"], "probability": when(judged_on, prob), "status": _categorical(status, STATUSES),
         "grade": _categorical(grade, ("", *GRADES)), "basis": _categorical(basis, BASES),
         "comparator": pd.Categorical(comp, categories=pd.Index(COMPARATORS, dtype=object)),
         "met": pd.array(np.where(basis == 1, met, np.where(basis == 2, True, None)), dtype="boolean"),
-        "observed": obs, "lo80": when(judged_on, out["lo80"].to_numpy(float) if "lo80" in out else np.nan),
-        "hi80": when(judged_on, out["hi80"].to_numpy(float) if "hi80" in out else np.nan),
-        "latest_year": _whole(L), "latest_value": yL, "baseline_year": _whole(b), "baseline_value": yb,
-        "pace": _categorical(np.where(paced, pace_code, 0), ("", *PACES)), "progress_ratio": when(paced, ratio),
+        "observed": obs, "lo80": shown["lo80"], "hi80": shown["hi80"], "latest_year": _whole(L), "latest_value": yL,
+        "baseline_year": _whole(b), "baseline_value": yb, "progress_ratio": when(paced, ratio),
+        "pace": _categorical(np.where(paced, pace_code, 0), ("", *PACES)),
         # towards a target not met yet: comparable with the change needed; else what happened since the baseline
         "observed_change_per_year": when(paced, np.where(toward_open, observed_change, since_change)),
         "needed_change_per_year": when(paced, needed_change),
         "change_per_year_since_baseline": when(judged_on, since_change),
         "value_at_pace": when(paced, value_at_target), "years_to_target_at_pace": when(paced, years_at_pace),
-        "year_reached_at_pace": _whole(when(paced, year_at_pace)),
+        "year_reached_at_pace": _whole(when(paced, year_at_pace)), "aarr_required": when(paced, aarr_required),
         "aarr_observed": when(paced, np.where(toward_open, aarr_observed, aarr_since)),
-        "aarr_required": when(paced, aarr_required),
-        "trend_away_confidence": away_conf, "n_points": n_points,
+        "trend_away_confidence": away_conf, "n_points": n_points, "reason": reason,
         "n_points_since_baseline": out["n_points_since_baseline"].fillna(0).to_numpy(int),
         "method": pd.Categorical(np.where(judged_on, method, None), categories=pd.Index([*known, *other], dtype=object)),
-        "reason": reason,
     })
     result["label"] = verdict_labels(result, lang)
     return result.reindex(columns=STATUS_COLUMNS + STATUS_EXTRA_COLUMNS)
