@@ -193,11 +193,9 @@ def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseli
     scale = _working_scale(p)  # the projection's scale, continuity correction included
     z = scale.forward(p.y)
     v = _sampling_variance(p, scale)
-    n = p.n
-    S, N = p.t.shape
-    used = np.arange(N)[None, :] < n[:, None]
+    n, S = p.n, len(ids)
     b0 = p.t[:, 0] if baseline_year is None else np.full(S, float(baseline_year))
-    since = used & (p.t >= b0[:, None])
+    since = p.t >= b0[:, None]  # False beyond a series' observations (NaN)
     from_year = since.sum(1) >= 2
     k0 = np.where(from_year, np.argmax(since, 1), 0)
     rows_ = np.arange(S)
@@ -239,8 +237,7 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     checked, _ = check_input(history) if checked is None else checked
     ids = np.asarray(pd.unique(pd.concat([checked["series_id"], tg["series_id"]]).astype(object)), dtype=object)
     usable, breaks = _after_breaks(checked)
-    stats = _series_stats(usable, ids, breaks, baseline_year)
-    out = tg.merge(stats, on="series_id", how="left")
+    out = tg.merge(_series_stats(usable, ids, breaks, baseline_year), on="series_id", how="left")
     observed = checked.loc[checked["value"].notna(), ["series_id", "year", "value"]]  # before a break too
     out = out.merge(observed.rename(columns={"year": "target_year", "value": "observed"}),
                     on=["series_id", "target_year"], how="left")
