@@ -2,11 +2,10 @@
 
 Series are short (3-15 yearly points, gaps allowed) and many, so every method is closed-form and vectorised
 over a padded series x observation matrix; bounded values are modelled on the logit scale. ``auto``: the last
-value plus a backtest-chosen share of the damped trend, robust where trends do not persist; the same backtest
-calibrates the intervals. Pure functions; every number that is a choice is in ``projection.yaml``.
-
-Public API: ``project``, ``check_input``, ``calibration_table`` (diagnostic), ``metadata``, ``method_label``;
-``OUTPUT_COLUMNS``, ``EXTRA_COLUMNS``, ``QUANTILE_COLUMNS``.
+value plus a backtest-chosen share of the damped trend, robust where trends do not persist; the backtest also
+calibrates the intervals. Every number that is a choice is in ``projection.yaml``. Public API: ``project``,
+``check_input``, ``calibration_table``, ``metadata``, ``method_label``; ``OUTPUT_COLUMNS``, ``EXTRA_COLUMNS``,
+``QUANTILE_COLUMNS``.
 """
 
 from __future__ import annotations
@@ -327,8 +326,7 @@ class _Scale:
         return self._apply(z, inverse=True)
 
     def _apply(self, a: np.ndarray, inverse: bool) -> np.ndarray:
-        """Each row through its own transform, on the rows of its kind only (every one on every row cost far more);
-        back from the working scale, clipped inside the row's bounds."""
+        """Each row through its transform (on the rows of its kind only: all on all cost far more); back: clipped."""
         out = np.array(a, dtype=float)
         with np.errstate(all="ignore"):
             for code, pair in _TRANSFORMS.items():
@@ -602,8 +600,7 @@ def calibration_table(frame: pd.DataFrame, methods: tuple[str, ...] = METHODS) -
 
 
 def _auto_weights(bt: _Backtest | None, n_series: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Weight of the damped trend per series (Bates-Granger, shrunk towards the run's default: the ``trend_weights``
-    entry of least backtest MAE), the errors behind it, and that default."""
+    """Weight of the damped trend per series (Bates-Granger, shrunk towards the run's default), errors, default."""
     sel = metadata()["selection"]
     both = np.zeros((0, 1), bool) if bt is None else np.isfinite(bt.center["last_value"]) & np.isfinite(bt.center["damped"])
     if not both.any():
@@ -627,13 +624,11 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
             calibrate: bool | None = None, checked: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Project every series of a long frame to ``until``; never fails for one series.
 
-    Input: ``series_id, year, value``; optional ``lower, upper`` (bounds, NaN = none), ``numerator,
-    denominator`` (counts weighting the trend fits), ``series_break`` or ``segment`` (a new territory).
-    ``breaks``: 'drop' keeps the years from the last break on, 'shift' the earlier ones too, moved by the level
-    shift. ``method``: AUTO or one of METHODS; ``calibrate``: intervals recalibrated on the run's backtest (both
-    default to the YAML); ``checked``: ``check_input(frame)``. Output: a row per series and year up to ``until``
-    (OUTPUT_COLUMNS, EXTRA_COLUMNS, QUANTILE_COLUMNS); a series that cannot be projected has no numbers and
-    method ``insufficient_data``.
+    Input: ``series_id, year, value`` [, ``lower, upper`` (bounds), ``numerator, denominator`` (counts weighting
+    the trend fits), ``series_break`` or ``segment`` (a new territory)]. ``breaks``: 'drop' keeps the years from
+    the last break on, 'shift' the earlier ones too, moved by the level shift. ``method`` and ``calibrate``
+    (intervals recalibrated on the run's backtest) default to the YAML; ``checked``: ``check_input(frame)``.
+    A series that cannot be projected has method ``insufficient_data`` and no numbers.
     """
     meta = metadata()
     method = meta["default_method"] if method is None else method

@@ -1,14 +1,12 @@
 """The verdict of DESIGN §6: every target (series x target year) judged against its history and projection.
 
 Statuses, the first that applies: ``no_target``; ``achieved`` / ``not_met`` (the target year is observed);
-``insufficient_data``; ``on_track`` (met in the latest year and kept, or projected to be met);
-``regressing`` (moving away from the target); ``needs_acceleration``, graded by the pace since the baseline
-against the pace required (UN SDG progress chart). Pace is measured on the projection's working scale, so
-that a sentence comparing paces agrees with the status near the bounds too. Pure functions; thresholds and
-their anchors are in projection.yaml (``verdict:``), labels in its ``statuses:``.
-
-Public API: ``assess``, ``normalise_targets``, ``probability_of``, ``status_label``, ``verdict_labels``;
-``STATUSES``, ``GRADES``, ``PACES``, ``STATUS_COLUMNS``, ``STATUS_EXTRA_COLUMNS``.
+``insufficient_data``; ``on_track`` (met in the latest year and kept, or projected to be met); ``regressing``
+(moving away); ``needs_acceleration``, graded by the pace since the baseline against the pace required (UN SDG
+progress chart), both on the projection's working scale so that a sentence comparing them agrees with the
+status. Thresholds and their anchors: projection.yaml. Public API: ``assess``, ``normalise_targets``,
+``probability_of``, ``status_label``, ``verdict_labels``; ``STATUSES``, ``GRADES``, ``PACES``,
+``STATUS_COLUMNS``, ``STATUS_EXTRA_COLUMNS``.
 """
 
 from __future__ import annotations
@@ -187,8 +185,7 @@ def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
 
 
 def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseline_year: int | None) -> pd.DataFrame:
-    """Per series (rows from the last break on): latest and baseline values, working scale, and the trend since
-    the baseline on that scale (slope, its standard error and df)."""
+    """Per series (from the last break on): latest and baseline values, working scale, trend since the baseline."""
     p = _pack(rows, ids)
     scale = _working_scale(p)  # the projection's scale, continuity correction included
     z = scale.forward(p.y)
