@@ -452,8 +452,7 @@ def _method_scale(method: str, p: _Panel, working: _Scale) -> tuple[_Scale, np.n
     if method == "linear":
         return _Scale(np.full_like(working.kind, _IDENTITY), np.zeros_like(working.eps), working.lower, working.upper), None
     if method == "cagr":
-        used = np.arange(p.y.shape[1])[None, :] < p.n[:, None]
-        undefined = (used & ~(p.y > 0)).any(1)
+        undefined = (p.y <= 0).any(1)  # a series' values are numbers (NaN only beyond them)
         return _Scale(np.where(undefined, working.kind, _LOG_RAW), np.where(undefined, working.eps, 0.0),
                       working.lower, working.upper), undefined
     return working, None
