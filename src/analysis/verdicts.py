@@ -11,6 +11,8 @@ status. Thresholds and their anchors: projection.yaml. Public API: ``assess``, `
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from scipy import special
@@ -141,14 +143,6 @@ def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
 
 # --- the series since the baseline, on the working scale ----------------------------------------------------
 
-def _shift_left(a: np.ndarray, k0: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Each row's observations from position k0 on, left-aligned (the panel layout), NaN beyond."""
-    N = a.shape[1]
-    idx = k0[:, None] + np.arange(N)[None, :]
-    inside = idx < n[:, None]
-    return np.where(inside, a[np.arange(len(a))[:, None], np.minimum(idx, N - 1)], np.nan)
-
-
 # why a series' baseline is not the requested year
 _NOTE_AFTER = "no observation in the baseline year: the pace is measured from the first observation after it"
 _NOTE_BREAK = "series break after the baseline year: the pace is measured from the first year on the new territory"
@@ -200,19 +194,18 @@ def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseli
     brk = pd.Series(ids).map(breaks).to_numpy(float) if len(breaks) else np.full(S, np.nan)
     note = np.select([(n > 0) & ~from_year & (baseline_year is not None),
                       from_year & (b > b0) & (brk > b0), from_year & (b > b0)], [1, 2, 3], 0)  # _NOTES
-    n_since = n - k0
-    zs, ts, vs = (_shift_left(a, k0, n) for a in (z, p.t, v))
-    _, slope, _, sxx, _, s2 = _trend_fit(zs, ts, n_since, np.nan_to_num(vs))
-    enough = n_since >= 3
+    after = replace(p, y=z, num=v).take(rows_, skip=k0)  # the years from the baseline on: z, t and variance
+    _, slope, _, sxx, _, s2 = _trend_fit(after.y, after.t, after.n, np.nan_to_num(after.num))
+    enough = after.n >= 3
     with np.errstate(all="ignore"):
         se = np.sqrt(s2 / sxx)
     return pd.DataFrame({
-        "series_id": ids, "n_points": n, "n_points_since_baseline": n_since,
+        "series_id": ids, "n_points": n, "n_points_since_baseline": after.n,
         "latest_year": _last(p.t, n), "latest_value": _last(p.y, n), "z_latest": _last(z, n),
         "baseline_year": b, "baseline_value": p.y[rows_, k0], "z_baseline": z[rows_, k0], "baseline_note": note,
         "lower": p.lower, "upper": p.upper, "kind": scale.kind, "eps": scale.eps,
         "slope": np.where(enough, slope, np.nan), "slope_se": np.where(enough, se, np.nan),
-        "slope_df": np.where(enough, n_since - 2.0, np.nan)})
+        "slope_df": np.where(enough, after.n - 2.0, np.nan)})
 
 
 # --- assess -------------------------------------------------------------------------------------------------
