@@ -34,8 +34,7 @@ LEVEL_COLUMNS = ("q01", "lo95", "q05", "lo80", "q20", "q30", "q40", "value",
                  "q60", "q70", "q80", "hi80", "q95", "hi95", "q99")
 QUANTILE_COLUMNS = [c for c in LEVEL_COLUMNS if c not in OUTPUT_COLUMNS]
 
-# working scales
-_IDENTITY, _LOGIT, _LOG_LOWER, _LOG_UPPER, _LOG_RAW = 0, 1, 2, 3, 4
+_IDENTITY, _LOGIT, _LOG_LOWER, _LOG_UPPER, _LOG_RAW = 0, 1, 2, 3, 4  # working scales
 _SCALE_NAMES = np.array(["identity", "logit", "log", "log", "log"], dtype=object)
 _MAX_DF = 1000
 _CAGR_NOTE = "CAGR undefined (a value <= 0): last value carried forward"
@@ -69,9 +68,8 @@ def _numeric(frame: pd.DataFrame, column: str, where: tuple[str, str] = ("series
         shown = "; ".join(f"{a} {b}: '{c}'" for a, b, c in frame.loc[bad, [*where, column]].head(5)
                           .itertuples(index=False))
         more = f" (+{int(bad.sum()) - 5})" if bad.sum() > 5 else ""
-        raise AnalysisError(
-            f"Cột '{column}' có giá trị không phải số (dùng dấu chấm thập phân): {shown}{more}",
-            f"Column '{column}' holds values that are not numbers (use '.' for decimals): {shown}{more}")
+        raise AnalysisError(f"Cột '{column}' có giá trị không phải số (dùng dấu chấm thập phân): {shown}{more}",
+                            f"Column '{column}' holds values that are not numbers (use '.' for decimals): {shown}{more}")
     return values.astype(float)
 
 
@@ -124,8 +122,7 @@ def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     varies = [by_series[c].transform("nunique", dropna=False) > 1 for c in ("lower", "upper")]
     invalid = varies[0] | varies[1] | (df["lower"] >= df["upper"])
     if invalid.any():
-        first = df[invalid].drop_duplicates("series_id")
-        found.append(_problems(first.assign(year=np.nan), "bounds_invalid",
+        found.append(_problems(df[invalid].drop_duplicates("series_id").assign(year=np.nan), "bounds_invalid",
                                "Chuỗi {series_id}: cận lower/upper phải giống nhau mọi năm và lower < upper; bỏ qua chuỗi.",
                                "Series {series_id}: bounds lower/upper must be the same every year with lower < upper; "
                                "series skipped.", "series_skipped"))
@@ -282,7 +279,6 @@ def _shift_breaks(p: _Panel, breaks: pd.Series) -> tuple[_Panel, _Panel, np.ndar
 
 # --- working scale ------------------------------------------------------------------------------------------
 
-# value -> working scale and back, per kind of row (e: squeeze or shift, lo/up: bounds; columns of the rows)
 def _logit_forward(y, e, lo, up):
     """logit(e + (1 - 2e)(y - lo) / (up - lo)), in place on one new array (the same numbers, bit for bit)."""
     a = np.subtract(y, lo)
@@ -303,7 +299,7 @@ def _logit_inverse(z, e, lo, up):
     return a
 
 
-_TRANSFORMS = {  # kind -> (forward, inverse)
+_TRANSFORMS = {  # kind -> (value to working scale, back), per row (e: squeeze or shift, lo/up: bounds)
     _LOGIT: (_logit_forward, _logit_inverse),
     _LOG_LOWER: (lambda y, e, lo, up: np.log(y - lo + e), lambda z, e, lo, up: lo + np.exp(z) - e),
     _LOG_UPPER: (lambda y, e, lo, up: -np.log(up - y + e), lambda z, e, lo, up: up - np.exp(-z) + e),
@@ -510,8 +506,7 @@ class _Backtest:
     center: dict[str, np.ndarray]  # method -> (B, H) median forecast on the method's scale (NaN: no outcome)
     y: np.ndarray                  # (B, H) the outcomes (values)
     scale: _Scale                  # (B,) working scale of each origin (the scale of auto's components)
-    # method -> standardised gaps of the outcomes (B, H) and the t's df (B,): the costly t CDF only where read
-    pit: dict[str, tuple[np.ndarray, np.ndarray]]
+    pit: dict[str, tuple[np.ndarray, np.ndarray]]  # method -> the outcomes' standardised gaps (B, H), t's df (B,)
 
 
 def _backtest(p: _Panel, methods: list[str], with_pit: bool) -> _Backtest:
@@ -697,8 +692,7 @@ def _quantiles(panel: _Panel, chunk: np.ndarray, t_out: np.ndarray, run: tuple, 
         quantiles = np.add(quantiles, q, out=q)
         ok &= fc.ok
     flat = fc.scale.inverse(quantiles.reshape(len(chunk), -1))
-    # sorted: guards the order of the quantiles against rounding at the bounds
-    return np.sort(flat.reshape(quantiles.shape), axis=2), ok
+    return np.sort(flat.reshape(quantiles.shape), axis=2), ok  # sorted: rounding at a bound could swap two
 
 
 def _reasons(panel, ids, ok, method, n_err, default, breaks, shift, problems, note, n_calibration) -> np.ndarray:

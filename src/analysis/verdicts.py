@@ -66,8 +66,7 @@ def _cdf(q: np.ndarray, levels: np.ndarray, x: np.ndarray, strict: bool) -> np.n
     """P(Y < x) (strict) or P(Y <= x) from quantiles q (R, K) at ``levels``: piecewise linear in normal scores,
     extended linearly beyond the outer ones; tied quantiles are a point mass (a series staying on 100%)."""
     score = special.ndtri(levels)
-    below = (q < x[:, None]) if strict else (q <= x[:, None])
-    count = below.sum(1)
+    count = ((q < x[:, None]) if strict else (q <= x[:, None])).sum(1)
     i0 = np.clip(count - 1, 0, q.shape[1] - 2)
     rows = np.arange(len(q))
     q0, q1 = q[rows, i0], q[rows, i0 + 1]
@@ -143,7 +142,6 @@ def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
 
 # --- the series since the baseline, on the working scale ----------------------------------------------------
 
-# why a series' baseline is not the requested year
 _NOTE_AFTER = "no observation in the baseline year: the pace is measured from the first observation after it"
 _NOTE_BREAK = "series break after the baseline year: the pace is measured from the first year on the new territory"
 _NOTE_FEW = "fewer than 2 observations since the baseline year: the pace is measured from the series' first year"
@@ -183,7 +181,6 @@ def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseli
     p = _pack(rows, ids)
     scale = _working_scale(p)  # the projection's scale, continuity correction included
     z = scale.forward(p.y)
-    v = _sampling_variance(p, scale)
     n, S = p.n, len(ids)
     b0 = p.t[:, 0] if baseline_year is None else np.full(S, float(baseline_year))
     since = p.t >= b0[:, None]  # False beyond a series' observations (NaN)
@@ -194,7 +191,7 @@ def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseli
     brk = pd.Series(ids).map(breaks).to_numpy(float) if len(breaks) else np.full(S, np.nan)
     note = np.select([(n > 0) & ~from_year & (baseline_year is not None),
                       from_year & (b > b0) & (brk > b0), from_year & (b > b0)], [1, 2, 3], 0)  # _NOTES
-    after = replace(p, y=z, num=v).take(rows_, skip=k0)  # the years from the baseline on: z, t and variance
+    after = replace(p, y=z, num=_sampling_variance(p, scale)).take(rows_, skip=k0)  # z, t, variance from the baseline on
     _, slope, _, sxx, _, s2 = _trend_fit(after.y, after.t, after.n, np.nan_to_num(after.num))
     enough = after.n >= 3
     with np.errstate(all="ignore"):
@@ -278,8 +275,7 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
         aarr_required = np.where(decrease & ~met_now, (1 - (judged / yL) ** (1 / ahead_years)) * 100, np.nan)
         aarr_observed, aarr_since, aarr_required = (np.where(np.isfinite(a), a, np.nan)  # from (next to) zero: none
                                                     for a in (aarr_observed, aarr_since, aarr_required))
-    # the year the target is reached at the observed pace (empty beyond a century: never, in practice)
-    year_at_pace = np.where(years_at_pace <= 100, L + np.ceil(years_at_pace - 1e-9), np.nan)
+    year_at_pace = np.where(years_at_pace <= 100, L + np.ceil(years_at_pace - 1e-9), np.nan)  # a century: never
     defined = future & ~np.isnan(s_obs) & ~np.isnan(zx)
     # the observed pace reaches the target in time: read on the value the sentence compares (~ progress_ratio >= 1)
     reaches = _meets(value_at_target, judged, judged_comp)
@@ -317,8 +313,7 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     code = which * len(notes) + np.where(paced, out["baseline_note"].fillna(0).to_numpy(int), 0)
     reason = _categorical(code, [r + (f"; {n}" if n else "") for r in reasons for n in notes])
     toward_open = np.isin(pace_code, [_AHEAD, _BEHIND])  # towards a target not met yet: the pace is compared
-    # methods: the engine's (the same categories in every call), then any other name a projection file brings
-    known = [*metadata()["methods"], INSUFFICIENT]
+    known = [*metadata()["methods"], INSUFFICIENT]  # the same categories in every call, then a file's own
     other = sorted({str(m) for m in pd.unique(out["method"].dropna())} - set(known)) if "method" in out.columns else []
     method = out["method"].to_numpy(object) if "method" in out.columns else None
 
