@@ -53,7 +53,6 @@ def method_label(method: str, lang: str = "vi") -> str:
 
 
 # --- input --------------------------------------------------------------------------------------------------
-
 def _numeric(frame: pd.DataFrame, column: str, where: tuple[str, str] = ("series_id", "year")) -> pd.Series:
     """Column as float; text that is not a number raises a bilingual error naming the rows (``where``)."""
     raw = frame[column]
@@ -201,7 +200,6 @@ def _prepare(frame: pd.DataFrame, checked: tuple[pd.DataFrame, pd.DataFrame] | N
 
 
 # --- padded panel -------------------------------------------------------------------------------------------
-
 @dataclass
 class _Panel:
     """Series as left-aligned padded arrays (S series x N observations), NaN beyond n[s]."""
@@ -278,7 +276,6 @@ def _shift_breaks(p: _Panel, breaks: pd.Series) -> tuple[_Panel, _Panel, np.ndar
 
 
 # --- working scale ------------------------------------------------------------------------------------------
-
 def _logit_forward(y, e, lo, up):
     """logit(e + (1 - 2e)(y - lo) / (up - lo)), in place on one new array (the same numbers, bit for bit)."""
     a = np.subtract(y, lo)
@@ -380,7 +377,6 @@ def _sampling_variance(p: _Panel, scale: _Scale) -> np.ndarray:
 
 
 # --- methods: each gives a center, a standard deviation and Student-t degrees of freedom on its scale -------
-
 @dataclass
 class _Forecast:
     center: np.ndarray  # (R, H) on ``scale``
@@ -498,7 +494,6 @@ def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared
 
 
 # --- rolling-origin backtest: method weights and interval calibration ---------------------------------------
-
 @dataclass
 class _Backtest:
     rows: np.ndarray               # (B,) series row of each origin
@@ -613,7 +608,6 @@ def _auto_weights(bt: _Backtest | None, n_series: int) -> tuple[np.ndarray, np.n
 
 
 # --- project ------------------------------------------------------------------------------------------------
-
 def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *, breaks: str = "drop",
             calibrate: bool | None = None, checked: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Project every series of a long frame to ``until``; never fails for one series.

@@ -61,7 +61,6 @@ def verdict_labels(verdict: pd.DataFrame, lang: str = "vi") -> pd.Categorical:
 
 
 # --- probability of meeting a target, read off the projection's quantiles -----------------------------------
-
 def _cdf(q: np.ndarray, levels: np.ndarray, x: np.ndarray, strict: bool) -> np.ndarray:
     """P(Y < x) (strict) or P(Y <= x) from quantiles q (R, K) at ``levels``: piecewise linear in normal scores,
     extended linearly beyond the outer ones; tied quantiles are a point mass (a series staying on 100%)."""
@@ -96,7 +95,6 @@ def _meets(value, target, comparator) -> np.ndarray:
 
 
 # --- targets ------------------------------------------------------------------------------------------------
-
 def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
     """Targets with an explicit ``comparator``: the column's (a plan's strict '<' wins), else from ``direction``
     (increase -> '>=', decrease -> '<='). A blank target_value means no target was set for that year."""
@@ -141,7 +139,6 @@ def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- the series since the baseline, on the working scale ----------------------------------------------------
-
 _NOTE_AFTER = "no observation in the baseline year: the pace is measured from the first observation after it"
 _NOTE_BREAK = "series break after the baseline year: the pace is measured from the first year on the new territory"
 _NOTE_FEW = "fewer than 2 observations since the baseline year: the pace is measured from the series' first year"
@@ -206,7 +203,6 @@ def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseli
 
 
 # --- assess -------------------------------------------------------------------------------------------------
-
 def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFrame, *,
            as_of: int | None = None, baseline_year: int | None = None, lang: str = "vi",
            checked: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
