@@ -4,8 +4,7 @@ Series are short (3-15 yearly points, gaps allowed) and many, so every method is
 over a padded series x observation matrix; bounded values are modelled on the logit scale. ``auto``: the last
 value plus a backtest-chosen share of the damped trend, robust where trends do not persist; the backtest also
 calibrates the intervals. Every number that is a choice is in ``projection.yaml``. Public API: ``project``,
-``check_input``, ``calibration_table``, ``metadata``, ``method_label``; ``OUTPUT_COLUMNS``, ``EXTRA_COLUMNS``,
-``QUANTILE_COLUMNS``.
+``check_input``, ``calibration_table``, ``metadata``, ``method_label`` and the ``*_COLUMNS`` lists.
 """
 
 from __future__ import annotations

@@ -32,9 +32,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", help="verdict CSV to write (needs --targets): status achieved, not_met, on_track, "
                              "needs_acceleration (grade on_pace, moderate, strong), regressing, no_target or "
                              "insufficient_data, with the evidence")
-    parser.add_argument("--baseline", type=int, metavar="YEAR",
-                        help="year the verdict measures pace from (a series without it starts at its first year "
-                             "after it); default: each series' first year")
+    parser.add_argument("--baseline", type=int, metavar="YEAR", help="year the verdict measures pace from (a series "
+                        "without it starts at its first year after it); default: each series' first year")
     parser.add_argument("--method", choices=[projection.AUTO, *projection.METHODS],
                         help="projection method (default: auto, the backtest-weighted combination)")
     parser.add_argument("--quantiles", action="store_true", help="also write the quantile columns q01 ... q99")

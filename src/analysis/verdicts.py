@@ -5,8 +5,7 @@ Statuses, the first that applies: ``no_target``; ``achieved`` / ``not_met`` (the
 (moving away); ``needs_acceleration``, graded by the pace since the baseline against the pace required (UN SDG
 progress chart), both on the projection's working scale so that a sentence comparing them agrees with the
 status. Thresholds and their anchors: projection.yaml. Public API: ``assess``, ``normalise_targets``,
-``probability_of``, ``status_label``, ``verdict_labels``; ``STATUSES``, ``GRADES``, ``PACES``,
-``STATUS_COLUMNS``, ``STATUS_EXTRA_COLUMNS``.
+``probability_of``, ``status_label``, ``verdict_labels``; ``STATUSES``, ``GRADES``, ``PACES``, ``STATUS_*COLUMNS``.
 """
 
 from __future__ import annotations
@@ -80,8 +79,7 @@ def probability_of(projected: pd.DataFrame, target, comparator) -> np.ndarray:
     cols = [(lv, c) for lv, c in zip(LEVELS, LEVEL_COLUMNS) if c in projected.columns]
     q = np.sort(projected[[c for _, c in cols]].to_numpy(float), axis=1)
     levels = np.array([lv for lv, _ in cols])
-    target = np.asarray(target, float)
-    comparator = np.asarray(comparator, dtype=object)
+    target, comparator = np.asarray(target, float), np.asarray(comparator, dtype=object)
     strict, weak = _cdf(q, levels, target, True), _cdf(q, levels, target, False)
     prob = np.select([comparator == ">=", comparator == ">", comparator == "<=", comparator == "<"],
                      [1 - strict, 1 - weak, weak, strict], np.nan)
@@ -225,8 +223,7 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     out = out.merge(observed.rename(columns={"year": "target_year", "value": "observed"}),
                     on=["series_id", "target_year"], how="left")
     keep = [c for c in (*LEVEL_COLUMNS, "method", "method_reason") if c in projections.columns]
-    proj = projections[["series_id", "year", *keep]]
-    proj = proj[proj["year"].isin(tg["target_year"].unique())]  # the rows the merge can match (not every year's)
+    proj = projections.loc[projections["year"].isin(tg["target_year"].unique()), ["series_id", "year", *keep]]
     proj = proj.astype({"year": "int64", **{c: object for c in keep if isinstance(proj[c].dtype, pd.CategoricalDtype)}})
     out = out.merge(proj.rename(columns={"year": "target_year"}), on=["series_id", "target_year"], how="left")
     target, lower, upper, eps, L, yL, zL, b, yb, zb, slope, se, dfs, obs = (out[c].to_numpy(float) for c in (
