@@ -229,9 +229,8 @@ def _pack(df: pd.DataFrame, ids: np.ndarray) -> _Panel:
     codes = pd.Index(ids).get_indexer(df["series_id"])
     S = len(ids)
     n = np.bincount(codes, minlength=S).astype(int)
-    order = np.argsort(codes, kind="stable")
     pos = np.empty(len(df), int)
-    pos[order] = np.arange(len(df)) - np.repeat(np.cumsum(n) - n, n)
+    pos[np.argsort(codes, kind="stable")] = np.arange(len(df)) - np.repeat(np.cumsum(n) - n, n)
     N = max(int(n.max()) if S else 0, 1)
 
     def grid(col):
@@ -464,16 +463,15 @@ def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared
     z = _once(shared, "z", scale, lambda: scale.forward(p.y))
     floor2 = scale.noise_floor() ** 2
     h = t_out - _last(p.t, p.n)[:, None]
-    n = p.n
     with np.errstate(all="ignore"):
         if method in ("linear", "logit_linear"):
-            level, slope, tbar, sxx, sw, s2 = _trend_fit(z, p.t, n, _sampling_variance(p, scale))
+            level, slope, tbar, sxx, sw, s2 = _trend_fit(z, p.t, p.n, _sampling_variance(p, scale))
             x0 = t_out - tbar[:, None]
             center = level[:, None] + slope[:, None] * x0
             sd = np.sqrt(np.maximum(s2, floor2)[:, None] * (1 + 1 / sw[:, None] + x0 ** 2 / sxx[:, None]))
-            df, finite = n - 2.0, np.isfinite(level + slope)
+            df, finite = p.n - 2.0, np.isfinite(level + slope)
         else:
-            wk = _once(shared, "walk", scale, lambda: _walk(z, p.t, n))
+            wk = _once(shared, "walk", scale, lambda: _walk(z, p.t, p.n))
             naive_sd = np.sqrt(np.maximum(wk["s2_naive"], floor2)[:, None] * h)
             if method == "last_value":
                 center, sd, df = np.repeat(wk["zlast"][:, None], h.shape[1], 1), naive_sd, wk["m"].astype(float)
@@ -488,7 +486,7 @@ def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared
                     sd = np.where(undefined[:, None], naive_sd, sd)
                     df = np.where(undefined, wk["m"], df)
             finite = np.isfinite(wk["zlast"]) & (np.isfinite(wk["drift"]) | (method == "last_value"))
-    ok = (n >= metadata()["methods"][method]["min_points"]) & finite & (df >= 1)
+    ok = (p.n >= metadata()["methods"][method]["min_points"]) & finite & (df >= 1)
     return _Forecast(center=center, sd=sd, df=np.clip(np.nan_to_num(df, nan=1.0), 1, _MAX_DF), scale=scale, ok=ok)
 
 

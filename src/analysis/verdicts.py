@@ -54,8 +54,7 @@ def verdict_labels(verdict: pd.DataFrame, lang: str = "vi") -> pd.Categorical:
     grade = np.where(status == STATUSES.index("needs_acceleration"), np.maximum(grade, 0), 0)
     table = [status_label(s, lang, g) for s in STATUSES for g in (None, *GRADES)]
     labels = pd.Index(table, dtype=object).unique()
-    index = labels.get_indexer(table)
-    code = np.where(status >= 0, index[np.maximum(status, 0) * (len(GRADES) + 1) + grade], -1)
+    code = np.where(status >= 0, labels.get_indexer(table)[np.maximum(status, 0) * (len(GRADES) + 1) + grade], -1)
     return pd.Categorical.from_codes(code, categories=labels)
 
 
@@ -186,7 +185,7 @@ def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseli
     brk = pd.Series(ids).map(breaks).to_numpy(float) if len(breaks) else np.full(S, np.nan)
     note = np.select([(n > 0) & ~from_year & (baseline_year is not None),
                       from_year & (b > b0) & (brk > b0), from_year & (b > b0)], [1, 2, 3], 0)  # _NOTES
-    after = replace(p, y=z, num=_sampling_variance(p, scale)).take(rows_, skip=k0)  # z, t, variance from the baseline on
+    after = replace(p, y=z, num=_sampling_variance(p, scale)).take(rows_, skip=k0)  # z, t, v from the baseline on
     _, slope, _, sxx, _, s2 = _trend_fit(after.y, after.t, after.n, np.nan_to_num(after.num))
     enough = after.n >= 3
     with np.errstate(all="ignore"):
@@ -292,8 +291,7 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
         [pace_code == _AHEAD, ratio >= meta["moderate_ratio"],
          lost | (pace_code == _AWAY) | (ratio < meta["moderate_ratio"])], [1, 2, 3], 0), 0).astype(np.int8)
     judged_on = np.isin(status, [ON_TRACK, ACCELERATE, REGRESSING])
-    basis = np.select([np.isin(status, [ACHIEVED, NOT_MET]), (status == ON_TRACK) & kept, judged_on],
-                      [1, 2, 3], 0)  # '', observed, latest, projected
+    basis = np.select([np.isin(status, [ACHIEVED, NOT_MET]), (status == ON_TRACK) & kept, judged_on], [1, 2, 3], 0)
     paced = judged_on & defined
     # reason: one of a few texts (+ the baseline's note); the same categories in every call, so years concatenate
     which = np.select(  # in the order of the rules
