@@ -1,19 +1,10 @@
 """Projection of short yearly series to the target years, with honest intervals.
 
-Pure functions (no file IO): ``project`` turns long series into projections with 80% and 95% intervals.
-Every number that is a choice (methods, thresholds, calibration) lives in ``projection.yaml`` beside this
-file. The verdict against targets (DESIGN §6 STATUS) is ``analysis.verdicts``, which reads this engine's
-projections and uses its input check, working scale and trend fit.
-
-Series are short (3-15 yearly points, gaps allowed) and hundreds of thousands: every method is closed-form
-and vectorised over a padded series x observation matrix; nothing loops over series. Bounded values are
-modelled on the logit scale. Robust first: ``auto`` is the last value plus a weight of the damped trend's
-further change, set by a rolling-origin backtest on each series' own history and shrunk towards the run's
-default, which the backtest of all the run's series chooses; the same backtest calibrates the intervals.
-
-Public API: ``project`` (projections), ``check_input`` (validation used by the engine, the verdict and
-the command), ``calibration_table`` (diagnostic), ``metadata``, ``method_label``; column lists
-``OUTPUT_COLUMNS``, ``EXTRA_COLUMNS``, ``QUANTILE_COLUMNS``.
+Series are short (3-15 yearly points, gaps allowed) and many, so every method is closed-form and vectorised
+over a padded series x observation matrix; bounded values are modelled on the logit scale. ``auto``: the last
+value plus a backtest-chosen share of the damped trend, robust where trends do not persist; the backtest also
+calibrates the intervals. Every number that is a choice is in ``projection.yaml``. Public API: ``project``,
+``check_input``, ``calibration_table``, ``metadata``, ``method_label`` and the ``*_COLUMNS`` lists.
 """
 
 from __future__ import annotations
@@ -36,15 +27,13 @@ INSUFFICIENT = "insufficient_data"
 OUTPUT_COLUMNS = ["series_id", "year", "value", "lo80", "hi80", "lo95", "hi95", "method"]
 EXTRA_COLUMNS = ["method_reason", "n_points", "first_year", "last_year", "last_value", "horizon", "scale",
                  "w_last_value", "w_logit_linear", "w_damped"]
-# Quantile levels carried by every projection row: the five of the contract and ten more, so that the
-# verdict can read a probability off a projection (``verdicts.probability_of``), even off the command's CSV.
+# the contract's five quantiles and ten more: the verdict reads a probability off them, even off a CSV
 LEVELS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99)
 LEVEL_COLUMNS = ("q01", "lo95", "q05", "lo80", "q20", "q30", "q40", "value",
                  "q60", "q70", "q80", "hi80", "q95", "hi95", "q99")
 QUANTILE_COLUMNS = [c for c in LEVEL_COLUMNS if c not in OUTPUT_COLUMNS]
 
-# working scales
-_IDENTITY, _LOGIT, _LOG_LOWER, _LOG_UPPER, _LOG_RAW = 0, 1, 2, 3, 4
+_IDENTITY, _LOGIT, _LOG_LOWER, _LOG_UPPER, _LOG_RAW = 0, 1, 2, 3, 4  # working scales
 _SCALE_NAMES = np.array(["identity", "logit", "log", "log", "log"], dtype=object)
 _MAX_DF = 1000
 _CAGR_NOTE = "CAGR undefined (a value <= 0): last value carried forward"
@@ -62,10 +51,7 @@ def method_label(method: str, lang: str = "vi") -> str:
     return methods[method][f"label_{lang}"] if method in methods else method
 
 
-# ---------------------------------------------------------------------------------------------------
-# input
-
-
+# --- input --------------------------------------------------------------------------------------------------
 def _numeric(frame: pd.DataFrame, column: str, where: tuple[str, str] = ("series_id", "year")) -> pd.Series:
     """Column as float; text that is not a number raises a bilingual error naming the rows (``where``)."""
     raw = frame[column]
@@ -80,9 +66,8 @@ def _numeric(frame: pd.DataFrame, column: str, where: tuple[str, str] = ("series
         shown = "; ".join(f"{a} {b}: '{c}'" for a, b, c in frame.loc[bad, [*where, column]].head(5)
                           .itertuples(index=False))
         more = f" (+{int(bad.sum()) - 5})" if bad.sum() > 5 else ""
-        raise AnalysisError(
-            f"Cột '{column}' có giá trị không phải số (dùng dấu chấm thập phân): {shown}{more}",
-            f"Column '{column}' holds values that are not numbers (use '.' for decimals): {shown}{more}")
+        raise AnalysisError(f"Cột '{column}' có giá trị không phải số (dùng dấu chấm thập phân): {shown}{more}",
+                            f"Column '{column}' holds values that are not numbers (use '.' for decimals): {shown}{more}")
     return values.astype(float)
 
 
@@ -96,16 +81,9 @@ def _problems(frame: pd.DataFrame, code: str, vi: str, en: str, action: str) -> 
 
 
 def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Validate long input -> (usable rows, problems).
-
-    Structural faults stop everything (``AnalysisError``, bilingual): a missing column, text where a
-    number is expected, a year that is not a whole number, a series with the same year twice. Faults of
-    single values go to ``problems`` (series_id, year, code, message_vi, message_en, action) and the
-    value is left out: outside the stated bounds or infinite ('dropped'); bounds that vary within a series
-    or are inverted ('series_skipped': the series gets an insufficient_data row); unusable counts
-    ('counts_ignored': the series is fitted without sampling weights). Missing values are missing years.
-    The rows keep the known columns plus ``_code``, an integer series code used internally.
-    """
+    """Validate long input -> (usable rows with ``_code``, an integer series code; problems). Structural faults
+    raise a bilingual ``AnalysisError``; a bad single value is left out with a problem row saying so (its
+    action: dropped, series_skipped or counts_ignored), so that one bad value does not stop a run."""
     missing = [c for c in ("series_id", "year", "value") if c not in frame.columns]
     if missing:
         cols = ", ".join(missing)
@@ -138,22 +116,15 @@ def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         elif col in ("lower", "upper"):
             df[col] = np.nan
     found = []
-
-    by_series = df.groupby("_code", sort=False)
-    lo_min, lo_max = by_series["lower"].transform("min"), by_series["lower"].transform("max")
-    up_min, up_max = by_series["upper"].transform("min"), by_series["upper"].transform("max")
-    size = by_series["year"].transform("size")
-    partial = [(by_series[c].transform("count") > 0) & (by_series[c].transform("count") < size) for c in ("lower", "upper")]
-    invalid = (lo_min != lo_max) & lo_min.notna() | (up_min != up_max) & up_min.notna() | (lo_min >= up_min) \
-        | partial[0] | partial[1]
+    by_series = df.groupby("_code", sort=False)  # a bound given in some years only also varies (NaN is a value)
+    varies = [by_series[c].transform("nunique", dropna=False) > 1 for c in ("lower", "upper")]
+    invalid = varies[0] | varies[1] | (df["lower"] >= df["upper"])
     if invalid.any():
-        first = df[invalid].drop_duplicates("series_id")
-        found.append(_problems(first.assign(year=np.nan), "bounds_invalid",
+        found.append(_problems(df[invalid].drop_duplicates("series_id").assign(year=np.nan), "bounds_invalid",
                                "Chuỗi {series_id}: cận lower/upper phải giống nhau mọi năm và lower < upper; bỏ qua chuỗi.",
                                "Series {series_id}: bounds lower/upper must be the same every year with lower < upper; "
                                "series skipped.", "series_skipped"))
-    df = df[~invalid].assign(lower=lo_min[~invalid], upper=up_min[~invalid])
-
+    df = df[~invalid]
     value = df["value"]
     slack = 1e-9 * np.maximum((df["upper"] - df["lower"]).abs().fillna(1.0), 1.0)
     outside = (value < df["lower"] - slack) | (value > df["upper"] + slack)
@@ -168,7 +139,6 @@ def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                                "Series {series_id} year {year}: infinite value, left out.", "dropped"))
     df = df[~(outside | infinite)]
     df = df.assign(value=df["value"].clip(df["lower"], df["upper"]))  # within the slack: on the bound
-
     if "numerator" in df.columns and "denominator" in df.columns:
         num, den = df["numerator"], df["denominator"]
         ok = (den > 0) & (num >= 0) & (num <= den) & df["lower"].notna() & df["upper"].notna()
@@ -188,8 +158,7 @@ def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _break_years(df: pd.DataFrame, before: pd.Series | None = None) -> pd.Series:
-    """First year of the last segment of each series (absent when the series has no break); with ``before``
-    (a year per series), the last break before that year (the start of the segment before the last)."""
+    """Year of each series' last break (none: absent); with ``before`` (a year per series), the last before it."""
     if "series_break" in df.columns:
         flag = df["series_break"]
         if not pd.api.types.is_bool_dtype(flag):
@@ -206,9 +175,9 @@ def _break_years(df: pd.DataFrame, before: pd.Series | None = None) -> pd.Series
     return year.groupby(df["series_id"], sort=False).max().dropna()
 
 
-def _after_breaks(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Checked rows from the last break on, with a value; and the break years."""
-    breaks = _break_years(rows)
+def _after_breaks(rows: pd.DataFrame, breaks: pd.Series | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    """Checked rows with a value from the break on (default: each series' last); and the break years."""
+    breaks = _break_years(rows) if breaks is None else breaks
     if len(breaks):
         start = rows["series_id"].map(breaks)
         rows = rows[start.isna() | (rows["year"] >= start)]
@@ -217,30 +186,22 @@ def _after_breaks(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 
 def _prepare(frame: pd.DataFrame, checked: tuple[pd.DataFrame, pd.DataFrame] | None = None, breaks: str = "drop",
              ) -> tuple[pd.DataFrame, np.ndarray, pd.Series, pd.DataFrame]:
-    """Usable rows (with a value, from the last break on; with breaks='shift', from the break before it);
-    every series id of the input; the last break years; problems."""
-    if "series_id" not in frame:
-        ids = np.array([], object)
-    elif pd.api.types.is_integer_dtype(frame["series_id"].dtype):  # numbered series (the pipeline): kept as numbers
+    """Usable rows (from the last break on; with breaks='shift', the break before); all ids; break years; problems."""
+    rows, problems = check_input(frame) if checked is None else checked
+    if pd.api.types.is_integer_dtype(frame["series_id"].dtype):  # numbered series (the pipeline): kept as numbers
         ids = pd.unique(frame["series_id"].to_numpy(np.int64))
     else:
         ids = np.asarray(pd.unique(frame["series_id"]), dtype=object)
-    rows, problems = check_input(frame) if checked is None else checked
     after, years = _after_breaks(rows)
     if breaks == "shift" and len(years):
-        start = rows["series_id"].map(_break_years(rows, before=years))
-        after = rows[rows["value"].notna() & (start.isna() | (rows["year"] >= start))]
+        after, _ = _after_breaks(rows, _break_years(rows, before=years))
     return after, ids, years, problems
 
 
-# ---------------------------------------------------------------------------------------------------
-# padded panel
-
-
+# --- padded panel -------------------------------------------------------------------------------------------
 @dataclass
 class _Panel:
     """Series as left-aligned padded arrays (S series x N observations), NaN beyond n[s]."""
-
     ids: np.ndarray
     t: np.ndarray
     y: np.ndarray
@@ -251,8 +212,7 @@ class _Panel:
     upper: np.ndarray
 
     def take(self, rows: np.ndarray, n_used: np.ndarray | None = None, skip: np.ndarray | None = None) -> _Panel:
-        """Rows ``rows``, keeping only their first ``n_used`` observations (backtest origins), or all but the
-        first ``skip`` (the years before a break)."""
+        """Rows ``rows`` with their first ``n_used`` observations (backtest origins) or all but the first ``skip``."""
         col = np.arange(self.t.shape[1])[None, :]
         n_used = (self.n[rows] if skip is None else self.n[rows] - skip) if n_used is None else n_used
         at = None if skip is None else np.minimum(col + skip[:, None], col.size - 1)
@@ -260,7 +220,6 @@ class _Panel:
         def cut(a):
             a = None if a is None else a[rows] if at is None else np.take_along_axis(a[rows], at, 1)
             return None if a is None else np.where(col < n_used[:, None], a, np.nan)
-
         return _Panel(ids=self.ids[rows], t=cut(self.t), y=cut(self.y), num=cut(self.num), den=cut(self.den),
                       n=n_used.astype(int), lower=self.lower[rows], upper=self.upper[rows])
 
@@ -270,16 +229,14 @@ def _pack(df: pd.DataFrame, ids: np.ndarray) -> _Panel:
     codes = pd.Index(ids).get_indexer(df["series_id"])
     S = len(ids)
     n = np.bincount(codes, minlength=S).astype(int)
-    order = np.argsort(codes, kind="stable")
     pos = np.empty(len(df), int)
-    pos[order] = np.arange(len(df)) - np.repeat(np.cumsum(n) - n, n)
+    pos[np.argsort(codes, kind="stable")] = np.arange(len(df)) - np.repeat(np.cumsum(n) - n, n)
     N = max(int(n.max()) if S else 0, 1)
 
     def grid(col):
         out = np.full((S, N), np.nan)
         out[codes, pos] = df[col].to_numpy(float)
         return out
-
     lower, upper = np.full(S, np.nan), np.full(S, np.nan)
     lower[codes], upper[codes] = df["lower"].to_numpy(float), df["upper"].to_numpy(float)
     counts = {"numerator", "denominator"} <= set(df.columns) and df["denominator"].notna().any()
@@ -291,12 +248,15 @@ def _last(a: np.ndarray, n: np.ndarray) -> np.ndarray:
     return a[np.arange(len(n)), np.maximum(n - 1, 0)]
 
 
+def _whole(a: np.ndarray) -> pd.arrays.IntegerArray:
+    """Years as nullable integers."""
+    missing = np.isnan(a)
+    return pd.arrays.IntegerArray(np.where(missing, 0, a).astype(np.int64), missing)
+
+
 def _shift_breaks(p: _Panel, breaks: pd.Series) -> tuple[_Panel, _Panel, np.ndarray, np.ndarray]:
-    """breaks='shift': on the working scale, the years before the last break forecast the first year observed
-    after it (their last value plus their average yearly change: the trend is carried across); that value
-    minus the forecast is the shift added to the earlier years. Needs 2 points before and 1 after, else the
-    earlier years are left out. Returns the joined panel, the panel from the break on, the shift (value
-    scale; NaN: none) and its variance (working scale: the forecast's, with changes around no drift)."""
+    """breaks='shift': the years before the last break, moved by the gap between the first year after it and their
+    forecast of it (random walk with drift) -> joined panel, panel from the break on, shift, shift's variance."""
     i, col = np.arange(len(p.n)), np.arange(p.t.shape[1])[None, :]
     before = (p.t < pd.Series(p.ids).map(breaks).to_numpy(float)[:, None]).sum(1)
     scale = _working_scale(p)
@@ -313,11 +273,7 @@ def _shift_breaks(p: _Panel, breaks: pd.Series) -> tuple[_Panel, _Panel, np.ndar
             np.where(fit, var, 0.0))
 
 
-# ---------------------------------------------------------------------------------------------------
-# working scale
-
-
-# value -> working scale and back, per kind of row (e: squeeze or shift, lo/up: bounds; columns of the rows)
+# --- working scale ------------------------------------------------------------------------------------------
 def _logit_forward(y, e, lo, up):
     """logit(e + (1 - 2e)(y - lo) / (up - lo)), in place on one new array (the same numbers, bit for bit)."""
     a = np.subtract(y, lo)
@@ -338,47 +294,39 @@ def _logit_inverse(z, e, lo, up):
     return a
 
 
-_FORWARD = {
-    _LOGIT: _logit_forward,
-    _LOG_LOWER: lambda y, e, lo, up: np.log(y - lo + e),
-    _LOG_UPPER: lambda y, e, lo, up: -np.log(up - y + e),
-    _LOG_RAW: lambda y, e, lo, up: np.log(y),
-}
-_INVERSE = {
-    _LOGIT: _logit_inverse,
-    _LOG_LOWER: lambda z, e, lo, up: lo + np.exp(z) - e,
-    _LOG_UPPER: lambda z, e, lo, up: up - np.exp(-z) + e,
-    _LOG_RAW: lambda z, e, lo, up: np.exp(z),
+_TRANSFORMS = {  # kind -> (value to working scale, back), per row (e: squeeze or shift, lo/up: bounds)
+    _LOGIT: (_logit_forward, _logit_inverse),
+    _LOG_LOWER: (lambda y, e, lo, up: np.log(y - lo + e), lambda z, e, lo, up: lo + np.exp(z) - e),
+    _LOG_UPPER: (lambda y, e, lo, up: -np.log(up - y + e), lambda z, e, lo, up: up - np.exp(-z) + e),
+    _LOG_RAW: (lambda y, e, lo, up: np.log(y), lambda z, e, lo, up: np.exp(z)),
 }
 
 
 @dataclass
 class _Scale:
     """Per-row monotone increasing transform of values to the scale a method works on."""
-
     kind: np.ndarray   # _IDENTITY, _LOGIT, _LOG_LOWER, _LOG_UPPER, _LOG_RAW
     eps: np.ndarray    # logit: squeeze fraction; log: absolute shift
     lower: np.ndarray
     upper: np.ndarray
 
     def forward(self, y: np.ndarray) -> np.ndarray:
-        return self._apply(y, _FORWARD)
+        return self._apply(y, inverse=False)
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
-        return self._apply(z, _INVERSE, clip=True)
+        return self._apply(z, inverse=True)
 
-    def _apply(self, a: np.ndarray, functions: dict, clip: bool = False) -> np.ndarray:
-        """Each row through its own transform, computed on the rows of each kind only (evaluating every transform
-        on every row cost several times more); ``clip`` keeps the result inside the row's bounds."""
+    def _apply(self, a: np.ndarray, inverse: bool) -> np.ndarray:
+        """Each row through its transform (on the rows of its kind only: all on all cost far more); back: clipped."""
         out = np.array(a, dtype=float)
         with np.errstate(all="ignore"):
-            for code, fn in functions.items():
-                rows = np.flatnonzero(self.kind == code)
+            for code, pair in _TRANSFORMS.items():
+                fn, rows = pair[inverse], np.flatnonzero(self.kind == code)
                 if rows.size == len(self.kind):
                     out = fn(out, self.eps[:, None], self.lower[:, None], self.upper[:, None])
                 elif rows.size:
                     out[rows] = fn(out[rows], self.eps[rows, None], self.lower[rows, None], self.upper[rows, None])
-            if clip:
+            if inverse:
                 lo, up = self.lower[:, None], self.upper[:, None]
                 np.maximum(out, lo, out=out, where=~np.isnan(lo) & ~np.isnan(out))
                 np.minimum(out, up, out=out, where=~np.isnan(up) & ~np.isnan(out))
@@ -413,8 +361,7 @@ def _working_scale(p: _Panel) -> _Scale:
 
 
 def _sampling_variance(p: _Panel, scale: _Scale) -> np.ndarray:
-    """Sampling variance of each year's value on ``scale`` from its counts (0 where there are none): logit
-    1 / (n p'(1 - p')), p' the squeezed proportion; value scale width^2 p'(1 - p') / n. Proportions only."""
+    """Sampling variance of each year's value on ``scale`` from its counts (0 without): logit 1 / (n p'(1 - p'))."""
     if p.den is None:
         return np.zeros_like(p.y)
     e = scale.eps[:, None]
@@ -427,10 +374,7 @@ def _sampling_variance(p: _Panel, scale: _Scale) -> np.ndarray:
     return np.where(np.isfinite(v) & (v > 0), v, 0.0)
 
 
-# ---------------------------------------------------------------------------------------------------
-# methods: each gives a center, a standard deviation and Student-t degrees of freedom on its scale
-
-
+# --- methods: each gives a center, a standard deviation and Student-t degrees of freedom on its scale -------
 @dataclass
 class _Forecast:
     center: np.ndarray  # (R, H) on ``scale``
@@ -438,7 +382,6 @@ class _Forecast:
     df: np.ndarray      # (R,)
     scale: _Scale
     ok: np.ndarray      # (R,) method applicable to the row
-    note: np.ndarray    # (R,) what the reader should know ('' if nothing)
 
 
 def _walk(z: np.ndarray, t: np.ndarray, n: np.ndarray) -> dict:
@@ -472,10 +415,8 @@ def _line(z, t, w):
 
 
 def _trend_fit(z, t, n, v):
-    """Least-squares line through the prefix; with sampling variances v, weights 1 / (tau^2 + v), tau^2 the
-    between-year variance beyond sampling (DerSimonian-Laird). Weights are relative (a year of average
-    precision weighs 1) and the residual variance comes from the data: counts decide how much each year
-    counts, not how wide the interval is. Without counts: ordinary least squares."""
+    """Least-squares line through the prefix; with sampling variances v, relative weights 1 / (tau^2 + v)
+    (DerSimonian-Laird): counts decide how much each year counts, not how wide the interval is."""
     used = np.arange(z.shape[1])[None, :] < n[:, None]
     has_v = (used & (v > 0)).any(1)
     w = used.astype(float)
@@ -501,8 +442,7 @@ def _method_scale(method: str, p: _Panel, working: _Scale) -> tuple[_Scale, np.n
     if method == "linear":
         return _Scale(np.full_like(working.kind, _IDENTITY), np.zeros_like(working.eps), working.lower, working.upper), None
     if method == "cagr":
-        used = np.arange(p.y.shape[1])[None, :] < p.n[:, None]
-        undefined = (used & ~(p.y > 0)).any(1)
+        undefined = (p.y <= 0).any(1)  # a series' values are numbers (NaN only beyond them)
         return _Scale(np.where(undefined, working.kind, _LOG_RAW), np.where(undefined, working.eps, 0.0),
                       working.lower, working.upper), undefined
     return working, None
@@ -516,26 +456,22 @@ def _once(shared: dict, what: str, scale: _Scale, compute):
     return shared[key][1]
 
 
-def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared: dict | None = None) -> _Forecast:
-    """One method for every row of ``p``, at the years ``t_out`` (R, H; NaN = no year). ``shared``: a dict
-    kept across the methods of one panel, so that the methods on the same scale transform the values and
-    compute the random-walk statistics once."""
+def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared: dict) -> _Forecast:
+    """One method for every row of ``p`` at the years ``t_out``; ``shared``: what methods on one scale share."""
     phi = metadata()["methods"]["damped"]["phi"]
     scale, undefined = _method_scale(method, p, working)
-    shared = {} if shared is None else shared
     z = _once(shared, "z", scale, lambda: scale.forward(p.y))
     floor2 = scale.noise_floor() ** 2
     h = t_out - _last(p.t, p.n)[:, None]
-    n = p.n
     with np.errstate(all="ignore"):
         if method in ("linear", "logit_linear"):
-            level, slope, tbar, sxx, sw, s2 = _trend_fit(z, p.t, n, _sampling_variance(p, scale))
+            level, slope, tbar, sxx, sw, s2 = _trend_fit(z, p.t, p.n, _sampling_variance(p, scale))
             x0 = t_out - tbar[:, None]
             center = level[:, None] + slope[:, None] * x0
             sd = np.sqrt(np.maximum(s2, floor2)[:, None] * (1 + 1 / sw[:, None] + x0 ** 2 / sxx[:, None]))
-            df, finite = n - 2.0, np.isfinite(level + slope)
+            df, finite = p.n - 2.0, np.isfinite(level + slope)
         else:
-            wk = _once(shared, "walk", scale, lambda: _walk(z, p.t, n))
+            wk = _once(shared, "walk", scale, lambda: _walk(z, p.t, p.n))
             naive_sd = np.sqrt(np.maximum(wk["s2_naive"], floor2)[:, None] * h)
             if method == "last_value":
                 center, sd, df = np.repeat(wk["zlast"][:, None], h.shape[1], 1), naive_sd, wk["m"].astype(float)
@@ -550,36 +486,11 @@ def _forecast(method: str, p: _Panel, t_out: np.ndarray, working: _Scale, shared
                     sd = np.where(undefined[:, None], naive_sd, sd)
                     df = np.where(undefined, wk["m"], df)
             finite = np.isfinite(wk["zlast"]) & (np.isfinite(wk["drift"]) | (method == "last_value"))
-    ok = (n >= metadata()["methods"][method]["min_points"]) & finite & (df >= 1)
-    note = np.where(undefined, _CAGR_NOTE, "") if undefined is not None else np.full(len(n), "")
-    return _Forecast(center=center, sd=sd, df=np.clip(np.nan_to_num(df, nan=1.0), 1, _MAX_DF), scale=scale,
-                     ok=ok, note=note.astype(object))
+    ok = (p.n >= metadata()["methods"][method]["min_points"]) & finite & (df >= 1)
+    return _Forecast(center=center, sd=sd, df=np.clip(np.nan_to_num(df, nan=1.0), 1, _MAX_DF), scale=scale, ok=ok)
 
 
-def _quantiles_z(fc: _Forecast, levels: np.ndarray, extra_df: float = 0.0) -> np.ndarray:
-    """(R, H, K) quantiles on the method's scale at ``levels`` (Student t; table over the distinct df)."""
-    uniq, inv = np.unique(fc.df + extra_df, return_inverse=True)
-    tq = special.stdtrit(uniq[:, None], levels[None, :])[inv]
-    with np.errstate(all="ignore"):  # rows the method cannot handle carry NaN/inf; they are dropped later
-        out = np.multiply(fc.sd[:, :, None], tq[:, None, :])  # one array, filled in place
-        out += fc.center[:, :, None]
-        return out
-
-
-# ---------------------------------------------------------------------------------------------------
-# rolling-origin backtest: method weights and interval calibration
-
-
-def _origins(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Backtest origins as (series row, number of training points): the latest ``max_origins`` per series."""
-    sel = metadata()["selection"]
-    start = np.maximum(sel["min_train"], n - sel["max_origins"])
-    count = np.maximum(n - start, 0)
-    rows = np.repeat(np.arange(len(n)), count)
-    offset = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
-    return rows, start[rows] + offset
-
-
+# --- rolling-origin backtest: method weights and interval calibration ---------------------------------------
 @dataclass
 class _Backtest:
     rows: np.ndarray               # (B,) series row of each origin
@@ -587,15 +498,18 @@ class _Backtest:
     center: dict[str, np.ndarray]  # method -> (B, H) median forecast on the method's scale (NaN: no outcome)
     y: np.ndarray                  # (B, H) the outcomes (values)
     scale: _Scale                  # (B,) working scale of each origin (the scale of auto's components)
-    # method -> the outcomes' standardised gaps (B, H; a zero spread: +-inf by the side of the gap) and the t's df
-    # (B,): PITs evaluated only where calibration reads them (the t CDF is the costliest step of a backtest)
-    pit: dict[str, tuple[np.ndarray, np.ndarray]]
+    pit: dict[str, tuple[np.ndarray, np.ndarray]]  # method -> the outcomes' standardised gaps (B, H), t's df (B,)
 
 
 def _backtest(p: _Panel, methods: list[str], with_pit: bool) -> _Backtest:
     """Every origin of every series at once: train on the first k points, forecast the next few."""
-    horizon, pseudo_df = metadata()["selection"]["horizon_obs"], metadata()["calibration"]["pseudo_df"]
-    rows, k = _origins(p.n)
+    sel, pseudo_df = metadata()["selection"], metadata()["calibration"]["pseudo_df"]
+    horizon = sel["horizon_obs"]
+    # origins (series row, training points k): the latest ``max_origins`` of each series
+    start = np.maximum(sel["min_train"], p.n - sel["max_origins"])
+    count = np.maximum(p.n - start, 0)
+    rows = np.repeat(np.arange(len(p.n)), count)
+    k = start[rows] + np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
     B = len(rows)
     center = {m: np.full((B, horizon), np.nan) for m in methods}
     y, kinds, eps = np.full((B, horizon), np.nan), np.zeros(B, int), np.zeros(B)
@@ -626,9 +540,8 @@ def _backtest(p: _Panel, methods: list[str], with_pit: bool) -> _Backtest:
 
 
 def _empirical_levels(bt: _Backtest | None, method: str, lower: np.ndarray, n_series: int) -> tuple[np.ndarray, int]:
-    """Calibrated lower-tail levels measured on a backtest, and the number of series behind them: PITs (of the
-    t with ``pseudo_df`` more degrees of freedom) folded, v = min(u, 1 - u), and pooled with equal weight per
-    series; the level for nominal l < 0.5 is the 2l-quantile of v (the l-quantile of the symmetrised PITs)."""
+    """Lower-tail levels that cover as often as nominal on the backtest (2l-quantiles of the folded PITs, equal
+    weight per series), and the number of series behind them."""
     cal = metadata()["calibration"]
     if bt is None or not bt.rows.size:
         return np.full_like(lower, np.nan), 0
@@ -649,8 +562,7 @@ def _empirical_levels(bt: _Backtest | None, method: str, lower: np.ndarray, n_se
 
 
 def _calibrated_levels(bt: _Backtest | None, method: str, levels: np.ndarray, n_series: int) -> tuple[np.ndarray, int]:
-    """Levels to ask the model for so that its intervals cover as often as the backtest says they should: the
-    run's measurement blended with the YAML prior in proportion to the number of series behind it."""
+    """Levels to ask the model for: the run's measured ones blended with the YAML prior by the series behind them."""
     cal = metadata()["calibration"]
     prior_map = cal["prior"][method]
     knots = sorted(prior_map)
@@ -664,8 +576,7 @@ def _calibrated_levels(bt: _Backtest | None, method: str, levels: np.ndarray, n_
 
 
 def calibration_table(frame: pd.DataFrame, methods: tuple[str, ...] = METHODS) -> pd.DataFrame:
-    """Interval calibration measured on ``frame`` alone: nominal lower level -> level that covers as often
-    (a diagnostic: how far the model intervals are from honest; and the source of the YAML prior)."""
+    """Nominal lower level -> level that covers as often, on ``frame`` alone (a diagnostic; the YAML prior's source)."""
     rows, ids, *_ = _prepare(frame)
     bt = _backtest(_pack(rows, ids), list(methods), with_pit=True)
     knots = np.array(sorted(metadata()["calibration"]["prior"]["last_value"]))
@@ -675,10 +586,7 @@ def calibration_table(frame: pd.DataFrame, methods: tuple[str, ...] = METHODS) -
 
 
 def _auto_weights(bt: _Backtest | None, n_series: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Weight of the damped trend beside the last value, per series; the errors behind it; the run's default.
-    Per series: the Bates-Granger weight (inverse MSE over the series' backtest) shrunk towards the default as
-    if it had ``shrinkage_errors`` errors behind it; the default is the one of ``trend_weights`` whose weights
-    give the smallest mean absolute error over the backtest of all the run's series (ties: the smaller)."""
+    """Weight of the damped trend per series (Bates-Granger, shrunk towards the run's default), errors, default."""
     sel = metadata()["selection"]
     both = np.zeros((0, 1), bool) if bt is None else np.isfinite(bt.center["last_value"]) & np.isfinite(bt.center["damped"])
     if not both.any():
@@ -696,30 +604,16 @@ def _auto_weights(bt: _Backtest | None, n_series: int) -> tuple[np.ndarray, np.n
     return weights[default], count.astype(int), default
 
 
-# ---------------------------------------------------------------------------------------------------
-# project
-
-
+# --- project ------------------------------------------------------------------------------------------------
 def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *, breaks: str = "drop",
             calibrate: bool | None = None, checked: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Project every series of a long frame to ``until``; never fails for one series.
 
-    Input columns: ``series_id, year, value``; optional ``lower, upper`` (bounds of the scale, NaN = none),
-    ``numerator, denominator`` (counts behind a bounded value: their sampling precision weights the
-    trend fits), ``series_break`` (True in the first year of a new territory) or ``segment`` (a label that
-    changes at a break). ``breaks``: 'drop' uses only the data from the last break on; 'shift' joins the
-    years before it, moved by the level shift estimated at the break (``_shift_breaks``), and widens the
-    intervals by the shift's variance, never narrower than the same model on the years from the break on.
-
-    Output: one row per series and year from its last observed year + 1 to ``until``: ``series_id, year,
-    value`` (the median), ``lo80, hi80, lo95, hi95, method``, then ``method_reason, n_points`` (used),
-    ``first_year, last_year, last_value, horizon, scale`` (working scale), ``w_*`` (weights of ``auto``)
-    and the quantiles ``q01 ... q99``. A series that cannot be projected gets its rows with method
-    ``insufficient_data`` and empty numbers (one row with an empty year if it has no value at all).
-
-    ``method``: 'auto' (the YAML's default) or one of METHODS. ``calibrate`` (default: the YAML) recalibrates
-    the intervals on the run's rolling-origin backtest; False gives the plain model intervals (what
-    statsmodels would give). ``checked``: what ``check_input(frame)`` returned, when the caller has it.
+    Input: ``series_id, year, value`` [, ``lower, upper`` (bounds), ``numerator, denominator`` (counts weighting
+    the trend fits), ``series_break`` or ``segment`` (a new territory)]. ``breaks``: 'drop' keeps the years from
+    the last break on, 'shift' the earlier ones too, moved by the level shift. ``method`` and ``calibrate``
+    (intervals recalibrated on the run's backtest) default to the YAML; ``checked``: ``check_input(frame)``.
+    A series that cannot be projected has method ``insufficient_data`` and no numbers.
     """
     meta = metadata()
     method = meta["default_method"] if method is None else method
@@ -740,13 +634,11 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
     levels = np.array(LEVELS)
     calibrated = {m: _calibrated_levels(bt, m, levels, S) if calibrate else (levels, 0) for m in components}
     run = (components, weights, {m: c[0] for m, c in calibrated.items()}, meta["calibration"]["pseudo_df"] * calibrate)
-
     last_year = _last(panel.t, panel.n)
     H = max(int(np.nanmax(until - last_year)), 0) if np.isfinite(last_year).any() else 0
     t_out = last_year[:, None] + 1 + np.arange(H)[None, :]
     t_out = np.where(t_out <= until, t_out, np.nan)
-    # every series is described (its scale, CAGR's note); those long enough are forecast, by chunks of series
-    # (bounds the memory of country-scale runs; each chunk is vectorised)
+    # every series is described; those long enough are forecast, by chunks (bounds the memory of country runs)
     scale, undefined = _method_scale(components[-1], panel, _working_scale(panel))
     note = np.where(undefined, _CAGR_NOTE, "").astype(object) if undefined is not None else np.full(S, "", object)
     need = meta["methods"][method]["min_points"]
@@ -756,13 +648,12 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
     values = np.empty((len(todo), H, len(levels)))  # the forecast series only: slot[s] is series s's row
     for start in range(0, len(todo), _CHUNK):
         chunk = todo[start:start + _CHUNK]
-        values[start:start + len(chunk)], fit_ok, fit_note = _quantiles(panel, chunk, t_out[chunk], run, extra[chunk])
+        values[start:start + len(chunk)], fit_ok = _quantiles(panel, chunk, t_out[chunk], run, extra[chunk])
         ok[chunk] &= fit_ok
-        note[chunk] = np.where(fit_note != "", fit_note, note[chunk])
     if shift is not None:  # never narrower than the same model on the data from the break on alone
         wider = np.flatnonzero((panel.n >= need) & (alone.n >= need) & np.isfinite(shift))
         if wider.size:
-            alone, alone_ok, _ = _quantiles(alone, wider, t_out[wider], run, np.zeros(len(wider)))
+            alone, alone_ok = _quantiles(alone, wider, t_out[wider], run, np.zeros(len(wider)))
             q, mid = values[slot[wider]], len(levels) // 2  # mid: the median
             spread = np.where(alone_ok[:, None, None], np.abs(alone - alone[:, :, [mid]]), 0.0)
             q = q[:, :, [mid]] + np.sign(np.arange(len(levels)) - mid) * np.fmax(np.abs(q - q[:, :, [mid]]), spread)
@@ -774,24 +665,25 @@ def project(frame: pd.DataFrame, until: int = 2030, method: str | None = None, *
 
 
 def _quantiles(panel: _Panel, chunk: np.ndarray, t_out: np.ndarray, run: tuple, extra_var: np.ndarray):
-    """Quantiles on the value scale (R, H, K) of the series ``chunk`` at the years ``t_out``, whether each could
-    be forecast, the notes. auto: quantile averaging of its components on the working scale, where
-    ``extra_var`` (the uncertainty of a level shift at a break) is added to the variance."""
+    """Quantiles (R, H, K) of the series ``chunk`` at ``t_out`` and whether each could be forecast; auto averages its
+    components' quantiles on the working scale, where ``extra_var`` (a level shift's) adds to the variance."""
     components, weights, calibrated, pseudo_df = run
     part = panel.take(chunk)
     working = _working_scale(part)
-    quantiles, ok, note, shared = 0.0, np.ones(len(chunk), bool), np.full(len(chunk), "", dtype=object), {}
+    quantiles, ok, shared = 0.0, np.ones(len(chunk), bool), {}
     for j, m in enumerate(components):
         fc = _forecast(m, part, t_out, working, shared)
         fc.sd = np.sqrt(fc.sd ** 2 + extra_var[:, None]) if fc.scale is working else fc.sd
-        q = _quantiles_z(fc, calibrated[m], pseudo_df)
+        uniq, inv = np.unique(fc.df + pseudo_df, return_inverse=True)  # Student t quantiles: a table per distinct df
+        tq = special.stdtrit(uniq[:, None], calibrated[m][None, :])[inv]
+        with np.errstate(all="ignore"):  # rows the method cannot handle carry NaN/inf; they are dropped later
+            q = np.multiply(fc.sd[:, :, None], tq[:, None, :])  # (R, H, K) on the method's scale, filled in place
+            q += fc.center[:, :, None]
         q *= weights[chunk, j, None, None]
         quantiles = np.add(quantiles, q, out=q)
         ok &= fc.ok
-        note = np.where(fc.note != "", fc.note, note)
     flat = fc.scale.inverse(quantiles.reshape(len(chunk), -1))
-    # sorted: guards the order of the quantiles against rounding at the bounds
-    return np.sort(flat.reshape(quantiles.shape), axis=2), ok, note
+    return np.sort(flat.reshape(quantiles.shape), axis=2), ok  # sorted: rounding at a bound could swap two
 
 
 def _reasons(panel, ids, ok, method, n_err, default, breaks, shift, problems, note, n_calibration) -> np.ndarray:
@@ -812,7 +704,10 @@ def _reasons(panel, ids, ok, method, n_err, default, breaks, shift, problems, no
     moved[np.isfinite(shift)] = [f"earlier years shifted by {x:+.3g} (level shift)" for x in shift[np.isfinite(shift)]]
     text = text + np.where(np.isfinite(brk), "; series break in " + np.nan_to_num(brk).astype(int).astype(str)
                            .astype(object) + ": " + moved, "")
-    notes = _without_series_prefix(problems).str.rstrip(".").groupby(problems["series_id"], sort=False).agg("; ".join)
+    # messages without their 'Series <id>': a country's reasons are then a few texts, not one per series
+    en = [(m[len(f"Series {s}"):].lstrip(" :") if m.startswith(f"Series {s}") else m).rstrip(".")
+          for m, s in zip(problems["message_en"], problems["series_id"])]
+    notes = pd.Series(en, index=problems.index, dtype=object).groupby(problems["series_id"], sort=False).agg("; ".join)
     skipped = problems.loc[problems["action"] == "series_skipped", "series_id"]
     extra = pd.Series(ids).map(notes).astype(object).fillna("").to_numpy(object)
     text = np.where(pd.Index(ids).isin(skipped), "", text) + np.where(note != "", "; " + note, "") + \
@@ -823,21 +718,8 @@ def _reasons(panel, ids, ok, method, n_err, default, breaks, shift, problems, no
     return pd.Series(text, dtype=object).str.lstrip("; ").to_numpy(object)
 
 
-def _without_series_prefix(problems: pd.DataFrame) -> pd.Series:
-    """The English problem messages without their leading 'Series <id>': a reason sits in its own series' rows,
-    and repeating the id there made every series' reason a distinct text (hundreds of thousands of them in a
-    country's projections)."""
-    text = [m[len(f"Series {s}"):].lstrip(" :") if m.startswith(f"Series {s}") else m
-            for m, s in zip(problems["message_en"], problems["series_id"])]
-    return pd.Series(text, index=problems.index, dtype=object)
-
-
 def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, components) -> pd.DataFrame:
-    """Long output: one row per series and projected year (one blank-year row for series without data).
-
-    Text that is the same for every year of a series (method, reason, scale) is a categorical built from the
-    series' values: a country's millions of rows repeat a few dozen texts."""
-    S, H = t_out.shape
+    """One row per series and projected year (a blank-year row without data); texts categorical (few, repeated)."""
     no_data = panel.n == 0
     s_idx, h_idx = np.nonzero(np.isfinite(t_out) & ~no_data[:, None])
     s_all = np.concatenate([s_idx, np.flatnonzero(no_data)])
@@ -849,16 +731,10 @@ def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, com
         out[:n_obs] = observed
         return out
 
-    def whole_years(a: np.ndarray) -> pd.arrays.IntegerArray:
-        missing = np.isnan(a)
-        return pd.arrays.IntegerArray(np.where(missing, 0, a).astype(np.int64), missing)
-
     def per_series_text(text: np.ndarray) -> pd.Categorical:
         codes, categories = pd.factorize(pd.Series(text, dtype=object), use_na_sentinel=True)
         return pd.Categorical.from_codes(codes[s_all], categories=pd.Index(categories, dtype=object))
-
-    # the float columns in one block, filled in place (a frame built from separate columns copies them all
-    # into a block again: seconds on a country's millions of rows), then the other columns inserted
+    # the float columns in one block filled in place (separate columns are copied into one: seconds on millions)
     columns = OUTPUT_COLUMNS + EXTRA_COLUMNS + QUANTILE_COLUMNS
     floats = [c for c in columns if c in LEVEL_COLUMNS or c == "last_value" or c.startswith("w_")]
     block = np.full((len(floats), n_rows), np.nan)
@@ -866,21 +742,17 @@ def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, com
     projected = values[slot[s_idx[kept]], h_idx[kept]]
     for k, col in enumerate(LEVEL_COLUMNS):
         block[floats.index(col), kept] = projected[:, k]
-    blank = no_data[s_all]
-    block[floats.index("last_value")] = np.where(blank, np.nan, _last(panel.y, panel.n)[s_all])
+    block[floats.index("last_value")] = _last(panel.y, panel.n)[s_all]  # NaN for a series without data, as its years
     for j, m in enumerate(components if weights is not None else []):  # auto's weights (w_logit_linear: empty)
         block[floats.index(f"w_{m}")] = np.where(good, weights[s_all, j], np.nan)
     frame = pd.DataFrame(block.T, columns=floats, copy=False)
-
     ids = panel.ids[s_all]
-    last = _last(panel.t, panel.n)
     others = {"series_id": pd.array(ids, dtype=object) if ids.dtype == object else ids,
-              "year": whole_years(per_row(t_out[s_idx, h_idx])),
+              "year": _whole(per_row(t_out[s_idx, h_idx])),
               "method": per_series_text(np.where(ok, method, INSUFFICIENT)),
               "method_reason": per_series_text(reason), "n_points": panel.n[s_all],
-              "first_year": whole_years(np.where(blank, np.nan, panel.t[s_all, 0])),
-              "last_year": whole_years(np.where(blank, np.nan, last[s_all])),
-              "horizon": whole_years(np.where(blank, np.nan, per_row(h_idx + 1.0))),
+              "first_year": _whole(panel.t[s_all, 0]), "last_year": _whole(_last(panel.t, panel.n)[s_all]),
+              "horizon": _whole(per_row(h_idx + 1.0)),
               "scale": per_series_text(np.where(no_data, None, _SCALE_NAMES[kind]))}
     for col in columns:
         if col in others:

@@ -1,27 +1,8 @@
 """``python -m analysis project INPUT.csv -o OUTPUT.csv [--until 2030] [--targets T.csv --status S.csv [--baseline YEAR]]``
 
-The DESIGN §6 command: project any long yearly series file with the engine of ``analysis.projection``
-and, given targets, write the verdict of ``analysis.verdicts``. Load -> process -> save: this module reads
-and writes, the engine and the verdict only compute.
-
-STATUS has one row per series and target year: ``series_id, target_year, target_value, projected,
-probability, status``, then the evidence (``verdicts.STATUS_EXTRA_COLUMNS``: grade, basis, baseline, pace
-since the baseline against the pace required, label, reason, ...). ``status`` is one of: ``achieved`` /
-``not_met`` (the target year is observed: met or missed); ``on_track`` (met in the latest observation and
-the series does not move away from it, or projected to be met with probability >= 0.8);
-``needs_acceleration``, graded by the pace since the baseline against the pace the target requires
-(``on_pace``: the pace would reach it in time but the projection gives it less than 0.8; ``moderate``: at
-least half the required pace; ``strong``: less, or moving away); ``regressing`` (moving away from the target
-with 80% confidence); ``no_target`` (none set for that year); ``insufficient_data`` (too few points, the
-target year passed without an observation, or no projection). Thresholds and their anchors: the
-``verdict:`` block of projection.yaml. Pace is measured from ``--baseline`` (default: each series' first
-year), on the projection's working scale.
-
-Bad input never ends in a traceback: a file that cannot be used (missing, empty, not CSV, a required
-column missing, text where a number belongs, a year twice in a series) stops with a bilingual message
-and exit code 2; a single value outside the stated bounds is left out with a warning naming the series
-and year (the rest of the run is still useful), and a series too short to project gets an
-``insufficient_data`` row.
+The DESIGN §6 command: the engine's projections of any long yearly series file and, given targets, the
+verdict's statuses. This module only reads and writes. Bad input never ends in a traceback: an unusable file
+stops with a bilingual message (exit code 2), a bad value is left out with a warning.
 """
 
 from __future__ import annotations
@@ -51,9 +32,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", help="verdict CSV to write (needs --targets): status achieved, not_met, on_track, "
                              "needs_acceleration (grade on_pace, moderate, strong), regressing, no_target or "
                              "insufficient_data, with the evidence")
-    parser.add_argument("--baseline", type=int, metavar="YEAR",
-                        help="year the verdict measures pace from (a series without it starts at its first year "
-                             "after it); default: each series' first year")
+    parser.add_argument("--baseline", type=int, metavar="YEAR", help="year the verdict measures pace from (a series "
+                        "without it starts at its first year after it); default: each series' first year")
     parser.add_argument("--method", choices=[projection.AUTO, *projection.METHODS],
                         help="projection method (default: auto, the backtest-weighted combination)")
     parser.add_argument("--quantiles", action="store_true", help="also write the quantile columns q01 ... q99")
@@ -86,8 +66,7 @@ def read_csv(path: str, what_vi: str, what_en: str) -> pd.DataFrame:
 
 
 def write_csv(frame: pd.DataFrame, path: str) -> None:
-    """Plain UTF-8 (no BOM: this output is for programs), written atomically. Text that a spreadsheet would
-    run as a formula (a series_id starting with '=', '+', '-', '@') gets a leading apostrophe."""
+    """Plain UTF-8 (no BOM: for programs), atomically; text a spreadsheet would run as a formula gets a "'"."""
     frame = neutralise_frame(frame)
     try:
         write_file(path, lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n",
@@ -107,20 +86,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"CẢNH BÁO / WARNING: {message}", file=sys.stderr)
     if len(problems) > MAX_WARNINGS:
         print(f"CẢNH BÁO / WARNING: ... +{len(problems) - MAX_WARNINGS}", file=sys.stderr)
-
-    targets = None
     until = args.until
     if args.targets:
         targets = verdicts.normalise_targets(read_csv(args.targets, "tệp chỉ tiêu", "targets file"))
         until = max(until, int(targets["target_year"].max()))
     projected = projection.project(history, until=until, method=args.method)
-
-    columns = projection.OUTPUT_COLUMNS + projection.EXTRA_COLUMNS
-    if args.quantiles:
-        columns += projection.QUANTILE_COLUMNS
     shown = projected[projected["year"].isna() | (projected["year"] <= args.until)]
-    write_csv(shown[columns], args.output)
-    if targets is not None:
+    quantiles = projection.QUANTILE_COLUMNS if args.quantiles else []
+    write_csv(shown[projection.OUTPUT_COLUMNS + projection.EXTRA_COLUMNS + quantiles], args.output)
+    if args.targets:
         verdict = verdicts.assess(history, projected, targets, baseline_year=args.baseline, lang=args.lang)
         write_csv(verdict, args.status)
     n_series = projected["series_id"].nunique()

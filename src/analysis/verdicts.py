@@ -1,81 +1,28 @@
 """The verdict of DESIGN §6: every target (series x target year) judged against its history and projection.
 
-Pure functions (no file IO). ``assess`` takes the input and the output of ``projection.project`` and the
-targets, and gives one row per series and target year with a status, the evidence behind it, and the
-report label. Every threshold, and the anchor it follows, is in the ``verdict:`` block of projection.yaml;
-the labels are in its ``statuses:`` block.
-
-Statuses, decided in this order (the first rule that applies):
-
-1. ``no_target``: the plan sets no target for that year.
-2. ``achieved`` / ``not_met``: the series has an observation in the target year, which meets it or not.
-3. ``insufficient_data``: the target year has passed (up to ``as_of`` or the latest observation) without an
-   observation; fewer than ``min_points`` points since the last series break; no projection.
-4. ``on_track`` (basis 'latest'): the latest observation meets the target and the series does not move
-   away from it ("maintain 100%" at 100%; a dropout of 0.08% against "< 0.1%").
-5. ``on_track`` (basis 'projected'): the projection meets the target with probability at least
-   ``on_track_probability``, and the pace since the baseline does not say otherwise.
-6. ``regressing``: the series moves away from the target (the trend since the baseline, with
-   ``regressing_confidence``, and the values from the baseline to the latest year).
-7. ``needs_acceleration``, graded by the ratio of the pace observed since the baseline to the pace the
-   target required from it (UN SDG progress chart, Open SDG): ``on_pace`` (the observed pace would reach
-   the target in time, but the projection does not give it ``on_track_probability``), ``moderate`` (at
-   least ``moderate_ratio`` of the required pace: within reach), ``strong`` (less: far out of reach).
-
-"Moves away" (rules 4 and 6) means both: the trend fitted since the baseline points away from the target
-with at least ``regressing_confidence`` (one-sided Student t on its slope), and the values went the wrong
-way from the baseline to the latest year (down, for a target to reach from below).
-
-Pace is measured on one scale, the projection's working scale (logit for a value with both bounds, log with
-one, the value itself with none: the engine's ``_working_scale``), from the baseline year on
-(``baseline_year``; a series without an observation in that year starts at its first observation after it
-on the same territory, and says so). The observed pace is the change from the baseline value to the
-latest value, per year; the target requires, from the latest value, the change to the target per year
-left. For a sentence "observed X a year, needed Y a year" that always agrees with the status, both are
-also given in value units (percentage points a year): ``needed_change_per_year`` is the yearly change
-still needed (to the target as judged: a target on a bound is met within half a reporting unit), and
-``observed_change_per_year``, for a series moving towards a target it has not met, the yearly change
-that the observed pace, continued on the working scale, gives from the latest value to the target year.
-On the identity scale that is the average yearly change since the baseline
-(``change_per_year_since_baseline``); on the logit scale it is smaller near 0% and 100%, where gains
-slow, as in the projection. Comparing the
-two average changes of value instead would contradict the status near the bounds: 90% -> 95% in four
-years (+1.25 a year) against the +0.8 a year that 99% in five more years needs looks fast enough, but on
-the logit scale it is 70% of the pace required. The observed change is at least the change needed exactly
-when the pace ratio is at least 1 (to rounding), ``year_reached_at_pace`` is the target year or earlier,
-and, for a target to come down, ``aarr_observed`` (UNICEF's average annual rate of reduction) is at least
-``aarr_required``. For a series moving away from the target, or meeting it, these columns give what
-happened since the baseline (the average yearly change, UNICEF's AARR from the baseline to the latest
-value): nothing is compared there, and the sign always agrees.
-
-Public API: ``assess``, ``normalise_targets``, ``probability_of``, ``status_label``, ``verdict_labels``;
-``STATUSES``, ``GRADES``, ``PACES``, ``STATUS_COLUMNS``, ``STATUS_EXTRA_COLUMNS``.
+Statuses, the first that applies: ``no_target``; ``achieved`` / ``not_met`` (the target year is observed);
+``insufficient_data``; ``on_track`` (met in the latest year and kept, or projected to be met); ``regressing``
+(moving away); ``needs_acceleration``, graded by the pace since the baseline against the pace required (UN SDG
+progress chart), both on the projection's working scale so that a sentence comparing them agrees with the
+status. Thresholds and their anchors: projection.yaml. Public API: ``assess``, ``normalise_targets``,
+``probability_of``, ``status_label``, ``verdict_labels``; ``STATUSES``, ``GRADES``, ``PACES``, ``STATUS_*COLUMNS``.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
-# The engine's internals the verdict needs (kept to these): its input check and series-break rule, its
-# padded panel, its working scale (with the continuity correction) and its weighted trend fit.
+# the engine's internals the verdict shares: input check, break rule, panel, working scale and trend fit
 from analysis.projection import (
-    LEVEL_COLUMNS,
-    LEVELS,
-    _after_breaks,
-    _numeric,
-    _pack,
-    _sampling_variance,
-    _Scale,
-    _trend_fit,
-    _working_scale,
-    check_input,
-    metadata,
+    INSUFFICIENT, LEVEL_COLUMNS, LEVELS, _after_breaks, _last, _numeric, _pack, _sampling_variance, _Scale,
+    _trend_fit, _whole, _working_scale, check_input, metadata,
 )
 from analysis.errors import AnalysisError
 
-INSUFFICIENT = "insufficient_data"
 STATUSES = ("achieved", "not_met", "on_track", "needs_acceleration", "regressing", "no_target", "insufficient_data")
 GRADES = ("on_pace", "moderate", "strong")  # of needs_acceleration
 PACES = ("kept", "ahead", "behind", "away")  # what the pace since the baseline says (see assess)
@@ -92,45 +39,31 @@ STATUS_EXTRA_COLUMNS = [
     "n_points_since_baseline", "method", "label", "reason"]
 
 
-def _rules() -> dict:
-    return metadata()["verdict"]
-
-
 def status_label(status: str, lang: str = "vi", grade: str | None = None) -> str:
-    """Report label of a status, and of a grade of needs_acceleration ('on_track' -> 'Đúng tiến độ';
-    ('needs_acceleration', grade 'strong') -> its own label)."""
+    """Report label of a status, or of a grade of needs_acceleration ('on_track' -> 'Đúng tiến độ')."""
     entry = metadata()["statuses"][status]
     grades = entry.get("grades", {})
     return (grades[grade] if grade in grades else entry)[lang]
 
 
 def verdict_labels(verdict: pd.DataFrame, lang: str = "vi") -> pd.Categorical:
-    """The report label of each verdict row (status, with the grade of needs_acceleration) in ``lang``, read
-    from the row's status and grade: the labels of another language need no second assessment."""
+    """Report label of each verdict row in ``lang``, read off its status and grade (no second assessment)."""
     status = pd.Categorical(verdict["status"], categories=pd.Index(STATUSES, dtype=object)).codes
     grade = pd.Categorical(verdict["grade"] if "grade" in verdict else np.full(len(verdict), None),
                            categories=pd.Index(("", *GRADES), dtype=object)).codes  # 0: none ('' or missing)
     grade = np.where(status == STATUSES.index("needs_acceleration"), np.maximum(grade, 0), 0)
     table = [status_label(s, lang, g) for s in STATUSES for g in (None, *GRADES)]
     labels = pd.Index(table, dtype=object).unique()
-    index = labels.get_indexer(table)
-    code = np.where(status >= 0, index[np.maximum(status, 0) * (len(GRADES) + 1) + grade], -1)
+    code = np.where(status >= 0, labels.get_indexer(table)[np.maximum(status, 0) * (len(GRADES) + 1) + grade], -1)
     return pd.Categorical.from_codes(code, categories=labels)
 
 
-# ---------------------------------------------------------------------------------------------------
-# probability of meeting a target, read off the projection's quantiles
-
-
+# --- probability of meeting a target, read off the projection's quantiles -----------------------------------
 def _cdf(q: np.ndarray, levels: np.ndarray, x: np.ndarray, strict: bool) -> np.ndarray:
-    """P(Y < x) (strict) or P(Y <= x) from quantiles q (R, K) at ``levels``.
-
-    Piecewise linear in normal scores between the quantiles, extended linearly beyond the outer ones;
-    tied quantiles are a point mass (a series projected to stay on 100%).
-    """
+    """P(Y < x) (strict) or P(Y <= x) from quantiles q (R, K) at ``levels``: piecewise linear in normal scores,
+    extended linearly beyond the outer ones; tied quantiles are a point mass (a series staying on 100%)."""
     score = special.ndtri(levels)
-    below = (q < x[:, None]) if strict else (q <= x[:, None])
-    count = below.sum(1)
+    count = ((q < x[:, None]) if strict else (q <= x[:, None])).sum(1)
     i0 = np.clip(count - 1, 0, q.shape[1] - 2)
     rows = np.arange(len(q))
     q0, q1 = q[rows, i0], q[rows, i0 + 1]
@@ -140,16 +73,12 @@ def _cdf(q: np.ndarray, levels: np.ndarray, x: np.ndarray, strict: bool) -> np.n
 
 
 def probability_of(projected: pd.DataFrame, target, comparator) -> np.ndarray:
-    """Probability that the projected value meets ``comparator target`` (>=, >, <=, <), row by row.
-
-    Reads the quantile columns present (at least the contract's five), so it also works on a projection
-    read back from the command's CSV.
-    """
+    """Probability that the projected value meets ``comparator target`` (>=, >, <=, <), row by row; reads the
+    quantile columns present (at least the contract's five), so a projection read back from CSV works too."""
     cols = [(lv, c) for lv, c in zip(LEVELS, LEVEL_COLUMNS) if c in projected.columns]
     q = np.sort(projected[[c for _, c in cols]].to_numpy(float), axis=1)
     levels = np.array([lv for lv, _ in cols])
-    target = np.asarray(target, float)
-    comparator = np.asarray(comparator, dtype=object)
+    target, comparator = np.asarray(target, float), np.asarray(comparator, dtype=object)
     strict, weak = _cdf(q, levels, target, True), _cdf(q, levels, target, False)
     prob = np.select([comparator == ">=", comparator == ">", comparator == "<=", comparator == "<"],
                      [1 - strict, 1 - weak, weak, strict], np.nan)
@@ -162,18 +91,11 @@ def _meets(value, target, comparator) -> np.ndarray:
                          [value >= target, value > target, value <= target, value < target], False)
 
 
-# ---------------------------------------------------------------------------------------------------
-# targets
-
-
+# --- targets ------------------------------------------------------------------------------------------------
 def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
-    """Targets with an explicit ``comparator`` (from the column, else from ``direction``).
-
-    ``direction``: increase -> '>=' (reach at least), decrease -> '<=' (come down to at most). A plan's
-    strict "below 0.05%" needs comparator '<', which wins over direction. A blank target_value means no
-    target was set for that year.
-    """
-    meta = _rules()
+    """Targets with an explicit ``comparator``: the column's (a plan's strict '<' wins), else from ``direction``
+    (increase -> '>=', decrease -> '<='). A blank target_value means no target was set for that year."""
+    meta = metadata()["verdict"]
     have_rule = bool({"direction", "comparator"} & set(targets.columns))
     need = [c for c in ("series_id", "target_year", "target_value") if c not in targets.columns]
     if need or not have_rule:
@@ -213,23 +135,7 @@ def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
     return tg[["series_id", "target_year", "target_value", "comparator"]]
 
 
-# ---------------------------------------------------------------------------------------------------
-# the series since the baseline, on the working scale
-
-
-def _last(a: np.ndarray, n: np.ndarray) -> np.ndarray:
-    return a[np.arange(len(n)), np.maximum(n - 1, 0)]
-
-
-def _shift_left(a: np.ndarray, k0: np.ndarray, n: np.ndarray, fill=np.nan) -> np.ndarray:
-    """Each row's observations from position k0 on, left-aligned (the panel layout), ``fill`` beyond."""
-    N = a.shape[1]
-    idx = k0[:, None] + np.arange(N)[None, :]
-    inside = idx < n[:, None]
-    return np.where(inside, a[np.arange(len(a))[:, None], np.minimum(idx, N - 1)], fill)
-
-
-# why a series' baseline is not the requested year (short texts, the same for many series)
+# --- the series since the baseline, on the working scale ----------------------------------------------------
 _NOTE_AFTER = "no observation in the baseline year: the pace is measured from the first observation after it"
 _NOTE_BREAK = "series break after the baseline year: the pace is measured from the first year on the new territory"
 _NOTE_FEW = "fewer than 2 observations since the baseline year: the pace is measured from the series' first year"
@@ -237,11 +143,8 @@ _NOTES = (_NOTE_FEW, _NOTE_BREAK, _NOTE_AFTER)  # codes 1, 2, 3 (0: none)
 
 # the reason of each verdict, in the order of the rules (plain English; the numbers are in the columns)
 _REASONS = (
-    "the plan sets no target for this year",
-    "observed in the target year: met",
-    "observed in the target year: missed",
-    "no data",
-    "target year passed without an observation",
+    "the plan sets no target for this year", "observed in the target year: met", "observed in the target year: missed",
+    "no data", "target year passed without an observation",
     "met in the latest year and kept: the series does not move away from it",
     "met in the latest year; it moves away from the target, but the projection still meets it with the "
     "probability required",
@@ -267,159 +170,84 @@ def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
     return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=pd.Index(categories, dtype=object))
 
 
-def _methods(out: pd.DataFrame) -> pd.Index:
-    """Categories of the method column: the engine's methods (the same in every call), and any other name a
-    projection file brings."""
-    meta = metadata()
-    known = [*meta["methods"], INSUFFICIENT]
-    other = sorted({str(m) for m in pd.unique(out["method"].dropna())} - set(known)) if "method" in out.columns else []
-    return pd.Index([*known, *other], dtype=object)
-
-
-def _whole(a: np.ndarray) -> pd.arrays.IntegerArray:
-    """Years as nullable integers."""
-    a = np.asarray(a, dtype=float)
-    missing = np.isnan(a)
-    return pd.arrays.IntegerArray(np.where(missing, 0, a).astype(np.int64), missing)
-
-
 def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseline_year: int | None) -> pd.DataFrame:
-    """Per series (rows from the last break on): points, latest year and value, bounds and working scale,
-    the baseline (year, value, note) and the trend fitted since it on the working scale (slope, its
-    standard error and degrees of freedom)."""
+    """Per series (from the last break on): latest and baseline values, working scale, trend since the baseline."""
     p = _pack(rows, ids)
     scale = _working_scale(p)  # the projection's scale, continuity correction included
     z = scale.forward(p.y)
-    v = _sampling_variance(p, scale)
-    n = p.n
-    S, N = p.t.shape
-    used = np.arange(N)[None, :] < n[:, None]
-    first = p.t[:, 0]
-    b0 = first if baseline_year is None else np.full(S, float(baseline_year))
-    since = used & (p.t >= b0[:, None])
-    count = since.sum(1)
-    from_year = count >= 2
+    n, S = p.n, len(ids)
+    b0 = p.t[:, 0] if baseline_year is None else np.full(S, float(baseline_year))
+    since = p.t >= b0[:, None]  # False beyond a series' observations (NaN)
+    from_year = since.sum(1) >= 2
     k0 = np.where(from_year, np.argmax(since, 1), 0)
     rows_ = np.arange(S)
-    b = np.where(n > 0, p.t[rows_, k0], np.nan)
+    b = p.t[rows_, k0]  # NaN for a series without data, as every value of its panel row
     brk = pd.Series(ids).map(breaks).to_numpy(float) if len(breaks) else np.full(S, np.nan)
     note = np.select([(n > 0) & ~from_year & (baseline_year is not None),
                       from_year & (b > b0) & (brk > b0), from_year & (b > b0)], [1, 2, 3], 0)  # _NOTES
-    n_since = np.where(n > 0, n - k0, 0)
-    zs, ts, vs = (_shift_left(a, k0, n) for a in (z, p.t, v))
-    _, slope, _, sxx, _, s2 = _trend_fit(zs, ts, n_since, np.nan_to_num(vs))
-    enough = n_since >= 3
+    after = replace(p, y=z, num=_sampling_variance(p, scale)).take(rows_, skip=k0)  # z, t, v from the baseline on
+    _, slope, _, sxx, _, s2 = _trend_fit(after.y, after.t, after.n, np.nan_to_num(after.num))
+    enough = after.n >= 3
     with np.errstate(all="ignore"):
         se = np.sqrt(s2 / sxx)
     return pd.DataFrame({
-        "series_id": ids, "n_points": n, "n_points_since_baseline": n_since,
-        "latest_year": np.where(n > 0, _last(p.t, n), np.nan), "latest_value": np.where(n > 0, _last(p.y, n), np.nan),
-        "z_latest": np.where(n > 0, _last(z, n), np.nan),
-        "baseline_year": b, "baseline_value": np.where(n > 0, p.y[rows_, k0], np.nan),
-        "z_baseline": np.where(n > 0, z[rows_, k0], np.nan), "baseline_note": note,
+        "series_id": ids, "n_points": n, "n_points_since_baseline": after.n,
+        "latest_year": _last(p.t, n), "latest_value": _last(p.y, n), "z_latest": _last(z, n),
+        "baseline_year": b, "baseline_value": p.y[rows_, k0], "z_baseline": z[rows_, k0], "baseline_note": note,
         "lower": p.lower, "upper": p.upper, "kind": scale.kind, "eps": scale.eps,
         "slope": np.where(enough, slope, np.nan), "slope_se": np.where(enough, se, np.nan),
-        "slope_df": np.where(enough, n_since - 2.0, np.nan)})
+        "slope_df": np.where(enough, after.n - 2.0, np.nan)})
 
 
-# ---------------------------------------------------------------------------------------------------
-# assess
-
-
+# --- assess -------------------------------------------------------------------------------------------------
 def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFrame, *,
            as_of: int | None = None, baseline_year: int | None = None, lang: str = "vi",
            checked: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
     """The verdict for every target (series x target year): DESIGN §6 STATUS plus the evidence behind it.
 
-    ``history``: the input of ``projection.project``; ``projections``: its output (or the command's CSV);
-    ``targets``: series_id, target_year, target_value and ``comparator`` (>=, >, <=, <) or ``direction``
-    (increase/decrease, see ``normalise_targets``); a blank target_value means no target was set.
-    ``as_of``: the reporting year; a target year up to it without an observation is not projected.
-    ``baseline_year``: the year pace is measured from (the plan's baseline; default: each series' first
-    year after its last break). ``checked``: what ``check_input(history)`` returned, when the caller has it
-    already (see ``projection.project``). The rules are in the module docstring, their thresholds in
-    projection.yaml (``verdict``).
-
-    A target equal to a bound of the scale ("maintain 100%") is met within half a unit of the bound: half a
-    reporting unit (``bound_tolerance_fraction``), or with counts half a count (the continuity correction),
-    since a continuous projection cannot land exactly on the bound.
-
-    Columns: STATUS_COLUMNS (DESIGN §6), then
-
-    * ``grade``: of needs_acceleration: on_pace, moderate or strong ('' otherwise, or when the pace is
-      undefined); ``comparator``; ``basis``: 'observed' (the target year's value), 'latest' (met in the
-      latest observation and kept), 'projected', '' (no verdict); ``met``: the target met in the observation
-      the verdict rests on (observed or latest); ``observed``: the value in the target year; ``lo80, hi80``:
-      the projection's 80% interval; ``latest_year, latest_value``.
-    * ``baseline_year, baseline_value``: where the pace starts (see the module docstring).
-    * ``pace`` (targets still ahead): 'kept' (the latest value meets the target), 'ahead' (not met; the
-      observed pace would reach it in time), 'behind' (moving towards it, too slowly, or not moving), 'away'
-      (moving away from it).
-    * ``progress_ratio``: observed pace since the baseline / pace the target required from the baseline
-      (working scale; UN progress chart, Open SDG); undefined when the baseline value already met the target.
-    * ``observed_change_per_year``, ``needed_change_per_year`` (value units a year; see the module
-      docstring), ``change_per_year_since_baseline`` (the average yearly change from the baseline to the
-      latest value, the same sign), ``value_at_pace`` (the value the observed pace, continued on the working
-      scale, gives in the target year), ``years_to_target_at_pace``, ``year_reached_at_pace`` (at the
-      observed pace; 0 / the latest year when met already, empty when never or beyond a century),
-      ``aarr_observed``, ``aarr_required`` (targets to come down, in %: UNICEF's AARR = (1 - (x_t / x_0) **
-      (1 / (t - t0))) * 100; observed: from the latest value to ``value_at_pace`` for a series moving
-      towards the target, else from the baseline to the latest value; required: from the latest value to
-      the target).
-    * ``trend_away_confidence`` (one-sided confidence that the trend since the baseline moves away from the
-      target), ``n_points`` (since the last break), ``n_points_since_baseline``, ``method`` (projection
-      method), ``label`` (in ``lang``), ``reason`` (plain English).
+    ``history`` and ``projections``: the input and output of ``projection.project`` (or the command's CSV);
+    ``targets``: see ``normalise_targets``; ``as_of``: the reporting year; ``baseline_year``: where pace is
+    measured from (default: each series' first year after its last break); ``checked``: ``check_input(history)``.
+    A target on a bound ("maintain 100%") is met within half a unit of it: a projection cannot land on it.
+    Columns: STATUS_COLUMNS + STATUS_EXTRA_COLUMNS (``basis``: what the verdict rests on; ``pace``: kept, ahead,
+    behind or away; AARR: UNICEF's average annual rate of reduction, in %, for targets to come down).
     """
-    meta = _rules()
+    meta = metadata()["verdict"]
     tg = normalise_targets(targets)
     checked, _ = check_input(history) if checked is None else checked
     ids = np.asarray(pd.unique(pd.concat([checked["series_id"], tg["series_id"]]).astype(object)), dtype=object)
     usable, breaks = _after_breaks(checked)
-    stats = _series_stats(usable, ids, breaks, baseline_year)
-    out = tg.merge(stats, on="series_id", how="left")
+    out = tg.merge(_series_stats(usable, ids, breaks, baseline_year), on="series_id", how="left")
     observed = checked.loc[checked["value"].notna(), ["series_id", "year", "value"]]  # before a break too
     out = out.merge(observed.rename(columns={"year": "target_year", "value": "observed"}),
                     on=["series_id", "target_year"], how="left")
     keep = [c for c in (*LEVEL_COLUMNS, "method", "method_reason") if c in projections.columns]
-    proj = projections[["series_id", "year", *keep]]
-    proj = proj[proj["year"].isin(tg["target_year"].unique())]  # the rows the merge can match (not every year's)
+    proj = projections.loc[projections["year"].isin(tg["target_year"].unique()), ["series_id", "year", *keep]]
     proj = proj.astype({"year": "int64", **{c: object for c in keep if isinstance(proj[c].dtype, pd.CategoricalDtype)}})
     out = out.merge(proj.rename(columns={"year": "target_year"}), on=["series_id", "target_year"], how="left")
-
-    col = {c: out[c].to_numpy(float) for c in ("target_value", "lower", "upper", "eps", "latest_year", "latest_value",
-                                               "z_latest", "baseline_year", "baseline_value", "z_baseline", "slope",
-                                               "slope_se", "slope_df", "observed")}
-    target, comp = col["target_value"], out["comparator"].to_numpy(object)
-    lower, upper = col["lower"], col["upper"]
-    T = out["target_year"].to_numpy(float)
+    target, lower, upper, eps, L, yL, zL, b, yb, zb, slope, se, dfs, obs = (out[c].to_numpy(float) for c in (
+        "target_value", "lower", "upper", "eps", "latest_year", "latest_value", "z_latest", "baseline_year",
+        "baseline_value", "z_baseline", "slope", "slope_se", "slope_df", "observed"))
+    comp, T = out["comparator"].to_numpy(object), out["target_year"].to_numpy(float)
     up = np.isin(comp, [">=", ">"])
     d = np.where(up, 1.0, -1.0)  # +1: the target is reached from below
-
     # the target as judged: on a bound, within half a unit of it
-    tol = np.fmax(col["eps"], meta["bound_tolerance_fraction"]) * (upper - lower)
+    tol = np.fmax(eps, meta["bound_tolerance_fraction"]) * (upper - lower)
     at_upper = up & np.isclose(target, upper)
     at_lower = ~up & np.isclose(target, lower)
     judged = np.where(at_upper, target - tol, np.where(at_lower, target + tol, target))
     judged_comp = np.where(at_upper, ">=", np.where(at_lower, "<=", comp))
-
-    obs = col["observed"]
     has_obs = ~np.isnan(obs)
     met = _meets(obs, judged, judged_comp)
     prob = probability_of(out, judged, judged_comp)
-    L, yL, zL = col["latest_year"], col["latest_value"], col["z_latest"]
-    b, yb, zb = col["baseline_year"], col["baseline_value"], col["z_baseline"]
     met_now = _meets(yL, judged, judged_comp)
-
     # the trend since the baseline (working scale): does it move away from the target, and how surely?
-    slope, se, dfs = col["slope"], col["slope_se"], col["slope_df"]
     toward = d * slope
     with np.errstate(all="ignore"):
         away_conf = np.where(se > 0, special.stdtr(np.nan_to_num(dfs, nan=1.0), -toward / se), (toward < 0) * 1.0)
     away_conf = np.where(np.isnan(slope), np.nan, away_conf)
-
     # pace on the working scale, from the same three points: baseline, latest, target
-    kind = out["kind"].fillna(0).to_numpy(int)
-    scale = _Scale(kind=kind, eps=np.nan_to_num(col["eps"]), lower=lower, upper=upper)
+    scale = _Scale(kind=out["kind"].fillna(0).to_numpy(int), eps=np.nan_to_num(eps), lower=lower, upper=upper)
     zx = scale.forward(judged[:, None])[:, 0]
     ahead_years = T - L
     future = ahead_years > 0
@@ -439,11 +267,9 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
         aarr_required = np.where(decrease & ~met_now, (1 - (judged / yL) ** (1 / ahead_years)) * 100, np.nan)
         aarr_observed, aarr_since, aarr_required = (np.where(np.isfinite(a), a, np.nan)  # from (next to) zero: none
                                                     for a in (aarr_observed, aarr_since, aarr_required))
-    # the year the target is reached at the observed pace (empty beyond a century: never, in practice)
-    year_at_pace = np.where(years_at_pace <= 100, L + np.ceil(years_at_pace - 1e-9), np.nan)
+    year_at_pace = np.where(years_at_pace <= 100, L + np.ceil(years_at_pace - 1e-9), np.nan)  # a century: never
     defined = future & ~np.isnan(s_obs) & ~np.isnan(zx)
-    # the observed pace meets the target by the target year: read on the value it leads to, the number the
-    # sentence compares (the same as progress_ratio >= 1, to rounding)
+    # the observed pace reaches the target in time: read on the value the sentence compares (~ progress_ratio >= 1)
     reaches = _meets(value_at_target, judged, judged_comp)
     pace_code = np.select([~defined, met_now, reaches, d * s_obs >= 0], [0, _KEPT, _AHEAD, _BEHIND], _AWAY)
     moving_away = (away_conf >= meta["regressing_confidence"]) & (d * s_obs < 0)
@@ -464,15 +290,10 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     grade = np.where(status == ACCELERATE, np.select(
         [pace_code == _AHEAD, ratio >= meta["moderate_ratio"],
          lost | (pace_code == _AWAY) | (ratio < meta["moderate_ratio"])], [1, 2, 3], 0), 0).astype(np.int8)
-
     judged_on = np.isin(status, [ON_TRACK, ACCELERATE, REGRESSING])
-    basis = np.select([np.isin(status, [ACHIEVED, NOT_MET]), (status == ON_TRACK) & kept, judged_on],
-                      [1, 2, 3], 0)  # '', observed, latest, projected
-    shown = judged_on
+    basis = np.select([np.isin(status, [ACHIEVED, NOT_MET]), (status == ON_TRACK) & kept, judged_on], [1, 2, 3], 0)
     paced = judged_on & defined
-
-    # reason: one of a few texts, with the baseline's note where the pace is given. The same categories in
-    # every call, so that the verdicts of several reporting years concatenate and read back as one column
+    # reason: one of a few texts (+ the baseline's note); the same categories in every call, so years concatenate
     which = np.select(  # in the order of the rules
         [no_target, has_obs & met, has_obs, np.isnan(L), reached, short, ~projectable, kept, likely & met_now,
          likely, moving_away & met_now, moving_away, grade == 1, grade == 2, lost, grade == 3],
@@ -482,40 +303,33 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     notes = ("", *_NOTES)
     code = which * len(notes) + np.where(paced, out["baseline_note"].fillna(0).to_numpy(int), 0)
     reason = _categorical(code, [r + (f"; {n}" if n else "") for r in reasons for n in notes])
-
     toward_open = np.isin(pace_code, [_AHEAD, _BEHIND])  # towards a target not met yet: the pace is compared
+    known = [*metadata()["methods"], INSUFFICIENT]  # the same categories in every call, then a file's own
+    other = sorted({str(m) for m in pd.unique(out["method"].dropna())} - set(known)) if "method" in out.columns else []
+    method = out["method"].to_numpy(object) if "method" in out.columns else None
 
     def when(mask, values):
         return np.where(mask, values, np.nan)
-
+    shown = {c: when(judged_on, out[c].to_numpy(float) if c in out else np.nan) for c in ("value", "lo80", "hi80")}
     result = pd.DataFrame({
         "series_id": out["series_id"], "target_year": out["target_year"], "target_value": target,
-        "projected": when(shown, out["value"].to_numpy(float) if "value" in out else np.nan),
-        "probability": when(shown, prob), "status": _categorical(status, STATUSES),
-        "grade": _categorical(grade, ("", *GRADES)),
+        "projected": shown["value"], "probability": when(judged_on, prob), "status": _categorical(status, STATUSES),
+        "grade": _categorical(grade, ("", *GRADES)), "basis": _categorical(basis, BASES),
         "comparator": pd.Categorical(comp, categories=pd.Index(COMPARATORS, dtype=object)),
-        "basis": _categorical(basis, BASES),
         "met": pd.array(np.where(basis == 1, met, np.where(basis == 2, True, None)), dtype="boolean"),
-        "observed": obs,
-        "lo80": when(shown, out["lo80"].to_numpy(float) if "lo80" in out else np.nan),
-        "hi80": when(shown, out["hi80"].to_numpy(float) if "hi80" in out else np.nan),
-        "latest_year": _whole(L), "latest_value": yL, "baseline_year": _whole(b), "baseline_value": yb,
-        "pace": _categorical(np.where(paced, pace_code, 0), ("", *PACES)), "progress_ratio": when(paced, ratio),
+        "observed": obs, "lo80": shown["lo80"], "hi80": shown["hi80"], "latest_year": _whole(L), "latest_value": yL,
+        "baseline_year": _whole(b), "baseline_value": yb, "progress_ratio": when(paced, ratio),
+        "pace": _categorical(np.where(paced, pace_code, 0), ("", *PACES)),
         # towards a target not met yet: comparable with the change needed; else what happened since the baseline
-        # (moving away, the pace continued could only saturate at a bound; met, nothing is compared)
         "observed_change_per_year": when(paced, np.where(toward_open, observed_change, since_change)),
         "needed_change_per_year": when(paced, needed_change),
         "change_per_year_since_baseline": when(judged_on, since_change),
-        "value_at_pace": when(paced, value_at_target),
-        "years_to_target_at_pace": when(paced, years_at_pace),
-        "year_reached_at_pace": _whole(when(paced, year_at_pace)),
+        "value_at_pace": when(paced, value_at_target), "years_to_target_at_pace": when(paced, years_at_pace),
+        "year_reached_at_pace": _whole(when(paced, year_at_pace)), "aarr_required": when(paced, aarr_required),
         "aarr_observed": when(paced, np.where(toward_open, aarr_observed, aarr_since)),
-        "aarr_required": when(paced, aarr_required),
-        "trend_away_confidence": away_conf, "n_points": n_points,
+        "trend_away_confidence": away_conf, "n_points": n_points, "reason": reason,
         "n_points_since_baseline": out["n_points_since_baseline"].fillna(0).to_numpy(int),
-        "method": pd.Categorical(np.where(shown, out["method"].to_numpy(object) if "method" in out.columns else None,
-                                          None), categories=_methods(out)),
-        "reason": reason,
+        "method": pd.Categorical(np.where(judged_on, method, None), categories=pd.Index([*known, *other], dtype=object)),
     })
     result["label"] = verdict_labels(result, lang)
     return result.reindex(columns=STATUS_COLUMNS + STATUS_EXTRA_COLUMNS)
