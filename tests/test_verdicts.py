@@ -288,6 +288,23 @@ def test_series_break_only_the_new_territory_counts():
     assert "series break" in v["reason"]
 
 
+def test_a_break_bridged_by_a_level_shift_keeps_its_verdict():
+    """A territory change the data cannot restate (one year on the new territory): with breaks='shift', as the
+    pipeline runs, the years before the break are moved by the level shift (first year on the new territory
+    against what the earlier years forecast for it), so the verdict rests on every year; 'drop' has too few."""
+    flags = [False] * 5 + [True]
+    frame = series([90, 91, 92, 93, 94, 80], series_break=flags)  # 2021-2026, a larger territory in 2026
+    drop = judge(frame, targets(value=99.0), project(frame, until=2030)).loc[2030]
+    assert drop["status"] == "insufficient_data" and drop["n_points"] == 1
+    proj = project(frame, until=2030, breaks="shift")
+    v = judge(frame, targets(value=99.0), proj, breaks="shift", baseline_year=2021).loc[2030]
+    assert v["status"] != "insufficient_data" and v["n_points"] == 6 and v["latest_value"] == 80
+    # the shift: 2026 forecast from 2021-2025 is 95 (last value + average change), observed 80: -15 (value
+    # scale here is the logit's; the baseline moves with it, so the pace since 2021 is the earlier pace)
+    assert v["baseline_value"] == pytest.approx(75.0, abs=1.5) and v["pace"] in ("ahead", "behind")
+    assert "level shift" in proj.loc[proj["year"] == 2030, "method_reason"].iloc[0]
+
+
 def test_aarr_by_hand():
     """UNICEF's average annual rate of reduction, AARR = (1 - (x_t / x_0) ** (1 / (t - t0))) * 100."""
     # a rate with a lower bound only: the working scale is the log, so the AARR at the observed pace is the

@@ -64,12 +64,13 @@ def verdict_sentence(row: dict, spec: Indicator, lang: str = "vi", broke: bool =
     if row.get("basis") in ("latest", "projected"):
         band = dict(value=fmt_pct(row["projected"], lang, dec), low=fmt_pct(row["lo80"], lang, dec),
                     high=fmt_pct(row["hi80"], lang, dec), prob=fmt_pct(100 * row["probability"], lang, 0))
+        bridged = f" {t('reading_bridged', lang)}" if broke else ""  # a territory change, bridged by a level shift
         if row["basis"] == "latest":
             latest = fmt_pct(row["latest_value"], lang, rp.decimals_near(row["latest_value"], [row["target_value"]], dec))
-            return t("reading_projected_kept", lang, ty=ty, target=target, latest=latest, label=label, **band)
+            return t("reading_projected_kept", lang, ty=ty, target=target, latest=latest, label=label, **band) + bridged
         pace = pace_sentence(row, lang, dec)
         return t("reading_projected", lang, ty=ty, target=target, pace=f"{pace}. " if pace else "", label=label,
-                 **band)
+                 **band) + bridged
     n = int(row.get("n_points") or 0)
     why = t("why_break", lang, n=n) if broke else (t("why_short", lang, n=n) if n < 3 else t("why_other", lang))
     return t("reading_insufficient", lang, ty=ty, label=label, why=why)

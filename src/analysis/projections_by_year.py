@@ -71,10 +71,10 @@ def project_year(hist: pd.DataFrame, series: pd.DataFrame, targets: pd.DataFrame
 
     h = hist[hist["year"] <= as_of]
     checked = projection.check_input(h)  # once for both
-    proj = projection.project(h, until=until, checked=checked)
+    proj = projection.project(h, until=until, checked=checked, breaks="shift")  # a territory change not restated
     present = pd.DataFrame({"series_id": pd.unique(h["series_id"])})
     verdict = verdicts.assess(h, proj, present.merge(targets, on="series_id"), as_of=as_of,
-                              baseline_year=config.BASELINE_YEAR, lang="vi", checked=checked)
+                              baseline_year=config.BASELINE_YEAR, lang="vi", checked=checked, breaks="shift")
     verdict["label_en"] = verdicts.verdict_labels(verdict, "en")
     text = [c for c in proj.columns if proj[c].dtype == object or pd.api.types.is_string_dtype(proj[c].dtype)]
     proj = proj.astype({c: "category" for c in text})

@@ -444,14 +444,15 @@ def verdict_text(row, spec: Indicator, lang: str = "vi", broke: bool = False) ->
     if row.get("basis") == "observed":
         d = decimals_near(row["observed"], [row["target_value"]], spec.decimals)
         return t("verdict_observed", lang, label=label, value=fmt_pct(row["observed"], lang, d))
+    bridged = t("bridged_break", lang) if broke else ""  # a territory change the projection bridged
     if row.get("basis") == "latest":
         d = decimals_near(row["latest_value"], [row["target_value"]], spec.decimals)
         return t("verdict_latest", lang, label=label, year=int(row["latest_year"]),
-                 value=fmt_pct(row["latest_value"], lang, d), prob=fmt_pct(100 * row["probability"], lang, 0))
+                 value=fmt_pct(row["latest_value"], lang, d), prob=fmt_pct(100 * row["probability"], lang, 0)) + bridged
     if row.get("basis") == "projected":
         return t("verdict_projected", lang, label=label, prob=fmt_pct(100 * row["probability"], lang, 0),
-                 value=fmt_pct(row["projected"], lang, spec.decimals),
-                 low=fmt_pct(row["lo80"], lang, spec.decimals), high=fmt_pct(row["hi80"], lang, spec.decimals))
+                 value=fmt_pct(row["projected"], lang, spec.decimals), low=fmt_pct(row["lo80"], lang, spec.decimals),
+                 high=fmt_pct(row["hi80"], lang, spec.decimals)) + bridged
     if broke and int(row.get("n_points") or 0) < 3:
         return t("insufficient_break", lang, label=label, n=int(row.get("n_points") or 0))
     return label

@@ -18,8 +18,8 @@ from scipy import special
 
 # the engine's internals the verdict shares: input check, break rule, panel, working scale and trend fit
 from analysis.projection import (
-    INSUFFICIENT, LEVEL_COLUMNS, LEVELS, _after_breaks, _last, _numeric, _pack, _sampling_variance, _Scale,
-    _trend_fit, _whole, _working_scale, check_input, metadata,
+    INSUFFICIENT, LEVEL_COLUMNS, LEVELS, _last, _numeric, _pack, _prepare, _sampling_variance, _Scale,
+    _shift_breaks, _trend_fit, _whole, _working_scale, check_input, metadata,
 )
 from analysis.errors import AnalysisError
 
@@ -170,9 +170,13 @@ def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
     return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=pd.Index(categories, dtype=object))
 
 
-def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseline_year: int | None) -> pd.DataFrame:
-    """Per series (from the last break on): latest and baseline values, working scale, trend since the baseline."""
+def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseline_year: int | None,
+                  shift: bool = False) -> pd.DataFrame:
+    """Per series (from the last break on; with ``shift``, the years before it moved by the level shift, as the
+    projection joins them): latest and baseline values, working scale, trend since the baseline."""
     p = _pack(rows, ids)
+    if shift and len(breaks):
+        p = _shift_breaks(p, breaks)[0]
     scale = _working_scale(p)  # the projection's scale, continuity correction included
     z = scale.forward(p.y)
     n, S = p.n, len(ids)
@@ -202,12 +206,13 @@ def _series_stats(rows: pd.DataFrame, ids: np.ndarray, breaks: pd.Series, baseli
 # --- assess -------------------------------------------------------------------------------------------------
 def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFrame, *,
            as_of: int | None = None, baseline_year: int | None = None, lang: str = "vi",
-           checked: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
+           checked: tuple[pd.DataFrame, pd.DataFrame] | None = None, breaks: str = "drop") -> pd.DataFrame:
     """The verdict for every target (series x target year): DESIGN §6 STATUS plus the evidence behind it.
 
     ``history`` and ``projections``: the input and output of ``projection.project`` (or the command's CSV);
     ``targets``: see ``normalise_targets``; ``as_of``: the reporting year; ``baseline_year``: where pace is
-    measured from (default: each series' first year after its last break); ``checked``: ``check_input(history)``.
+    measured from (default: each series' first year after its last break); ``checked``: ``check_input(history)``;
+    ``breaks``: as the projection's ('shift': a series break is bridged by a level shift, the years before it count).
     A target on a bound ("maintain 100%") is met within half a unit of it: a projection cannot land on it.
     Columns: STATUS_COLUMNS + STATUS_EXTRA_COLUMNS (``basis``: what the verdict rests on; ``pace``: kept, ahead,
     behind or away; AARR: UNICEF's average annual rate of reduction, in %, for targets to come down).
@@ -216,8 +221,8 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     tg = normalise_targets(targets)
     checked, _ = check_input(history) if checked is None else checked
     ids = np.asarray(pd.unique(pd.concat([checked["series_id"], tg["series_id"]]).astype(object)), dtype=object)
-    usable, breaks = _after_breaks(checked)
-    out = tg.merge(_series_stats(usable, ids, breaks, baseline_year), on="series_id", how="left")
+    usable, _, last_breaks, _ = _prepare(history, (checked, None), breaks)
+    out = tg.merge(_series_stats(usable, ids, last_breaks, baseline_year, breaks == "shift"), on="series_id", how="left")
     observed = checked.loc[checked["value"].notna(), ["series_id", "year", "value"]]  # before a break too
     out = out.merge(observed.rename(columns={"year": "target_year", "value": "observed"}),
                     on=["series_id", "target_year"], how="left")
