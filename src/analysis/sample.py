@@ -33,6 +33,7 @@ import pandas as pd
 from analysis import config
 from analysis import template as T
 from analysis.errors import excel_column_letter
+from analysis.geography import Crosswalk, school_year_start
 from analysis.atomic import write_file
 from analysis.formats import small_csv_writer
 
@@ -78,52 +79,39 @@ def load_story(path: str | os.PathLike | None = None) -> dict:
     return story
 
 
-def load_crosswalk(raw_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    path = Path(raw_dir or config.RAW_DIR) / config.CROSSWALK_FILE
-    cw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    for col in ("valid_from", "valid_to"):
-        cw[col] = pd.to_datetime(cw[col].replace("", None), format="%Y-%m-%d").dt.date
-    return cw
+def load_crosswalk(raw_dir: str | os.PathLike | None = None) -> Crosswalk:
+    return Crosswalk.load(raw_dir)
 
 
 @dataclass
 class Geography:
-    """What the generator needs from the crosswalk: names valid on a date and the 2025 successors."""
+    """What the generator asks the crosswalk: the plan's wards and the names of a school year (at its opening
+    day, 5 September), and the 2025 successors."""
 
-    cw: pd.DataFrame
-    _names: dict = field(default_factory=dict, repr=False)
-    _wards: dict = field(default_factory=dict, repr=False)
-
-    def _valid(self, year: int) -> pd.Series:
-        """Rows valid on the opening day of the school year (5 September)."""
-        f, t, on = self.cw["valid_from"], self.cw["valid_to"], dt.date(year - 1, 9, 5)
-        return (f.isna() | (f <= on)) & (t.isna() | (t >= on))
+    cw: Crosswalk
+    _valid: dict = field(default_factory=dict, repr=False)  # year -> codes valid at its opening day
 
     def wards_of_year(self, year: int) -> list[str]:
         """Ward codes reported for the plan's territory that school year, in the crosswalk's order."""
-        if year not in self._wards:
-            cw = self.cw
-            rows = cw[self._valid(year) & (cw["level"] == "ward") & cw["parent_code"].isin(DISTRICT_CODES)]
-            self._wards[year] = list(dict.fromkeys(rows["unit_code"]))
-        return list(self._wards[year])
+        wards = self.cw.valid_at(school_year_start(year), "ward")
+        return list(dict.fromkeys(wards.loc[wards["parent_code"].isin(DISTRICT_CODES), "unit_code"]))
 
     def name(self, code: str, year: int) -> str:
         """The unit's name valid that school year (e.g. 'Xã An Điền' until 2024, 'Phường An Điền' after)."""
-        if (code, year) not in self._names:
-            rows = self.cw[(self.cw["unit_code"] == code) & self._valid(year)]
-            if rows.empty:
-                raise ValueError(f"{code} is not a valid unit in school year {T.school_year_label(year)}")
-            self._names[(code, year)] = rows["unit_name"].iloc[0]
-        return self._names[(code, year)]
+        if year not in self._valid:
+            self._valid[year] = set(self.cw.valid_at(school_year_start(year))["unit_code"])
+        if code not in self._valid[year]:
+            raise ValueError(f"{code} is not a valid unit in school year {T.school_year_label(year)}")
+        return self.cw.names_at(year)[code]
 
     def successors(self, code: str) -> list[tuple[str, str]]:
-        rows = self.cw[(self.cw["unit_code"] == code) & (self.cw["successor_code"] != "")]
-        return list(zip(rows["successor_code"], rows["mapping"]))
+        links = self.cw.successors
+        return list(zip(*(links.loc[links["unit_code"] == code, c] for c in ("successor_code", "mapping"))))
 
     def components(self, ward: str) -> list[tuple[str, str]]:
         """(former unit, mapping) that make up a new ward."""
-        rows = self.cw[self.cw["successor_code"] == ward]
-        return list(dict.fromkeys(zip(rows["unit_code"], rows["mapping"])))
+        links = self.cw.successors
+        return list(zip(*(links.loc[links["successor_code"] == ward, c] for c in ("unit_code", "mapping"))))
 
 
 # ================================================================================ randomness =========
