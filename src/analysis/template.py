@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 FEMALE_SUFFIX = "_nu"
@@ -137,6 +137,9 @@ MA_TRUONG = Column(
     help_vi="Mã ổn định của cơ sở giáo dục, không đổi qua các năm, không trùng.",
     help_en="Stable code of the institution, the same every year, unique.")
 
+WARD_NAME = Column("xa_phuong", "Xã/Phường", "Ward or commune", "text", example="Mỹ Phước",
+                   aliases=("Xã, phường", "Phường/Xã", "Phường, xã", "Đơn vị hành chính", "Địa bàn", "Ward"))
+
 WARD_CODE = Column(
     "ma_xa_phuong", "Mã xã/phường", "Ward code", "code", required=False,
     aliases=("Mã đơn vị hành chính", "Mã ĐVHC", "Ward code"), example="MY_PHUOC",
@@ -176,11 +179,8 @@ TRUONG = Sheet(
                aliases=("Loại hình trường", "Cấp trường", "School type"), example="Mầm non"),
         Column("loai_hinh", "Loại hình", "Ownership", "category", categories=OWNERSHIP_TYPES,
                aliases=("Loại hình sở hữu", "Công lập/Tư thục"), example="Công lập"),
-        Column("xa_phuong", "Xã/Phường", "Ward or commune", "text",
-               aliases=("Xã, phường", "Phường/Xã", "Phường, xã", "Đơn vị hành chính", "Địa bàn", "Ward"),
-               example="Mỹ Phước",
-               help_vi="Tên xã/phường nơi trường đặt trụ sở, đúng tên của năm học đó.",
-               help_en="Ward or commune of the institution, named as in that school year."),
+        replace(WARD_NAME, help_vi="Tên xã/phường nơi trường đặt trụ sở, đúng tên của năm học đó.",
+                help_en="Ward or commune of the institution, named as in that school year."),
         WARD_CODE,
         _yesno("cong_trinh_ve_sinh", "Công trình vệ sinh", "Sanitation facilities",
                "Có công trình vệ sinh dành cho trẻ em/học sinh.", "Has sanitation facilities for children.",
@@ -273,9 +273,7 @@ XA_PHUONG = Sheet(
     help_vi="Mỗi dòng một xã/phường, số liệu điều tra phổ cập giáo dục (trẻ cư trú trên địa bàn).",
     help_en="One row per ward or commune, from the universal-education survey (resident children).",
     columns=(
-        Column("xa_phuong", "Xã/Phường", "Ward or commune", "text",
-               aliases=("Xã, phường", "Phường/Xã", "Phường, xã", "Đơn vị hành chính", "Địa bàn", "Ward"),
-               example="Mỹ Phước"),
+        WARD_NAME,
         WARD_CODE,
         Column("don_vi_cu", "Đơn vị cũ", "Former unit", "text", required=False,
                aliases=("Xã/phường cũ", "Đơn vị trước sắp xếp", "Former ward"), example="",
