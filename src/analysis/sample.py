@@ -1,15 +1,10 @@
 """Seeded synthetic sample workbooks: ``python -m analysis.sample [--seed N] [--out DIR]``.
 
-The data are SYNTHETIC (dữ liệu giả lập): no number belongs to a real school, ward or person. They let the
-project be run, tested and shown end to end, with the defects real office exports have (DESIGN §4, §7).
-
-load: the story (``sample_story.yaml``: each indicator's trajectory, the institutions, populations, each
-year's export style, the few genuine data problems) and the ward crosswalk. process: ``simulate`` draws the
-true counts (binomial / Poisson noise around rates calibrated so the expected district value is the story's),
-``render_year`` turns a year into an office export and lists every deliberate defect in the manifest. save:
-``data/raw/<YYYY>-<YYYY>.xlsx`` (byte-for-byte reproducible) and ``sample_manifest.csv``. Headers, sheet
-names and category spellings come from ``analysis.template``; ``benchmarks/country_sample.py`` reuses the
-random streams for the country-sized benchmark data.
+The data are SYNTHETIC (dữ liệu giả lập), so the project can be run, tested and shown end to end with the
+defects real office exports have (DESIGN §4, §7). ``simulate`` draws true counts around the story
+(``sample_story.yaml``), ``render_year`` writes a year as an office export and lists every deliberate defect in
+the manifest; workbooks are byte-for-byte reproducible. Headers and spellings come from ``analysis.template``;
+``benchmarks/country_sample.py`` imports the random streams and constants for the country-sized data.
 """
 
 from __future__ import annotations
@@ -33,7 +28,7 @@ import pandas as pd
 from analysis import config
 from analysis import template as T
 from analysis.errors import excel_column_letter
-from analysis.geography import Crosswalk, school_year_start
+from analysis.geography import Crosswalk, school_year_start, short_name
 from analysis.atomic import write_file
 from analysis.formats import small_csv_writer
 
@@ -68,9 +63,8 @@ def load_story(path: str | os.PathLike | None = None) -> dict:
     years = list(range(story["first_year"], story["last_year"] + 1))
     for group in ("indicators", "cross_checks"):
         for key, spec in story[group].items():
-            if not isinstance(spec, dict) or "values" not in spec:
-                continue
-            missing = [y for y in years if y not in spec["values"]]
+            values = spec.get("values", years) if isinstance(spec, dict) else years  # notes have no values
+            missing = [y for y in years if y not in values]
             if missing:
                 raise ValueError(f"sample_story.yaml: {group}.{key} has no value for {missing}")
     codes = [r["code"] for r in story["institutions"]["roster"]]
@@ -386,11 +380,6 @@ SURVEY_PAIRS = (  # (denominator, numerator, indicator, age key)
 )
 
 
-def _plain_name(name: str) -> str:
-    """'Xã Long Nguyên' -> 'Long Nguyên', as a ward writes a former unit's name."""
-    return name.split(" ", 1)[1] if name.split(" ", 1)[0] in ("Phường", "Xã") else name
-
-
 def _survey_cells(story: dict, geo: Geography, year: int, pop: pd.DataFrame) -> pd.DataFrame:
     """The pieces of territory of one year's survey rows: (reported ward, source unit, population...)."""
     popc = story["population"]
@@ -439,7 +428,7 @@ def _simulate_survey(story, geo, years, pop, seed) -> dict[int, pd.DataFrame]:
         # (column Đơn vị cũ), so the plan's territory can be restated (data/raw/README.md)
         inside = cells["unit"].isin(list(popc["units"]))
         mixed = inside.groupby(cells["ward"]).transform("any") & ~inside.groupby(cells["ward"]).transform("all")
-        former = [_plain_name(geo.name(u, year - 1)) if m else "" for u, m in zip(cells["unit"], mixed)]
+        former = [short_name(geo.name(u, year - 1)) if m else "" for u, m in zip(cells["unit"], mixed)]  # 'Long Nguyên'
         frame = pd.DataFrame({"xa_phuong": cells["ward"].to_numpy(), "don_vi_cu": former, **data})
         frame = frame.groupby(["xa_phuong", "don_vi_cu"], sort=False).sum().reset_index()
         columns = [c.id for c in T.XA_PHUONG.columns if c.id != T.WARD_CODE.id]
@@ -506,7 +495,10 @@ def _truong_frame(roster: pd.DataFrame, on: np.ndarray, year: int, geo: Geograph
     for k in np.flatnonzero(changed):
         row = r.iloc[k]
         names[k], types[k] = _name_and_type(row, year)
-        notes[k] = _event_note(row, year)
+        notes[k] = "; ".join(note for note, happened in (
+            ("Thành lập mới", row["opened_in_story"] and row["open"] == year),
+            (f"Đổi tên, tên cũ: {_name_and_type(row, year - 1)[0]}", year in row["rename"]),
+            ("Nâng cấp từ mẫu giáo lên mầm non", year in row["retype"])) if happened)
     valid = set(geo.wards_of_year(year))
     moved = {w: succ[0][0] if len(succ := geo.successors(w)) == 1 else ""
              for w in set(r["ward"]) - valid}  # units merged (one successor) or split on 1 July 2025
@@ -517,18 +509,6 @@ def _truong_frame(roster: pd.DataFrame, on: np.ndarray, year: int, geo: Geograph
         "ma_truong": r["code"].to_numpy(), "ten_truong": names, "loai_truong": types, "loai_hinh": r["own"].to_numpy(),
         "xa_phuong": wards, **{c: v[on] for c, v in facilities.items()}, "ghi_chu": notes,
     })
-
-
-def _event_note(r: pd.Series, year: int) -> str:
-    notes = []
-    if r["opened_in_story"] and r["open"] == year:
-        notes.append("Thành lập mới")
-    if year in r["rename"]:
-        before, _ = _name_and_type(r, year - 1)
-        notes.append(f"Đổi tên, tên cũ: {before}")
-    if year in r["retype"]:
-        notes.append("Nâng cấp từ mẫu giáo lên mầm non")
-    return "; ".join(notes)
 
 
 # ================================================================================== rendering =========
