@@ -648,8 +648,7 @@ def combine(run: CleanRun) -> dict[str, pd.DataFrame]:
         out[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     problems = [p for _, c in sorted(run.years.items()) for p in c.problems]
     problems += [f.as_problem(_year_or_none(f.file)) for f in run.failures]
-    out["quality"] = quality_frame(problems)
-    out["files"] = files_frame(run)
+    out["quality"], out["files"] = quality_frame(problems), files_frame(run)
     return out
 
 
@@ -660,10 +659,8 @@ def load_tables(processed_dir: Path | None = None) -> dict[str, pd.DataFrame]:
     for name in (*TABLES.values(), "quality", "files"):
         path = folder / f"{name}.parquet"
         if not path.exists():
-            raise AnalysisError(
-                f"Chưa có dữ liệu đã làm sạch ({path.name}); hãy chạy 'python -m analysis clean'.",
-                f"No cleaned data yet ({path.name}); run 'python -m analysis clean' first.",
-            )
+            raise AnalysisError(f"Chưa có dữ liệu đã làm sạch ({path.name}); hãy chạy 'python -m analysis clean'.",
+                                f"No cleaned data yet ({path.name}); run 'python -m analysis clean' first.")
         out[name] = pd.read_parquet(path)
     return out
 
