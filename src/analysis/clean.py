@@ -17,7 +17,6 @@ import unicodedata
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import date, datetime, time, timedelta
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -596,8 +595,9 @@ def clean_all(raw_dir: Path, years: list[int] | None = None, jobs: int = 1) -> C
     if jobs > 1 and len(paths) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:  # the crosswalk pickles in ms
-            outcomes = list(pool.map(partial(_clean_or_error, crosswalk=crosswalk), paths.values()))
+        with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), initializer=_worker_init,
+                                 initargs=(crosswalk,)) as pool:  # one crosswalk (and its caches) per worker
+            outcomes = list(pool.map(_clean_in_worker, paths.values()))
     else:
         outcomes = [_clean_or_error(path, crosswalk) for path in paths.values()]
     for year, outcome in zip(paths, outcomes):
@@ -614,6 +614,18 @@ def _clean_or_error(path: Path, crosswalk: Crosswalk) -> CleanYear | dict:
         return clean_workbook(path, crosswalk)
     except DataFileError as exc:
         return {f.name: getattr(exc, f.name) for f in dataclass_fields(exc)}
+
+
+_WORKER_CROSSWALK: Crosswalk | None = None
+
+
+def _worker_init(crosswalk: Crosswalk) -> None:
+    global _WORKER_CROSSWALK
+    _WORKER_CROSSWALK = crosswalk
+
+
+def _clean_in_worker(path: Path) -> CleanYear | dict:
+    return _clean_or_error(path, _WORKER_CROSSWALK)
 
 
 def quality_frame(problems: list[Problem]) -> pd.DataFrame:
