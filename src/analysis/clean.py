@@ -30,7 +30,7 @@ from analysis.formats import csv_writer, parquet_writer
 from analysis.read import SCHOOL_YEAR_IN_TEXT, RawSheet, RawWorkbook, read_workbook
 from analysis.template import (
     FEMALE_SUFFIX, LOWER_SECONDARY_TYPES, NO_VALUES, PRESCHOOL_TYPES, PRIMARY_TYPES, SHEETS, WORKBOOK_NAME_RE,
-    YES_MARKS, YES_VALUES, Column, Sheet, by_sex_subset_rules, category_lookup, fold, subset_rules,
+    YES_MARKS, YES_VALUES, Column, by_sex_subset_rules, category_lookup, fold, subset_rules,
 )
 
 # names of the tidy tables in data/processed/ (one Parquet file each)
