@@ -14,7 +14,6 @@ import hashlib
 import re
 import sys
 import unicodedata
-from collections import namedtuple
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import date, datetime, time, timedelta
@@ -31,7 +30,7 @@ from analysis.formats import csv_writer, parquet_writer
 from analysis.read import SCHOOL_YEAR_IN_TEXT, RawSheet, RawWorkbook, read_workbook
 from analysis.template import (
     FEMALE_SUFFIX, LOWER_SECONDARY_TYPES, NO_VALUES, PRESCHOOL_TYPES, PRIMARY_TYPES, SHEETS, WORKBOOK_NAME_RE,
-    YES_MARKS, YES_VALUES, Column, Sheet, by_sex_subset_rules, category_lookup, fold, subset_rules,
+    YES_MARKS, YES_VALUES, Column, by_sex_subset_rules, category_lookup, fold, subset_rules,
 )
 
 # names of the tidy tables in data/processed/ (one Parquet file each)
@@ -64,25 +63,19 @@ def year_of_file(path: Path) -> int:
     """'2024-2025.xlsx' -> 2025; anything else is not a school-year workbook."""
     m = WORKBOOK_NAME_RE.match(path.name)
     if not m or int(m["end"]) != int(m["start"]) + 1:
-        raise DataFileError(
-            path.name, "Tên tệp phải là năm học dạng YYYY-YYYY.xlsx (ví dụ 2024-2025.xlsx).",
-            "The file name must be the school year as YYYY-YYYY.xlsx (e.g. 2024-2025.xlsx).", code="file_name",
-        )
+        raise DataFileError(path.name, "Tên tệp phải là năm học dạng YYYY-YYYY.xlsx (ví dụ 2024-2025.xlsx).",
+                            "The file name must be the school year as YYYY-YYYY.xlsx (e.g. 2024-2025.xlsx).",
+                            code="file_name")
     return int(m["end"])
 
 
 def discover(raw_dir: Path, years: list[int] | None = None) -> dict[int, Path]:
-    """School-year workbooks in ``raw_dir`` (Excel lock files '~$…' and the template folder skipped)."""
+    """School-year workbooks in ``raw_dir`` (the name skips Excel lock files '~$…'; the template is in a folder)."""
     found: dict[int, Path] = {}
     for path in sorted(raw_dir.glob("*.xlsx")):
-        if path.name.startswith("~$"):
-            continue
         m = WORKBOOK_NAME_RE.match(path.name)
-        if m is None:
-            continue
-        year = int(m["end"])
-        if years is None or year in years:
-            found[year] = path
+        if m and (years is None or int(m["end"]) in years):
+            found[int(m["end"])] = path
     return found
 
 
@@ -129,8 +122,8 @@ def _clean_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
             pd.Series(invisible, index=values.index, dtype=bool))
 
 
-def _parse_count_one(v) -> tuple[float, str]:
-    """One cell -> (value, '') or (nan, reason code)."""
+def _read_number(v) -> tuple[float, str]:
+    """A cell that is not a Python float -> (its number, '') or (nan, reason code)."""
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return np.nan, "blank"
     if isinstance(v, bool):
@@ -138,53 +131,38 @@ def _parse_count_one(v) -> tuple[float, str]:
     if isinstance(v, (datetime, date, time, timedelta, pd.Timestamp)):
         return np.nan, "date"
     if isinstance(v, (int, float, np.integer, np.floating)):
-        x = float(v)
-    else:
-        s = re.sub(r"[\s\u00a0\u202f]+", "", unicodedata.normalize("NFC", str(v)))
-        s = _INVISIBLE.sub("", s)
-        if not s:
-            return np.nan, "blank"
-        if s in _DASHES:
-            x = 0.0
-        elif _DIGITS.match(s):
-            x = float(s)
-        elif _THOUSANDS.match(s):
-            x = float(s.replace(".", ""))
-        elif s.startswith("-") and (_DIGITS.match(s[1:]) or _THOUSANDS.match(s[1:])):
-            x = -float(s[1:].replace(".", ""))
-        elif _DECIMAL_COMMA.match(s) or re.match(r"^-?\d+\.\d{1,2}$", s):
-            return np.nan, "fraction"
-        elif s.startswith("="):
-            return np.nan, "formula"
-        else:
-            return np.nan, "not_number"
-    if not np.isfinite(x):
-        return np.nan, "not_number"
-    if x < 0:
-        return np.nan, "negative"
-    if not float(x).is_integer():
+        return (float(v), "") if np.isfinite(float(v)) else (np.nan, "not_number")
+    s = _INVISIBLE.sub("", re.sub(r"[\s\u00a0\u202f]+", "", unicodedata.normalize("NFC", str(v))))
+    if not s:
+        return np.nan, "blank"
+    if s in _DASHES:
+        return 0.0, ""
+    if _DIGITS.match(s) or _THOUSANDS.match(s):
+        return float(s.replace(".", "")), ""
+    if s.startswith("-") and (_DIGITS.match(s[1:]) or _THOUSANDS.match(s[1:])):
+        return -float(s[1:].replace(".", "")), ""
+    if _DECIMAL_COMMA.match(s) or re.match(r"^-?\d+\.\d{1,2}$", s):
         return np.nan, "fraction"
-    if x > MAX_COUNT:
-        return np.nan, "too_large"
-    return x, ""
+    return np.nan, "formula" if s.startswith("=") else "not_number"
 
 
 def parse_counts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Cells -> nullable integers and a reason code for each cell that is not a valid count.
 
-    Cells that are Python floats (what the Excel reader gives for numbers) are checked as one array;
-    anything else (text numbers, blanks, dates…) goes through ``_parse_count_one``, same outcomes."""
+    Python floats (what the Excel reader gives for numbers) are taken as they are, other cells (text numbers,
+    blanks, dates…) are read by ``_read_number``; then every number gets the same checks, as one array."""
     n = len(values)
     cells = np.asarray(values.array, dtype=object)
     is_float = np.fromiter((v.__class__ is float for v in cells), dtype=bool, count=n)
     x = np.where(is_float, cells, np.nan).astype(float) if n else np.zeros(0)
+    unread = np.full(n, "", dtype=object)
+    for i in np.flatnonzero(~is_float):
+        x[i], unread[i] = _read_number(cells[i])
     with np.errstate(invalid="ignore"):
         reason = np.select(
-            [np.isnan(x), ~np.isfinite(x), x < 0, x != np.floor(x), x > MAX_COUNT],
-            ["blank", "not_number", "negative", "fraction", "too_large"], "").astype(object)
+            [unread != "", np.isnan(x), ~np.isfinite(x), x < 0, x != np.floor(x), x > MAX_COUNT],
+            [unread, "blank", "not_number", "negative", "fraction", "too_large"], "").astype(object)
     out = np.where(reason == "", x, np.nan)
-    for i in np.flatnonzero(~is_float):
-        out[i], reason[i] = _parse_count_one(cells[i])
     return pd.Series(out, index=values.index).astype("Int64"), pd.Series(reason, index=values.index)
 
 
@@ -306,18 +284,14 @@ class SheetCleaner:
                 codes = pd.Series([distinct[u] if u is not None else None
                                    for u in text.to_numpy(dtype=object, na_value=None)],
                                   index=text.index, dtype=object).astype("string")
-                for i in np.flatnonzero((codes.isna() & text.notna()).to_numpy()):
-                    self._report(col, pd.Series({int(i): "unknown_category"}), values)
+                unknown = codes.isna() & text.notna()
+                self._report(col, pd.Series("unknown_category", index=text.index).where(unknown, ""), values)
                 for i in np.flatnonzero(text.isna().to_numpy()):
                     self.problem(int(i), col.id, "error", "blank", "Ô trống ở cột bắt buộc.",
                                  "Blank cell in a required column.")
                 self.frame[col.id] = codes
-            elif col.kind == "yesno":
-                parsed, reasons = parse_yesno(values)
-                self._report(col, reasons.where(~formula, ""), values)
-                self.frame[col.id] = parsed.where(~formula, pd.NA)
-            else:
-                parsed, reasons = parse_counts(values)
+            else:  # yes/no or count
+                parsed, reasons = (parse_yesno if col.kind == "yesno" else parse_counts)(values)
                 self._report(col, reasons.where(~formula, ""), values)
                 self.frame[col.id] = parsed.where(~formula, pd.NA)
         self._check_subsets()
@@ -392,8 +366,7 @@ class SheetCleaner:
             if raw_value is None or (isinstance(raw_value, str) and not raw_value.strip()):
                 continue
             parsed, reason = parse_counts(pd.Series([raw_value], dtype=object))
-            column_sum, _ = parse_counts(self.cells[col.id])
-            total = int(column_sum.sum())
+            total = int(parse_counts(self.cells[col.id])[0].sum())
             where = dict(file=self.raw.file, sheet=self.raw.sheet, row=excel_row, year=self.year,
                          column=self.raw.header_of(col.id), cell=self.raw.cell_ref(col.id, excel_row),
                          value=short_value(raw_value), column_id=col.id)
@@ -419,11 +392,9 @@ def _check_year_inside(raw: RawWorkbook, year: int) -> None:
             start, end = int(m[1]), int(m[2])
             if end == start + 1 and end != year:
                 raise DataFileError(
-                    raw.file,
-                    f"Tiêu đề ghi năm học {start}-{end} nhưng tên tệp là năm học {year - 1}-{year}.",
+                    raw.file, f"Tiêu đề ghi năm học {start}-{end} nhưng tên tệp là năm học {year - 1}-{year}.",
                     f"The title says school year {start}-{end} but the file name says {year - 1}-{year}.",
-                    sheet=table.sheet, code="year_mismatch",
-                )
+                    sheet=table.sheet, code="year_mismatch")
 
 
 def _dedupe(frame: pd.DataFrame, key: list[str], cleaner: SheetCleaner, what_vi: str, what_en: str) -> pd.DataFrame:
@@ -448,13 +419,10 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
     _check_year_inside(raw, year)
     result = CleanYear(year=year, file=path.name, tables={}, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                        synthetic=_says_synthetic(raw))
-    cleaners = {}
-    for spec in SHEETS:
-        cleaner = SheetCleaner(raw.sheets[spec.name], year)
-        frame = cleaner.run()
-        cleaners[spec.name] = cleaner
-        result.rows_read[spec.name] = len(frame)
-        result.tables[spec.name] = frame
+    cleaners = {spec.name: SheetCleaner(raw.sheets[spec.name], year) for spec in SHEETS}
+    for name, cleaner in cleaners.items():
+        result.tables[name] = cleaner.run()
+        result.rows_read[name] = len(result.tables[name])
 
     truong = _resolve_wards(result.tables["Truong"], cleaners["Truong"], crosswalk, year, per_row_required=False)
     truong = _dedupe(truong, ["ma_truong"], cleaners["Truong"], "Mã trường", "institution code")
@@ -462,10 +430,10 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
     known = set(truong["ma_truong"].dropna().tolist())  # tolist: iterating an Arrow column is slow
     types = dict(zip(truong["ma_truong"].tolist(), truong["loai_truong"].tolist()))
 
-    for name, key in (("MamNon", ["ma_truong"]), ("PhoThong", ["ma_truong", "cap_hoc"])):
+    for name, key, what_vi, what_en in (("MamNon", ["ma_truong"], "Mã trường", "institution code"), (
+            "PhoThong", ["ma_truong", "cap_hoc"], "Mã trường/cấp học", "institution code and level")):
         frame, cleaner = result.tables[name], cleaners[name]
-        frame = _dedupe(frame, key, cleaner, "Mã trường" if name == "MamNon" else "Mã trường/cấp học",
-                        "institution code" if name == "MamNon" else "institution code and level")
+        frame = _dedupe(frame, key, cleaner, what_vi, what_en)
         orphan = ~_isin(frame["ma_truong"], known)
         for i in np.flatnonzero(orphan.to_numpy()):
             cleaner.problem(int(i), "ma_truong", "error", "unknown_school",
@@ -474,11 +442,9 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
                             frame=frame)
         frame = frame[~orphan].reset_index(drop=True)
         if name == "PhoThong":
-            mismatch = [
-                i for i, (code, level) in enumerate(zip(frame["ma_truong"].tolist(), frame["cap_hoc"].tolist()))
-                if pd.notna(level) and pd.notna(types.get(code))
-                and not _level_fits(types[code], level)
-            ]
+            mismatch = [i for i, (code, level) in enumerate(zip(frame["ma_truong"].tolist(), frame["cap_hoc"].tolist()))
+                        if pd.notna(level) and pd.notna(types.get(code))
+                        and types[code] not in (PRIMARY_TYPES if level == "tieu_hoc" else LOWER_SECONDARY_TYPES)]
             for i in mismatch:
                 cleaner.problem(i, "cap_hoc", "warning", "level_type_mismatch",
                                 "Cấp học không khớp loại trường trong sheet Truong.",
@@ -512,40 +478,28 @@ def clean_year(year: int, raw_dir: Path | str | None = None) -> CleanYear:
     return clean_workbook(found[year], Crosswalk.load(folder))
 
 
-def _level_fits(school_type: str, level: str) -> bool:
-    return school_type in (PRIMARY_TYPES if level == "tieu_hoc" else LOWER_SECONDARY_TYPES)
-
-
 def _resolve_wards(frame: pd.DataFrame, cleaner: SheetCleaner, crosswalk: Crosswalk, year: int,
                    *, per_row_required: bool) -> pd.DataFrame:
     """Attach the crosswalk ward code and canonical name; unknown wards are logged, never guessed."""
-    has_code = "ma_xa_phuong" in cleaner.raw.columns
-    codes, names = [], []
-    given = (frame["ma_xa_phuong"].to_numpy(dtype=object, na_value=None) if has_code
+    given = (frame["ma_xa_phuong"].to_numpy(dtype=object, na_value=None) if "ma_xa_phuong" in cleaner.raw.columns
              else np.full(len(frame), None, dtype=object))
     written = frame["xa_phuong"].to_numpy(dtype=object, na_value=None)
+    codes, names = [None] * len(frame), [None] * len(frame)
+    then_vi, then_en = ((" Dòng bị loại.", " Row excluded.") if per_row_required else
+                        (" Trường không được tính theo xã/phường.", " Institution left out of ward breakdowns."))
     matches: dict[tuple[str, bool], object] = {}  # each distinct name or code is looked up once
-    for i in range(len(frame)):
-        text = given[i]
-        by_code = text is not None
+    for i, (code, name) in enumerate(zip(given, written)):
+        by_code, text = code is not None, code if code is not None else name
         if text is None:
-            text = written[i]
-        if text is None:
-            codes.append(None)
-            names.append(None)
             cleaner.problem(i, "xa_phuong", "error", "missing_ward", "Thiếu tên xã/phường.",
                             "Ward name missing.", frame=frame)
             continue
         match = matches.get((text, by_code))
         if match is None:
             match = matches[(text, by_code)] = crosswalk.match_ward(text, year, by_code=by_code)
-        column = "ma_xa_phuong" if by_code else "xa_phuong"
         if match.status == "ok":
-            codes.append(match.code)
-            names.append(match.name)
+            codes[i], names[i] = match.code, match.name
             continue
-        codes.append(None)
-        names.append(None)
         if match.status == "ambiguous":
             vi = f"Tên xã/phường trùng nhiều đơn vị ({', '.join(match.candidates)}); hãy ghi cột Mã xã/phường."
             en = f"Ward name matches several units ({', '.join(match.candidates)}); give the ward code column."
@@ -554,10 +508,8 @@ def _resolve_wards(frame: pd.DataFrame, cleaner: SheetCleaner, crosswalk: Crossw
             en = f"Ward not valid in school year {year - 1}-{year} (per the crosswalk)."
         else:
             vi, en = "Xã/phường không có trong danh mục đơn vị hành chính.", "Ward not in the crosswalk."
-        consequence = (" Dòng bị loại.", " Row excluded.") if per_row_required else (
-            " Trường không được tính theo xã/phường.", " Institution left out of ward breakdowns.")
-        cleaner.problem(i, column, "error", "unknown_ward", vi + consequence[0], en + consequence[1], text,
-                        frame=frame)
+        cleaner.problem(i, "ma_xa_phuong" if by_code else "xa_phuong", "error", "unknown_ward", vi + then_vi,
+                        en + then_en, text, frame=frame)
     frame = frame.copy()
     frame["ma_xa_phuong"] = pd.array(codes, dtype="string")
     frame["xa_phuong"] = pd.array(names, dtype="string")
@@ -608,26 +560,20 @@ def _isin(values: pd.Series, known: set) -> pd.Series:
 
 def _report_non_reporting(result: CleanYear, cleaners: dict[str, SheetCleaner]) -> None:
     """Institutions listed in Truong but missing from the sheet that should carry their counts."""
-    truong = result.tables["Truong"]
-    mam = set(result.tables["MamNon"]["ma_truong"].tolist())
-    levels = set(zip(result.tables["PhoThong"]["ma_truong"].tolist(), result.tables["PhoThong"]["cap_hoc"].tolist()))
-    columns = ["ma_truong", "loai_truong", "ten_truong"]
-    Row = namedtuple("Row", columns)
-    for row in map(Row._make, zip(*(truong[c].tolist() for c in columns))):
-        expected = []
-        if row.loai_truong in PRESCHOOL_TYPES and row.ma_truong not in mam:
-            expected.append(("MamNon", "mầm non", "preschool"))
-        if row.loai_truong in PRIMARY_TYPES and (row.ma_truong, "tieu_hoc") not in levels:
-            expected.append(("PhoThong", "tiểu học", "primary"))
-        if row.loai_truong in LOWER_SECONDARY_TYPES and (row.ma_truong, "thcs") not in levels:
-            expected.append(("PhoThong", "THCS", "lower-secondary"))
-        for sheet, vi, en in expected:
-            result.problems.append(Problem(
-                file=result.file, sheet=cleaners[sheet].raw.sheet, severity="warning", code="not_reported",
-                message_vi=f"Cơ sở không có dòng số liệu {vi} trong sheet {sheet} (chưa báo cáo).",
-                message_en=f"Institution has no {en} row in sheet {sheet} (did not report).",
-                year=result.year, ma_truong=row.ma_truong, column_id="ma_truong", value=row.ten_truong or "",
-            ))
+    truong, pho_thong = result.tables["Truong"], result.tables["PhoThong"]
+    reported = {"MamNon": set(result.tables["MamNon"]["ma_truong"].tolist()),
+                "PhoThong": set(zip(pho_thong["ma_truong"].tolist(), pho_thong["cap_hoc"].tolist()))}
+    expected = (("MamNon", PRESCHOOL_TYPES, None, "mầm non", "preschool"),  # sheet, types, level, vi, en
+                ("PhoThong", PRIMARY_TYPES, "tieu_hoc", "tiểu học", "primary"),
+                ("PhoThong", LOWER_SECONDARY_TYPES, "thcs", "THCS", "lower-secondary"))
+    for code, school_type, name in zip(*(truong[c].tolist() for c in ("ma_truong", "loai_truong", "ten_truong"))):
+        for sheet, types, level, vi, en in expected:
+            if school_type in types and (code if level is None else (code, level)) not in reported[sheet]:
+                result.problems.append(Problem(
+                    file=result.file, sheet=cleaners[sheet].raw.sheet, severity="warning", code="not_reported",
+                    message_vi=f"Cơ sở không có dòng số liệu {vi} trong sheet {sheet} (chưa báo cáo).",
+                    message_en=f"Institution has no {en} row in sheet {sheet} (did not report).",
+                    year=result.year, ma_truong=code, column_id="ma_truong", value=name or ""))
 
 
 # --- many years, and the save step ---------------------------------------------------------------------
@@ -650,7 +596,7 @@ def clean_all(raw_dir: Path, years: list[int] | None = None, jobs: int = 1) -> C
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), initializer=_worker_init,
-                                 initargs=(crosswalk,)) as pool:
+                                 initargs=(crosswalk,)) as pool:  # one crosswalk (and its caches) per worker
             outcomes = list(pool.map(_clean_in_worker, paths.values()))
     else:
         outcomes = [_clean_or_error(path, crosswalk) for path in paths.values()]
@@ -685,11 +631,7 @@ def _clean_in_worker(path: Path) -> CleanYear | dict:
 def quality_frame(problems: list[Problem]) -> pd.DataFrame:
     # attribute access, not dataclasses.asdict (which deep-copies: 100,000 problems took 15 s)
     frame = pd.DataFrame([[getattr(p, c) for c in QUALITY_COLUMNS] for p in problems], columns=QUALITY_COLUMNS)
-    frame["year"] = frame["year"].astype("Int64")
-    frame["row"] = frame["row"].astype("Int64")
-    for col in QUALITY_COLUMNS:
-        if col not in ("year", "row"):
-            frame[col] = frame[col].astype("string")
+    frame = frame.astype({c: "Int64" if c in ("year", "row") else "string" for c in QUALITY_COLUMNS})
     return quality_frame_from_frame(frame)
 
 
@@ -718,8 +660,7 @@ def combine(run: CleanRun) -> dict[str, pd.DataFrame]:
         out[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     problems = [p for _, c in sorted(run.years.items()) for p in c.problems]
     problems += [f.as_problem(_year_or_none(f.file)) for f in run.failures]
-    out["quality"] = quality_frame(problems)
-    out["files"] = files_frame(run)
+    out["quality"], out["files"] = quality_frame(problems), files_frame(run)
     return out
 
 
@@ -730,10 +671,8 @@ def load_tables(processed_dir: Path | None = None) -> dict[str, pd.DataFrame]:
     for name in (*TABLES.values(), "quality", "files"):
         path = folder / f"{name}.parquet"
         if not path.exists():
-            raise AnalysisError(
-                f"Chưa có dữ liệu đã làm sạch ({path.name}); hãy chạy 'python -m analysis clean'.",
-                f"No cleaned data yet ({path.name}); run 'python -m analysis clean' first.",
-            )
+            raise AnalysisError(f"Chưa có dữ liệu đã làm sạch ({path.name}); hãy chạy 'python -m analysis clean'.",
+                                f"No cleaned data yet ({path.name}); run 'python -m analysis clean' first.")
         out[name] = pd.read_parquet(path)
     return out
 

@@ -1,20 +1,17 @@
 """Bilingual problems found in raw data: the hard ones stop a file, the soft ones go to quality.csv.
 
-Every message names where the problem is (file, sheet, row, column as the person who filled the workbook
+Every message says where the problem is (file, sheet, row, column as the person who filled the workbook
 sees them) in Vietnamese and English, so it can be fixed at the source instead of guessed at here.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
+# error: the value is excluded from every computation (never guessed); warning: the value is kept but looks
+# wrong (a totals row that disagrees with the sum); info: worth knowing (an ignored extra column).
 Severity = Literal["error", "warning", "info"]
-
-# error:   the value is excluded from every computation (never guessed);
-# warning: the value is kept but looks wrong (e.g. a totals row that disagrees with the sum);
-# info:    something the reader of the report may want to know (ignored extra column, renamed ward).
-SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
 
 QUALITY_COLUMNS = [
     "year", "file", "sheet", "row", "column", "cell", "value", "severity", "code",
@@ -50,9 +47,6 @@ class Problem:
     ma_truong: str = ""
     column_id: str = ""  # template id of the column
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 def short_value(value: object, limit: int = 80) -> str:
     """A cell value as text for messages: control characters shown, long text cut."""
@@ -60,8 +54,7 @@ def short_value(value: object, limit: int = 80) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = str(value)
-    text = "".join(ch if ch.isprintable() or ch == " " else f"\\x{ord(ch):02x}" for ch in text)
+    text = "".join(ch if ch.isprintable() or ch == " " else f"\\x{ord(ch):02x}" for ch in str(value))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -76,26 +69,15 @@ class DataFileError(Exception):
     row: int | None = None
     column: str = ""
     code: str = "file_error"
-    details: list[str] = field(default_factory=list)
-
-    def where(self) -> str:
-        parts = [self.file]
-        if self.sheet:
-            parts.append(f"sheet '{self.sheet}'")
-        if self.row is not None:
-            parts.append(f"dòng/row {self.row}")
-        if self.column:
-            parts.append(f"cột/column '{self.column}'")
-        return ", ".join(parts)
 
     def __str__(self) -> str:
-        return f"{self.where()}: {self.message_vi} / {self.message_en}"
+        where = [self.sheet and f"sheet '{self.sheet}'", self.row is not None and f"dòng/row {self.row}",
+                 self.column and f"cột/column '{self.column}'"]
+        return f"{', '.join([self.file, *filter(None, where)])}: {self.message_vi} / {self.message_en}"
 
     def as_problem(self, year: int | None = None) -> Problem:
-        return Problem(
-            file=self.file, sheet=self.sheet, severity="error", code=self.code, message_vi=self.message_vi,
-            message_en=self.message_en, row=self.row, column=self.column, year=year,
-        )
+        return Problem(file=self.file, sheet=self.sheet, severity="error", code=self.code, message_vi=self.message_vi,
+                       message_en=self.message_en, row=self.row, column=self.column, year=year)
 
 
 class AnalysisError(Exception):

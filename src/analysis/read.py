@@ -1,9 +1,8 @@
 """Workbook -> raw tables: find each sheet's header row, map its headers, separate data, totals and notes.
 
-Real office exports carry title rows, an optional row of column numbers "(1) (2) …", two-row headers
-("HS bỏ học" over "Tổng số | Nữ"), a totals row and a signature block. This module finds the table in
-all that and returns the cells untouched (apart from Unicode NFC), with their Excel row numbers;
-``clean.py`` gives them types. Anything that makes a sheet unusable raises ``DataFileError``.
+Office exports carry title rows, a row of column numbers "(1) (2) …", two-row headers ("HS bỏ học" over
+"Tổng số | Nữ"), a totals row and a signature block. The cells come back untouched (apart from NFC) with
+their Excel row numbers; ``clean.py`` types them. A sheet that cannot be used raises ``DataFileError``.
 """
 
 from __future__ import annotations
@@ -56,11 +55,14 @@ class RawSheet:
     def cell_ref(self, column_id: str, excel_row: int) -> str:
         return f"{excel_column_letter(self.columns[column_id][0])}{excel_row}"
 
+    def log(self, severity: str, code: str, vi: str, en: str, **where) -> None:
+        self.problems.append(Problem(file=self.file, sheet=self.sheet, severity=severity, code=code, message_vi=vi,
+                                     message_en=en, **where))
+
 
 @dataclass
 class RawWorkbook:
     file: str
-    path: Path
     sheets: dict[str, RawSheet]  # template sheet name -> table
     note_text: str = ""
 
@@ -82,67 +84,46 @@ def open_workbook(path: Path):
         raise DataFileError(name, "Tệp rỗng (0 byte).", "The file is empty (0 bytes).", code="file_empty")
     with open(path, "rb") as fh:
         magic = fh.read(8)
-    if magic.startswith(b"\xd0\xcf\x11\xe0"):
-        # OLE container: an old .xls, or an .xlsx encrypted with a password
+    if magic.startswith(b"\xd0\xcf\x11\xe0"):  # OLE container: an old .xls, or an .xlsx encrypted with a password
         raise DataFileError(
-            name,
-            "Tệp được đặt mật khẩu hoặc là định dạng .xls cũ; hãy lưu lại thành .xlsx không mật khẩu.",
+            name, "Tệp được đặt mật khẩu hoặc là định dạng .xls cũ; hãy lưu lại thành .xlsx không mật khẩu.",
             "The file is password-protected or an old .xls; save it as an .xlsx without a password.",
-            code="file_encrypted_or_xls",
-        )
+            code="file_encrypted_or_xls")
     if not magic.startswith(b"PK"):
         raise DataFileError(
-            name,
-            "Tệp không phải là sổ tính Excel (.xlsx) — có thể là CSV, PDF hoặc tệp khác bị đổi tên.",
+            name, "Tệp không phải là sổ tính Excel (.xlsx) — có thể là CSV, PDF hoặc tệp khác bị đổi tên.",
             "The file is not an Excel workbook (.xlsx) — perhaps a renamed CSV, PDF or other file.",
-            code="file_not_xlsx",
-        )
+            code="file_not_xlsx")
     try:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()
             if bad is not None:
                 raise zipfile.BadZipFile(bad)
             if any(info.flag_bits & 0x1 for info in zf.infolist()):
-                raise DataFileError(
-                    name, "Tệp nén được đặt mật khẩu.", "The archive is password-protected.",
-                    code="file_encrypted_or_xls",
-                )
+                raise DataFileError(name, "Tệp nén được đặt mật khẩu.", "The archive is password-protected.",
+                                    code="file_encrypted_or_xls")
         return CalamineWorkbook.from_path(str(path))
     except DataFileError:
         raise
     except Exception as exc:  # zipfile / calamine raise many kinds; all mean "cannot read"
-        raise DataFileError(
-            name,
-            f"Không đọc được tệp Excel (tệp hỏng?): {short_value(exc, 160)}",
-            f"Cannot read the Excel file (corrupted?): {short_value(exc, 160)}",
-            code="file_unreadable",
-        ) from None
+        raise DataFileError(name, f"Không đọc được tệp Excel (tệp hỏng?): {short_value(exc, 160)}",
+                            f"Cannot read the Excel file (corrupted?): {short_value(exc, 160)}",
+                            code="file_unreadable") from None
 
 
 def read_grid(workbook, sheet_name: str, file: str) -> list[list]:
     try:
         rows = workbook.get_sheet_by_name(sheet_name).to_python(skip_empty_area=False)
     except Exception as exc:
-        raise DataFileError(
-            file, f"Không đọc được sheet: {short_value(exc, 160)}", f"Cannot read the sheet: {short_value(exc, 160)}",
-            sheet=sheet_name, code="sheet_unreadable",
-        ) from None
+        raise DataFileError(file, f"Không đọc được sheet: {short_value(exc, 160)}",
+                            f"Cannot read the sheet: {short_value(exc, 160)}", sheet=sheet_name,
+                            code="sheet_unreadable") from None
     if len(rows) > MAX_ROWS:
-        raise DataFileError(
-            file, f"Sheet có {len(rows):,} dòng, vượt giới hạn {MAX_ROWS:,}.",
-            f"The sheet has {len(rows):,} rows, above the limit of {MAX_ROWS:,}.", sheet=sheet_name,
-            code="sheet_too_large",
-        )
+        raise DataFileError(file, f"Sheet có {len(rows):,} dòng, vượt giới hạn {MAX_ROWS:,}.",
+                            f"The sheet has {len(rows):,} rows, above the limit of {MAX_ROWS:,}.", sheet=sheet_name,
+                            code="sheet_too_large")
     normalize = unicodedata.normalize  # bound once: this runs for every cell of the sheet
     return [[normalize("NFC", v) if isinstance(v, str) else v for v in row] for row in rows]
-
-
-def _header_lookup(spec: Sheet) -> dict[str, Column]:
-    lookup: dict[str, Column] = {}
-    for col in spec.columns:
-        for key in col.header_keys():
-            lookup.setdefault(key, col)
-    return lookup
 
 
 def _combine_two_row_header(top: list, sub: list) -> list[str] | None:
@@ -198,14 +179,9 @@ def _is_ordinal_row(cells: list) -> bool:
 
 def _numeric_cells(cells: list, indexes: list[int]) -> int:
     """How many of the given cells hold a number (as a number or as digits): data rows have several."""
-    n = 0
-    for idx in indexes:
-        v = cells[idx] if idx < len(cells) else None
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v:
-            n += 1
-        elif isinstance(v, str) and re.fullmatch(r"\s*[\d.]+\s*", v):
-            n += 1
-    return n
+    values = [cells[idx] if idx < len(cells) else None for idx in indexes]
+    return sum(1 for v in values if (isinstance(v, (int, float)) and not isinstance(v, bool) and v == v)
+               or (isinstance(v, str) and re.fullmatch(r"\s*[\d.]+\s*", v)))
 
 
 def _row_markers(cells: list, key_value) -> tuple[bool, bool]:
@@ -213,24 +189,15 @@ def _row_markers(cells: list, key_value) -> tuple[bool, bool]:
     row and the key folded once (this runs for every data row)."""
     strs = [c for c in cells if isinstance(c, str)]
     k = fold(key_value) if isinstance(key_value, str) else ""
-    totals = False
-    for value in (key_value, *strs[:2]):
-        if isinstance(value, str) and value.strip():
-            folded = k if value is key_value else fold(value)
-            if folded in _TOTAL_EXACT or folded.startswith(_TOTAL_KEYS):
-                totals = True
-                break
-    if k:
-        footer = k.startswith(_FOOTER_PREFIXES) or _DATE_LINE.search(k) is not None
-    else:
-        text = fold(" ".join([c for c in strs if c.strip()][:3]))
-        footer = bool(text) and (text.startswith(_FOOTER_PREFIXES) or _DATE_LINE.search(text) is not None)
-    return totals, footer
+    folded = (k if v is key_value else fold(v) for v in (key_value, *strs[:2]) if isinstance(v, str) and v.strip())
+    totals = any(f in _TOTAL_EXACT or f.startswith(_TOTAL_KEYS) for f in folded)
+    text = k or fold(" ".join([c for c in strs if c.strip()][:3]))  # the key, else the row's first texts
+    return totals, bool(text) and (text.startswith(_FOOTER_PREFIXES) or _DATE_LINE.search(text) is not None)
 
 
 def find_table(grid: list[list], spec: Sheet, file: str, sheet_name: str) -> RawSheet:
     """Locate header, data rows, totals row and footer in a sheet grid."""
-    lookup = _header_lookup(spec)
+    lookup = {key: col for col in reversed(spec.columns) for key in col.header_keys()}  # the first column wins
     best, best_row, best_cells = None, -1, None
     for i, row in enumerate(grid[:HEADER_SCAN_ROWS]):
         found = _map_headers(row, lookup)
@@ -239,12 +206,9 @@ def find_table(grid: list[list], spec: Sheet, file: str, sheet_name: str) -> Raw
     if best is None:
         expected = ", ".join(f"'{c.vi}'" for c in spec.required)
         raise DataFileError(
-            file,
-            f"Không tìm thấy dòng tiêu đề trong {HEADER_SCAN_ROWS} dòng đầu (cần các cột {expected}).",
+            file, f"Không tìm thấy dòng tiêu đề trong {HEADER_SCAN_ROWS} dòng đầu (cần các cột {expected}).",
             f"No header row found in the first {HEADER_SCAN_ROWS} rows (expected columns "
-            f"{', '.join(repr(c.en) for c in spec.required)}).",
-            sheet=sheet_name, code="header_not_found",
-        )
+            f"{', '.join(repr(c.en) for c in spec.required)}).", sheet=sheet_name, code="header_not_found")
     header_row = best_row
     # two-row header: "HS bỏ học" merged over "Tổng số | Nữ"
     if best_row + 1 < len(grid):
@@ -253,49 +217,35 @@ def find_table(grid: list[list], spec: Sheet, file: str, sheet_name: str) -> Raw
             found2 = _map_headers(combined, lookup)
             if len(found2) >= len(best):
                 best, header_row = found2, best_row + 1
-    duplicates = {cid: hits for cid, hits in best.items() if len(hits) > 1}
-    if duplicates:
-        cid, hits = next(iter(duplicates.items()))
-        cols = ", ".join(f"{excel_column_letter(j)} ('{h}')" for j, h in hits)
-        raise DataFileError(
-            file, f"Cột '{spec.column(cid).vi}' xuất hiện nhiều lần: {cols}.",
-            f"Column '{spec.column(cid).en}' appears more than once: {cols}.",
-            sheet=sheet_name, row=header_row + 1, column=hits[1][1], code="duplicate_column",
-        )
+    for cid, hits in best.items():
+        if len(hits) > 1:
+            cols = ", ".join(f"{excel_column_letter(j)} ('{h}')" for j, h in hits)
+            raise DataFileError(file, f"Cột '{spec.column(cid).vi}' xuất hiện nhiều lần: {cols}.",
+                                f"Column '{spec.column(cid).en}' appears more than once: {cols}.",
+                                sheet=sheet_name, row=header_row + 1, column=hits[1][1], code="duplicate_column")
     columns = {cid: hits[0] for cid, hits in best.items()}
     missing = [c for c in spec.required if c.id not in columns]
-    # a sheet keyed by ward name may give the ward code instead
-    if spec.name == "XaPhuong" and "ma_xa_phuong" in columns:
+    if spec.name == "XaPhuong" and "ma_xa_phuong" in columns:  # the ward code may stand for the ward name
         missing = [c for c in missing if c.id != "xa_phuong"]
     if missing:
-        raise DataFileError(
-            file,
-            "Thiếu cột bắt buộc: " + ", ".join(f"'{c.vi}'" for c in missing) + f" (dòng tiêu đề {header_row + 1}).",
-            "Missing required column(s): " + ", ".join(f"'{c.en}' ('{c.vi}')" for c in missing)
-            + f" (header row {header_row + 1}).",
-            sheet=sheet_name, row=header_row + 1, column=missing[0].vi, code="missing_column",
-        )
+        vi, en = (", ".join(f"'{c.vi}'" for c in missing), ", ".join(f"'{c.en}' ('{c.vi}')" for c in missing))
+        raise DataFileError(file, f"Thiếu cột bắt buộc: {vi} (dòng tiêu đề {header_row + 1}).",
+                            f"Missing required column(s): {en} (header row {header_row + 1}).", sheet=sheet_name,
+                            row=header_row + 1, column=missing[0].vi, code="missing_column")
     table = RawSheet(file=file, sheet=sheet_name, spec=spec, header_row=header_row + 1, columns=columns,
                      rows=[], title_text=" ".join(str(c) for r in grid[:best_row] for c in r if not _is_blank(c)))
     header_cells = grid[best_row] if header_row == best_row else combined
+    known = {idx for idx, _ in columns.values()}
     for j, cell in enumerate(header_cells):
-        if _is_blank(cell) or any(j == idx for idx, _ in columns.values()):
-            continue
-        if fold(cell) in _IGNORED_HEADERS:
-            continue
-        table.problems.append(Problem(
-            file=file, sheet=sheet_name, severity="info", code="unknown_column", row=header_row + 1,
-            column=str(cell).strip(), cell=f"{excel_column_letter(j)}{header_row + 1}", value=short_value(cell),
-            message_vi="Cột không thuộc mẫu, được bỏ qua.", message_en="Column not in the template, ignored.",
-        ))
+        if not _is_blank(cell) and j not in known and fold(cell) not in _IGNORED_HEADERS:
+            table.log("info", "unknown_column", "Cột không thuộc mẫu, được bỏ qua.",
+                      "Column not in the template, ignored.", row=header_row + 1, column=str(cell).strip(),
+                      cell=f"{excel_column_letter(j)}{header_row + 1}", value=short_value(cell))
     _collect_rows(grid, header_row + 1, table)
     _report_unnamed_columns(header_cells, table)
     if not table.rows:
-        table.problems.append(Problem(
-            file=file, sheet=sheet_name, severity="error", code="no_data_rows", row=header_row + 1,
-            message_vi="Sheet chỉ có dòng tiêu đề, không có dòng số liệu nào.",
-            message_en="The sheet has a header row but no data rows.",
-        ))
+        table.log("error", "no_data_rows", "Sheet chỉ có dòng tiêu đề, không có dòng số liệu nào.",
+                  "The sheet has a header row but no data rows.", row=header_row + 1)
     return table
 
 
@@ -308,22 +258,17 @@ def _report_unnamed_columns(header_cells: list, table: RawSheet) -> None:
             continue
         filled = sum(1 for _, cells in table.rows if j < len(cells) and not _is_blank(cells[j]))
         if filled:
-            table.problems.append(Problem(
-                file=table.file, sheet=table.sheet, severity="warning", code="unnamed_column",
-                row=table.header_row, cell=f"{excel_column_letter(j)}{table.header_row}",
-                column=excel_column_letter(j),
-                message_vi=f"Cột {excel_column_letter(j)} có {filled} ô số liệu nhưng không có tiêu đề (ô gộp?); "
-                           "cột không được đọc.",
-                message_en=f"Column {excel_column_letter(j)} has {filled} filled cells but no header (a merged "
-                           "cell?); the column is not read.",
-            ))
+            letter = excel_column_letter(j)
+            table.log("warning", "unnamed_column",
+                      f"Cột {letter} có {filled} ô số liệu nhưng không có tiêu đề (ô gộp?); cột không được đọc.",
+                      f"Column {letter} has {filled} filled cells but no header (a merged cell?); the column is "
+                      "not read.",
+                      row=table.header_row, cell=f"{letter}{table.header_row}", column=letter)
 
 
 def _collect_rows(grid: list[list], start: int, table: RawSheet) -> None:
-    key_ids = [k for k in table.spec.key if k in table.columns] or (
-        ["ma_xa_phuong"] if "ma_xa_phuong" in table.columns else []
-    )
-    key_idx = table.columns[key_ids[0]][0]
+    key = next(k for k in (*table.spec.key, "ma_xa_phuong") if k in table.columns)  # ward code for a ward name
+    key_idx = table.columns[key][0]
     value_idx = [idx for cid, (idx, _) in table.columns.items() if cid not in table.spec.key]
     ended_at: int | None = None
     first = True
@@ -340,32 +285,24 @@ def _collect_rows(grid: list[list], start: int, table: RawSheet) -> None:
         has_values = any(idx < len(cells) and not _is_blank(cells[idx]) for idx in value_idx)
         if ended_at is not None:
             if not _is_blank(key_value) and _numeric_cells(cells, value_idx) >= min(2, len(value_idx)):
-                table.problems.append(Problem(
-                    file=table.file, sheet=table.sheet, severity="warning", code="row_after_table_end",
-                    row=excel_row, column=table.header_of(key_ids[0]), value=short_value(key_value),
-                    message_vi=f"Dòng có số liệu nằm sau dòng tổng cộng/chữ ký (dòng {ended_at}), không được đọc.",
-                    message_en=f"A row with data lies after the totals/signature row (row {ended_at}); not read.",
-                ))
+                table.log("warning", "row_after_table_end",
+                          f"Dòng có số liệu nằm sau dòng tổng cộng/chữ ký (dòng {ended_at}), không được đọc.",
+                          f"A row with data lies after the totals/signature row (row {ended_at}); not read.",
+                          row=excel_row, column=table.header_of(key), value=short_value(key_value))
             continue
         is_totals, is_footer = _row_markers(cells, key_value)
         if is_totals:
             table.totals = (excel_row, cells)
             ended_at = excel_row
             continue
-        if is_footer and (
-            _is_blank(key_value) or not has_values or fold(key_value).startswith(_FOOTER_PREFIXES)
-        ):
-            # a signature or notes line; a row with a real key and numbers stays data
-            ended_at = excel_row
+        if is_footer and (_is_blank(key_value) or not has_values or fold(key_value).startswith(_FOOTER_PREFIXES)):
+            ended_at = excel_row  # a signature or notes line; a row with a real key and numbers stays data
             continue
         if _is_blank(key_value):
             if has_values:
-                table.problems.append(Problem(
-                    file=table.file, sheet=table.sheet, severity="error", code="missing_key", row=excel_row,
-                    column=table.header_of(key_ids[0]), cell=table.cell_ref(key_ids[0], excel_row),
-                    message_vi="Dòng có số liệu nhưng thiếu mã/tên; dòng bị loại.",
-                    message_en="Row has data but no code/name; row excluded.",
-                ))
+                table.log("error", "missing_key", "Dòng có số liệu nhưng thiếu mã/tên; dòng bị loại.",
+                          "Row has data but no code/name; row excluded.", row=excel_row, column=table.header_of(key),
+                          cell=table.cell_ref(key, excel_row))
             continue
         table.rows.append((excel_row, cells))
 
@@ -386,16 +323,11 @@ def formulas_without_values(path: Path) -> dict[str, set[str]]:
             for sheet in book.iterfind("m:sheets/m:sheet", ns):
                 target = targets.get(sheet.get(f"{{{ns['r']}}}id"), "")
                 name = "xl/" + target.lstrip("/").removeprefix("xl/")
-                if name not in zf.namelist():
-                    continue
-                data = zf.read(name)
+                data = zf.read(name) if name in zf.namelist() else b""
                 if b"<f" not in data:
                     continue
-                cells = set()
-                for cell in ET.fromstring(data).iterfind(".//m:c", ns):
-                    value = cell.find("m:v", ns)
-                    if cell.find("m:f", ns) is not None and (value is None or not (value.text or "").strip()):
-                        cells.add(cell.get("r", ""))
+                cells = {c.get("r", "") for c in ET.fromstring(data).iterfind(".//m:c", ns)
+                         if c.find("m:f", ns) is not None and not c.findtext("m:v", "", ns).strip()}
                 if cells:
                     out[sheet.get("name")] = cells
     except (KeyError, ET.ParseError, zipfile.BadZipFile, OSError):
@@ -405,34 +337,26 @@ def formulas_without_values(path: Path) -> dict[str, set[str]]:
 
 def find_sheet(workbook, spec: Sheet) -> str | None:
     keys = spec.name_keys()
-    for name in workbook.sheet_names:
-        if fold(name) in keys:
-            return name
-    return None
+    return next((name for name in workbook.sheet_names if fold(name) in keys), None)
 
 
 def read_workbook(path: str | Path, sheets: tuple[Sheet, ...] = SHEETS) -> RawWorkbook:
     """Read every template sheet of one school-year workbook."""
     path = Path(path)
-    file = path.name
-    wb = open_workbook(path)
+    file, wb = path.name, open_workbook(path)
     missing = [s for s in sheets if find_sheet(wb, s) is None]
     if missing:
         present = ", ".join(f"'{n}'" for n in wb.sheet_names) or "—"
         raise DataFileError(
-            file,
-            "Thiếu sheet: " + ", ".join(f"'{s.name}' ({s.vi})" for s in missing) + f". Có: {present}.",
+            file, "Thiếu sheet: " + ", ".join(f"'{s.name}' ({s.vi})" for s in missing) + f". Có: {present}.",
             "Missing sheet(s): " + ", ".join(f"'{s.name}' ({s.en})" for s in missing) + f". Found: {present}.",
-            sheet=missing[0].name, code="missing_sheet",
-        )
-    tables = {}
-    formulas = formulas_without_values(path)
+            sheet=missing[0].name, code="missing_sheet")
+    tables, formulas = {}, formulas_without_values(path)
     for spec in sheets:
         name = find_sheet(wb, spec)
         tables[spec.name] = find_table(read_grid(wb, name, file), spec, file, name)
         tables[spec.name].formula_cells = formulas.get(name, set())
-    note_text = ""
     note = next((n for n in wb.sheet_names if fold(n) == fold(NOTE_SHEET)), None)
-    if note is not None:
-        note_text = " ".join(str(c) for r in read_grid(wb, note, file) for c in r if not _is_blank(c))
-    return RawWorkbook(file=file, path=path, sheets=tables, note_text=note_text)
+    note_grid = read_grid(wb, note, file) if note is not None else []
+    note_text = " ".join(str(c) for r in note_grid for c in r if not _is_blank(c))
+    return RawWorkbook(file=file, sheets=tables, note_text=note_text)

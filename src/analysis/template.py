@@ -1,18 +1,15 @@
 """The raw-data template: the contract with the people who fill the workbooks (DESIGN §4).
 
-One source for the reader (header matching), the cleaner (types and constraints), the documentation in
-``data/raw/README.md``, the empty template workbook and the sample generator. Change a column here and
-all of them follow; ``tests/test_template.py`` checks the README and the template workbook agree.
+One source for the reader (header matching), the cleaner (types and constraints), ``data/raw/README.md``,
+the empty template workbook and the sample generator: change a column here and all of them follow.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
-
-Kind = Literal["code", "text", "category", "yesno", "count"]
 
 FEMALE_SUFFIX = "_nu"
 
@@ -33,9 +30,7 @@ _FOLD = _FoldTable()
 def fold(text: object) -> str:
     """Case-, accent-, spacing- and punctuation-insensitive key: 'Trẻ 5 tuổi – Nữ' -> 'tre5tuoinu'.
 
-    Works on composed (NFC) and decomposed (NFD) input alike, which real exports mix. Folding is done
-    character by character (decompose, drop the accents, lower-case, keep [0-9a-z]), so it is one
-    ``str.translate`` through a table filled on first use: it runs for every cell of a sheet's key column.
+    NFC and NFD input alike (real exports mix them); one ``str.translate``, as it runs for every key cell.
     """
     return str(text).translate(_FOLD)
 
@@ -56,7 +51,7 @@ class Column:
     id: str
     vi: str
     en: str
-    kind: Kind
+    kind: Literal["code", "text", "category", "yesno", "count"]
     required: bool = True
     aliases: tuple[str, ...] = ()
     categories: tuple[Category, ...] = ()
@@ -107,28 +102,13 @@ SCHOOL_TYPES = (
     Category("nha_tre", "Nhà trẻ", "Crèche"),
     Category("mau_giao", "Mẫu giáo", "Kindergarten", ("Trường mẫu giáo",)),
     Category("mam_non", "Mầm non", "Preschool (crèche and kindergarten)", ("Trường mầm non",)),
-    Category(
-        "doc_lap",
-        "Nhóm trẻ/Lớp MG độc lập",
-        "Independent childcare group or kindergarten class",
-        (
-            "Nhóm trẻ, lớp mẫu giáo độc lập",
-            "Nhóm trẻ/Lớp mẫu giáo độc lập",
-            "Nhóm trẻ độc lập",
-            "Lớp mẫu giáo độc lập",
-            "Lớp MG độc lập",
-            "Nhóm lớp độc lập",
-            "Cơ sở GDMN độc lập",
-        ),
-    ),
+    Category("doc_lap", "Nhóm trẻ/Lớp MG độc lập", "Independent childcare group or kindergarten class",
+             ("Nhóm trẻ, lớp mẫu giáo độc lập", "Nhóm trẻ/Lớp mẫu giáo độc lập", "Nhóm trẻ độc lập",
+              "Lớp mẫu giáo độc lập", "Lớp MG độc lập", "Nhóm lớp độc lập", "Cơ sở GDMN độc lập")),
     Category("tieu_hoc", "Tiểu học", "Primary school", ("TH", "Trường tiểu học")),
     Category("thcs", "THCS", "Lower-secondary school", ("Trung học cơ sở", "Trường THCS")),
-    Category(
-        "th_thcs",
-        "TH&THCS",
-        "Primary and lower-secondary school",
-        ("TH và THCS", "TH-THCS", "Tiểu học và THCS", "Tiểu học và trung học cơ sở", "Liên cấp TH&THCS"),
-    ),
+    Category("th_thcs", "TH&THCS", "Primary and lower-secondary school",
+             ("TH và THCS", "TH-THCS", "Tiểu học và THCS", "Tiểu học và trung học cơ sở", "Liên cấp TH&THCS")),
 )
 PRESCHOOL_TYPES = frozenset({"nha_tre", "mau_giao", "mam_non", "doc_lap"})
 PRIMARY_TYPES = frozenset({"tieu_hoc", "th_thcs"})
@@ -139,7 +119,6 @@ OWNERSHIP_TYPES = (
     Category("tu_thuc", "Tư thục", "Private", ("TT", "Ngoài công lập", "NCL")),
     Category("dan_lap", "Dân lập", "Community-founded", ("DL",)),
 )
-PUBLIC_OWNERSHIP = frozenset({"cong_lap"})
 
 SCHOOL_LEVELS = (
     Category("tieu_hoc", "Tiểu học", "Primary", ("TH", "Cấp 1", "Cấp I")),
@@ -153,20 +132,20 @@ NO_VALUES = frozenset(fold(v) for v in ("không", "", "0", "no", "n", "false", "
 # --- columns ------------------------------------------------------------------------------------------
 
 MA_TRUONG = Column(
-    "ma_truong", "Mã trường", "Institution code", "code",
+    "ma_truong", "Mã trường", "Institution code", "code", example="BC-MN-001",
     aliases=("Mã đơn vị", "Mã CSGD", "Mã cơ sở giáo dục", "Mã số trường", "School code"),
-    example="BC-MN-001",
     help_vi="Mã ổn định của cơ sở giáo dục, không đổi qua các năm, không trùng.",
-    help_en="Stable code of the institution, the same every year, unique.",
-)
+    help_en="Stable code of the institution, the same every year, unique.")
+
+WARD_NAME = Column("xa_phuong", "Xã/Phường", "Ward or commune", "text", example="Mỹ Phước",
+                   aliases=("Xã, phường", "Phường/Xã", "Phường, xã", "Đơn vị hành chính", "Địa bàn", "Ward"))
 
 WARD_CODE = Column(
     "ma_xa_phuong", "Mã xã/phường", "Ward code", "code", required=False,
     aliases=("Mã đơn vị hành chính", "Mã ĐVHC", "Ward code"), example="MY_PHUOC",
     help_vi="Không bắt buộc. Mã trong don_vi_hanh_chinh.csv; khi có, dùng mã thay cho tên (cần khi tên trùng).",
     help_en="Optional. Code from don_vi_hanh_chinh.csv; when given it is used instead of the name "
-            "(needed where names repeat, e.g. a whole province).",
-)
+            "(needed where names repeat, e.g. a whole province).")
 
 
 def _count(cid: str, vi: str, en: str, *, female: bool, subset_of: str | None = None,
@@ -176,13 +155,10 @@ def _count(cid: str, vi: str, en: str, *, female: bool, subset_of: str | None = 
                    help_vi=help_vi, help_en=help_en, aliases=aliases)
     if not female:
         return (total,)
-    girls = Column(
-        cid + FEMALE_SUFFIX, f"{vi} – Nữ", f"{en} – girls", "count", required=False,
-        subset_of=cid, female_of=cid, example=round(example * 0.48),
-        aliases=tuple(f"{a} – Nữ" for a in aliases),
-        help_vi="Không bắt buộc. Số nữ trong cột trên.", help_en="Optional. Girls among the column above.",
-    )
-    return (total, girls)
+    return total, Column(cid + FEMALE_SUFFIX, f"{vi} – Nữ", f"{en} – girls", "count", required=False, subset_of=cid,
+                         female_of=cid, example=round(example * 0.48), aliases=tuple(f"{a} – Nữ" for a in aliases),
+                         help_vi="Không bắt buộc. Số nữ trong cột trên.",
+                         help_en="Optional. Girls among the column above.")
 
 
 def _yesno(cid: str, vi: str, en: str, help_vi: str, help_en: str, aliases: tuple[str, ...] = ()):
@@ -203,11 +179,8 @@ TRUONG = Sheet(
                aliases=("Loại hình trường", "Cấp trường", "School type"), example="Mầm non"),
         Column("loai_hinh", "Loại hình", "Ownership", "category", categories=OWNERSHIP_TYPES,
                aliases=("Loại hình sở hữu", "Công lập/Tư thục"), example="Công lập"),
-        Column("xa_phuong", "Xã/Phường", "Ward or commune", "text",
-               aliases=("Xã, phường", "Phường/Xã", "Phường, xã", "Đơn vị hành chính", "Địa bàn", "Ward"),
-               example="Mỹ Phước",
-               help_vi="Tên xã/phường nơi trường đặt trụ sở, đúng tên của năm học đó.",
-               help_en="Ward or commune of the institution, named as in that school year."),
+        replace(WARD_NAME, help_vi="Tên xã/phường nơi trường đặt trụ sở, đúng tên của năm học đó.",
+                help_en="Ward or commune of the institution, named as in that school year."),
         WARD_CODE,
         _yesno("cong_trinh_ve_sinh", "Công trình vệ sinh", "Sanitation facilities",
                "Có công trình vệ sinh dành cho trẻ em/học sinh.", "Has sanitation facilities for children.",
@@ -300,9 +273,7 @@ XA_PHUONG = Sheet(
     help_vi="Mỗi dòng một xã/phường, số liệu điều tra phổ cập giáo dục (trẻ cư trú trên địa bàn).",
     help_en="One row per ward or commune, from the universal-education survey (resident children).",
     columns=(
-        Column("xa_phuong", "Xã/Phường", "Ward or commune", "text",
-               aliases=("Xã, phường", "Phường/Xã", "Phường, xã", "Đơn vị hành chính", "Địa bàn", "Ward"),
-               example="Mỹ Phước"),
+        WARD_NAME,
         WARD_CODE,
         Column("don_vi_cu", "Đơn vị cũ", "Former unit", "text", required=False,
                aliases=("Xã/phường cũ", "Đơn vị trước sắp xếp", "Former ward"), example="",
@@ -366,18 +337,11 @@ def subset_rules(sheet: Sheet) -> list[tuple[str, str]]:
 
 def category_lookup(column: Column) -> dict[str, str]:
     """Folded spelling -> canonical code for a category column."""
-    out: dict[str, str] = {}
-    for cat in column.categories:
-        for key in cat.keys():
-            out[key] = cat.code
-    return out
+    return {key: cat.code for cat in column.categories for key in cat.keys()}
 
 
 def category_label(categories: tuple[Category, ...], code: str, lang: str = "vi") -> str:
-    for cat in categories:
-        if cat.code == code:
-            return cat.vi if lang == "vi" else cat.en
-    return code
+    return next((cat.vi if lang == "vi" else cat.en for cat in categories if cat.code == code), code)
 
 
 def school_year_label(year: int) -> str:
