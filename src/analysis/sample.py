@@ -29,7 +29,7 @@ from analysis import config
 from analysis import template as T
 from analysis.errors import excel_column_letter
 from analysis.geography import Crosswalk, school_year_start, short_name
-from analysis.atomic import write_file
+from analysis.atomic import write_files
 from analysis.formats import small_csv_writer
 
 DEFAULT_SEED = 226  # Kế hoạch 226/KH-PGDĐT
@@ -79,11 +79,9 @@ def load_crosswalk(raw_dir: str | os.PathLike | None = None) -> Crosswalk:
 
 @dataclass
 class Geography:
-    """What the generator asks the crosswalk: the plan's wards and the names of a school year (at its opening
-    day, 5 September), and the 2025 successors."""
+    """What the generator asks the crosswalk about the plan's territory, at a school year's opening day."""
 
     cw: Crosswalk
-    _valid: dict = field(default_factory=dict, repr=False)  # year -> codes valid at its opening day
 
     def wards_of_year(self, year: int) -> list[str]:
         """Ward codes reported for the plan's territory that school year, in the crosswalk's order."""
@@ -91,21 +89,8 @@ class Geography:
         return list(dict.fromkeys(wards.loc[wards["parent_code"].isin(DISTRICT_CODES), "unit_code"]))
 
     def name(self, code: str, year: int) -> str:
-        """The unit's name valid that school year (e.g. 'Xã An Điền' until 2024, 'Phường An Điền' after)."""
-        if year not in self._valid:
-            self._valid[year] = set(self.cw.valid_at(school_year_start(year))["unit_code"])
-        if code not in self._valid[year]:
-            raise ValueError(f"{code} is not a valid unit in school year {T.school_year_label(year)}")
+        """The unit's name that school year (e.g. 'Xã An Điền' until 2024, 'Phường An Điền' after)."""
         return self.cw.names_at(year)[code]
-
-    def successors(self, code: str) -> list[tuple[str, str]]:
-        links = self.cw.successors
-        return list(zip(*(links.loc[links["unit_code"] == code, c] for c in ("successor_code", "mapping"))))
-
-    def components(self, ward: str) -> list[tuple[str, str]]:
-        """(former unit, mapping) that make up a new ward."""
-        links = self.cw.successors
-        return list(zip(*(links.loc[links["successor_code"] == ward, c] for c in ("unit_code", "mapping"))))
 
 
 # ================================================================================ randomness =========
@@ -147,14 +132,6 @@ def sex_terms(odds_ratio: float) -> np.ndarray:
     return np.array([half, -half])
 
 
-def migrate(rng: np.random.Generator, n: np.ndarray, rate: np.ndarray) -> np.ndarray:
-    """Net migration of whole pupils: arrivals ~ Poisson(n*rate) when rate > 0, departures ~ Binomial."""
-    rate = np.broadcast_to(rate, n.shape)
-    gain = rng.poisson(n * np.clip(rate, 0, None))
-    loss = rng.binomial(n, np.clip(-rate, 0, 1))
-    return n + gain - loss
-
-
 def series(spec, years: Sequence[int]) -> np.ndarray:
     """A yearly series from the story: a number, {default, year: value}, or {year: value} interpolated."""
     years = np.asarray(years)
@@ -184,16 +161,14 @@ class Truth:
 def _roster(story: dict, years: list[int]) -> pd.DataFrame:
     rows = []
     for r in story["institutions"]["roster"]:
-        size = r["size"]
+        size = r["size"] if isinstance(r["size"], dict) else dict.fromkeys(("pre", "tieu_hoc", "thcs"), r["size"])
         rows.append({
             "code": r["code"], "name": r["name"], "type": r["type"], "own": r["own"], "ward": r["ward"],
             "open": int(r.get("open", years[0])), "opened_in_story": "open" in r,
             "last": int(r.get("last", years[-1])), "ward_2026": r.get("ward_2026", ""),
             "rename": {int(k): v for k, v in (r.get("rename") or {}).items()},
             "retype": {int(k): v for k, v in (r.get("retype") or {}).items()},
-            "size_pre": float(size) if not isinstance(size, dict) else 0.0,
-            "size_th": float(size.get("tieu_hoc", 0)) if isinstance(size, dict) else float(size),
-            "size_cs": float(size.get("thcs", 0)) if isinstance(size, dict) else float(size),
+            **{f"size_{k}": float(size.get(k, 0)) for k in ("pre", "tieu_hoc", "thcs")},
         })
     return pd.DataFrame(rows)
 
@@ -211,14 +186,9 @@ def _population(story: dict, sim_years: np.ndarray) -> pd.DataFrame:
     units = pop["units"]
     adj = series({"default": 0.0, **pop.get("growth_adjust_pp", {})}, sim_years)
     growth = np.array([[u["growth_pct"] for u in units.values()]]).T + adj[None, :]  # [unit, year] in %
-    factor = 1 + growth / 100
-    anchor = int(np.where(sim_years == pop["anchor_year"])[0][0])
-    values = np.zeros(growth.shape)
-    values[:, anchor] = [u["pop"] for u in units.values()]
-    for j in range(anchor + 1, len(sim_years)):
-        values[:, j] = values[:, j - 1] * factor[:, j]
-    for j in range(anchor - 1, -1, -1):
-        values[:, j] = values[:, j + 1] / factor[:, j + 1]
+    index = np.cumprod(1 + growth / 100, axis=1)  # relative level of each year
+    anchor = index[:, list(sim_years).index(pop["anchor_year"])]
+    values = np.array([u["pop"] for u in units.values()])[:, None] * index / anchor[:, None]
     return pd.DataFrame(values.round(), index=list(units), columns=sim_years)
 
 
@@ -297,36 +267,33 @@ def _simulate_preschools(story, roster, active, years, pop_ratio, communes, seed
     return idx, assessed, on_track
 
 
-LEVELS = {  # level: institution types, grades, size column, entry factor, dropout indicator, completion check
-    "tieu_hoc": (T.PRIMARY_TYPES, 5, "size_th", "primary_entry_factor", "CT17B", "primary_completion_school"),
-    "thcs": (T.LOWER_SECONDARY_TYPES, 4, "size_cs", "lower_secondary_entry_factor", "CT18B",
-             "lower_secondary_graduation_school"),
+LEVELS = {  # level: institution types, grades, entry factor, dropout indicator, completion check
+    "tieu_hoc": (T.PRIMARY_TYPES, 5, "primary_entry_factor", "CT17B", "primary_completion_school"),
+    "thcs": (T.LOWER_SECONDARY_TYPES, 4, "lower_secondary_entry_factor", "CT18B", "lower_secondary_graduation_school"),
 }
 
 
 def _simulate_level(story, roster, level, years, sim_years, pop_ratio_sim, growth_rel, communes, seed):
     """Grade-by-grade cohorts of one level (5 primary grades, 4 lower-secondary) with sexes, from burn-in."""
     ctx, popc = story["context"], story["population"]
-    types, grades, size_column, entry_key, drop_id, comp_id = LEVELS[level]
+    types, grades, entry_key, drop_id, comp_id = LEVELS[level]
     idx = np.flatnonzero(roster["type"].isin(types).to_numpy())
     r = roster.iloc[idx].reset_index(drop=True)
-    size = r[size_column].to_numpy()
     rng = rng_for(seed, "school", level)
     mig_base = series(ctx["migration_pct"][level], sim_years) / 100
     entry_factor = series(ctx[entry_key], sim_years)
     m0 = float(ctx["migration_pct"][level]["default"]) / 100
-    entrants0 = size / (grades * (1 + m0 * (grades - 1) / 2))
+    entrants0 = r[f"size_{level}"].to_numpy() / (grades * (1 + m0 * (grades - 1) / 2))
     girls_share = popc["girls_share"]["pupils"]
     drop_spec, comp_spec = story["indicators"][drop_id], story["cross_checks"][comp_id]
-    drop_rate, comp_rate = (series({y: s["values"].get(y, s["values"][years[0]]) for y in sim_years}, sim_years) / 100
-                            for s in (drop_spec, comp_spec))
+    drop_rate, comp_rate = (series(s["values"], sim_years) / 100 for s in (drop_spec, comp_spec))  # burn-in: 1st value
     off_drop = _offsets(ctx["school_offsets"]["dropout"], r, communes, rng)
     off_comp = _offsets(ctx["school_offsets"]["completion"], r, communes, rng)
     opens, lasts = r["open"].to_numpy(), r["last"].to_numpy()
     explicit = r["opened_in_story"].to_numpy()
     n = len(r)
     enrol = np.zeros((n, grades, 2), dtype=np.int64)
-    moved = np.zeros_like(enrol)
+    moved = np.zeros((n, grades - 1, 2), dtype=np.int64)
     repeat = np.zeros((n, 2), dtype=np.int64)
     out = {c.id: np.zeros((n, len(years)), dtype=np.int64) for c in T.PHO_THONG.columns if c.kind == "count"}
     for j, year in enumerate(sim_years):
@@ -337,18 +304,12 @@ def _simulate_level(story, roster, level, years, sim_years, pop_ratio_sim, growt
         g = rng.binomial(entrants, girls_share)
         entering = np.stack([g, entrants - g], axis=-1)
         mig = mig_base[j] * growth_rel[idx]
-        if j == 0 or new.any():
-            start = np.full(n, j == 0) | new
-            scale = np.where(new, 0.6, 1.0)
-            steady = (lam * scale)[:, None, None] * (1 + mig[:, None, None]) ** np.arange(grades)[None, :, None]
-            steady = steady * np.array([girls_share, 1 - girls_share])[None, None, :]
-            fresh = rng.poisson(steady)
-        else:
-            start = np.zeros(n, bool)
-            fresh = enrol
-        enrol = np.concatenate([entering[:, None, :], moved[:, :-1, :]], axis=1)
+        enrol = np.concatenate([entering[:, None, :], moved], axis=1)
         enrol[:, -1, :] += repeat
-        enrol = np.where(start[:, None, None], fresh, enrol)
+        if j == 0 or new.any():  # the first year, and a school opening, start from a steady state
+            steady = (lam * np.where(new, 0.6, 1.0))[:, None, None] * (1 + mig[:, None, None]) ** np.arange(grades)[:, None]
+            fresh = rng.poisson(steady * np.array([girls_share, 1 - girls_share]))
+            enrol = np.where((new | (j == 0))[:, None, None], fresh, enrol)
         enrol = np.where(act[:, None, None], enrol, 0)
         base = off_drop[:, None] + rng.normal(0, 0.12, (n, 1)) + sex_terms(drop_spec["girls_odds_ratio"])
         at_risk = enrol.sum(axis=1)
@@ -359,8 +320,8 @@ def _simulate_level(story, roster, level, years, sim_years, pop_ratio_sim, growt
         p_comp = calibrate(remain, logit(comp_rate[j]) + base_c, comp_rate[j] * enrol[:, -1, :].sum())
         completers = rng.binomial(remain, p_comp)
         repeat = rng.binomial(remain - completers, 0.5)
-        moved = np.zeros_like(enrol)
-        moved[:, :-1, :] = migrate(rng, enrol[:, :-1, :] - drop[:, :-1, :], mig[:, None, None])
+        stay, rate = (enrol - drop)[:, :-1, :], mig[:, None, None]  # net migration of whole pupils between grades:
+        moved = stay + rng.poisson(stay * np.clip(rate, 0, None)) - rng.binomial(stay, np.clip(-rate, 0, 1))  # in, out
         if year in years:
             k = years.index(year)
             by_sex = {"hs_dau_nam": enrol.sum(axis=1), "hs_lop_dau_cap": enrol[:, 0], "hs_lop_cuoi_cap": enrol[:, -1],
@@ -386,7 +347,8 @@ def _survey_cells(story: dict, geo: Geography, year: int, pop: pd.DataFrame) -> 
     units, terr = popc["units"], popc["territory_2026"]
     rows = []
     for ward in geo.wards_of_year(year):
-        parts = [(ward, "whole")] if ward in units else geo.components(ward)  # a ward of its own, or merged
+        links = geo.cw.successors[geo.cw.successors["successor_code"] == ward]
+        parts = [(ward, "whole")] if ward in units else zip(links["unit_code"], links["mapping"])  # own, or merged
         for unit, mapping in parts:
             if unit in units:
                 u = units[unit]
@@ -500,10 +462,10 @@ def _truong_frame(roster: pd.DataFrame, on: np.ndarray, year: int, geo: Geograph
             (f"Đổi tên, tên cũ: {_name_and_type(row, year - 1)[0]}", year in row["rename"]),
             ("Nâng cấp từ mẫu giáo lên mầm non", year in row["retype"])) if happened)
     valid = set(geo.wards_of_year(year))
-    moved = {w: succ[0][0] if len(succ := geo.successors(w)) == 1 else ""
-             for w in set(r["ward"]) - valid}  # units merged (one successor) or split on 1 July 2025
-    wards = np.where(r["ward"].isin(valid), r["ward"], r["ward_2026"].where(r["ward_2026"] != "", r["ward"].map(moved)))
-    if (wards == "").any():
+    merged = geo.cw.successors.drop_duplicates("unit_code", keep=False)  # one successor (a split unit has several)
+    moved = r["ward"].map(dict(zip(merged["unit_code"], merged["successor_code"])))
+    wards = np.where(r["ward"].isin(valid), r["ward"], r["ward_2026"].where(r["ward_2026"] != "", moved))
+    if pd.isna(wards).any():
         raise ValueError(f"{year}: give ward_2026 in the story for institutions of a split ward")
     return pd.DataFrame({
         "ma_truong": r["code"].to_numpy(), "ten_truong": names, "loai_truong": types, "loai_hinh": r["own"].to_numpy(),
@@ -1062,22 +1024,10 @@ def build(seed: int = DEFAULT_SEED, story: dict | None = None,
 
 
 def save(books: Sequence[Book], manifest: pd.DataFrame, out: str | os.PathLike) -> list[Path]:
-    def readable(write):  # committed files: the same mode whatever the umask
-        def run(tmp: Path) -> None:
-            write(tmp)
-            os.chmod(tmp, 0o644)
-        return run
-
-    out = Path(out)
-    written = [write_file(out / T.workbook_name(book.year),
-                            readable(lambda tmp, data=workbook_bytes(book): tmp.write_bytes(data))) for book in books]
-    return [*written, write_file(out / MANIFEST_FILE, readable(small_csv_writer(manifest)))]
-
-
-def generate(seed: int = DEFAULT_SEED, out: str | os.PathLike | None = None) -> list[Path]:
-    """Write every sample workbook and the manifest; returns the paths written."""
-    _, books, manifest = build(seed)
-    return save(books, manifest, out or config.RAW_DIR)
+    """Write the workbooks and the manifest (all or none); returns the paths written."""
+    writers = {Path(out) / T.workbook_name(b.year): lambda tmp, data=workbook_bytes(b): tmp.write_bytes(data)
+               for b in books}
+    return write_files({**writers, Path(out) / MANIFEST_FILE: small_csv_writer(manifest)})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1086,7 +1036,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output folder (default: the project's data/raw)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    paths = generate(args.seed, args.out)
+    _, books, manifest = build(args.seed)
+    paths = save(books, manifest, args.out or config.RAW_DIR)
     for p in paths:
         print(config.display_path(p))
     print(f"Đã tạo {len(paths) - 1} sổ dữ liệu giả lập (seed {args.seed}) trong {time.perf_counter() - start:.1f} s / "
