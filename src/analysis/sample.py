@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import itertools
 import os
 import sys
 import time
 import unicodedata
 import zipfile
 import zlib
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,13 +48,6 @@ MANIFEST_COLUMNS = [
     "kind", "class", "scope", "note",
 ]
 
-EXPORT_DEFAULTS = {
-    "agency": "thi_xa", "title_rows": 3, "stt": False, "column_numbers": False, "totals": "Tổng cộng",
-    "yesno": "co_khong", "yesno_odd": 0, "girls": True, "headers": "vi", "categories": "vi",
-    "column_order": "template", "row_order": "code", "wards": {}, "text_numbers": "none",
-    "text_sheets": [], "stray_spaces": 0, "extra_columns": [], "sheet_names": "template", "nfd": False,
-    "ghichu_first": False, "covid_note": False,
-}
 
 
 # ======================================================================================= load ==========
@@ -307,7 +302,7 @@ def _simulate_level(story, roster, level, years, sim_years, pop_ratio_sim, growt
         enrol = np.concatenate([entering[:, None, :], moved], axis=1)
         enrol[:, -1, :] += repeat
         if j == 0 or new.any():  # the first year, and a school opening, start from a steady state
-            steady = (lam * np.where(new, 0.6, 1.0))[:, None, None] * (1 + mig[:, None, None]) ** np.arange(grades)[:, None]
+            steady = (lam * np.where(new, 0.6, 1.0))[:, None, None] * (1 + mig[:, None, None]) ** np.c_[:grades]
             fresh = rng.poisson(steady * np.array([girls_share, 1 - girls_share]))
             enrol = np.where((new | (j == 0))[:, None, None], fresh, enrol)
         enrol = np.where(act[:, None, None], enrol, 0)
@@ -501,11 +496,7 @@ class Grid:
             getattr(self, font).add(row)
 
 
-@dataclass
-class Book:
-    year: int
-    sheets: list[Grid]
-    font: str = "Times New Roman"
+Book = namedtuple("Book", "year sheets font")  # a workbook: its year, its Grids and its font
 
 
 def _is_english(text: str) -> bool:
@@ -515,7 +506,7 @@ def _is_english(text: str) -> bool:
 def _ward_text(full: str, style: str, rng: np.random.Generator) -> str:
     prefix, _, bare = full.partition(" ")
     if style == "mixed":
-        style = ["full", "bare", "abbr"][int(rng.integers(3))]
+        style = rng.choice(["full", "bare", "abbr"])
     return {"bare": bare, "abbr": f"P. {bare}" if prefix == "Phường" else f"xã {bare}",
             "lower": f"{prefix.lower()} {bare}"}.get(style, full)
 
@@ -532,17 +523,10 @@ SHEET_TITLES = {
     "XaPhuong": "SỐ LIỆU ĐIỀU TRA PHỔ CẬP GIÁO DỤC THEO XÃ, PHƯỜNG",
 }
 YESNO_TEXT = {"co_khong": ("Có", "Không"), "x_blank": ("x", None), "one_zero": (1, 0)}  # style: (yes, no)
-YES_ODD = ("có", "CÓ", "Có ", "x", "X", "1", "yes")
-NO_ODD = ("không", "KHÔNG", "0", "Chưa", "chưa có", "k")
+ODD_YESNO = {"yes": ("có", "CÓ", "Có ", "x", "X", "1", "yes"), "no": ("không", "KHÔNG", "0", "Chưa", "chưa có", "k")}
 TYPE_ORDER = {c.code: n for n, c in enumerate(T.SCHOOL_TYPES)}
 WIDTHS = {"ten_truong": 38, "ten_truong_extra": 38, "xa_phuong": 20, "loai_truong": 20, "ghi_chu": 20, "stt": 6}
-
-
-@dataclass
-class _Col:
-    id: str  # template id, or "stt", "ten_truong_extra", "ghi_chu"
-    header: str
-    column: T.Column | None = None
+_Col = namedtuple("_Col", "id header column", defaults=[None])  # id: template id, "stt", "ten_truong_extra", "ghi_chu"
 
 
 def _columns(sheet: T.Sheet, style: dict, rng: np.random.Generator, former: bool = False) -> list[_Col]:
@@ -557,7 +541,7 @@ def _columns(sheet: T.Sheet, style: dict, rng: np.random.Generator, former: bool
             choices = [f"{base} (nữ)", f"{base} - trong đó nữ", f"{base} nữ", *choices]
         header = c.vi
         if choices and (style["headers"] == "alias" or (style["headers"] == "mixed" and rng.random() < 0.5)):
-            header = choices[int(rng.integers(len(choices)))]
+            header = str(rng.choice(choices))
         folded = T.fold(header)
         if folded not in keys[c.id] or any(folded in k for o, k in keys.items() if o != c.id):
             raise ValueError(f"header {header!r} of {c.id} does not name that one column of the template")
@@ -567,12 +551,7 @@ def _columns(sheet: T.Sheet, style: dict, rng: np.random.Generator, former: bool
     if order == "name_first" and sheet is not T.TRUONG:
         order = "shuffled"
     if order == "shuffled":
-        blocks: list[list[_Col]] = []
-        for c in rest:
-            if c.column.female_of is not None and blocks and blocks[-1][0].id == c.column.female_of:
-                blocks[-1].append(c)
-            else:
-                blocks.append([c])
+        blocks = [list(b) for _, b in itertools.groupby(rest, lambda c: c.column.female_of or c.id)]  # girls by total
         first = blocks.pop(0) if sheet is T.PHO_THONG else []  # the level stays beside the code, as every office does
         perm = rng.permutation(len(blocks))
         rest = first + [c for k in perm for c in blocks[k]]
@@ -588,7 +567,7 @@ def _columns(sheet: T.Sheet, style: dict, rng: np.random.Generator, former: bool
     if "ghi_chu" in style["extra_columns"] and sheet is T.TRUONG:
         out.append(_Col("ghi_chu", "Ghi chú"))
     if style["stt"]:
-        out.insert(0, _Col("stt", ["STT", "TT", "Số TT"][int(rng.integers(3))]))
+        out.insert(0, _Col("stt", str(rng.choice(["STT", "TT", "Số TT"]))))
     return out
 
 
@@ -633,23 +612,25 @@ class _YearExport:
 
     def __init__(self, truth: Truth, story: dict, geo: Geography, year: int):
         self.truth, self.story, self.geo, self.year = truth, story, geo, year
-        self.style = {**EXPORT_DEFAULTS, **story["exports"].get(year, story["exports"].get(str(year), {}))}
+        self.style = {**story["export_defaults"], **story["exports"].get(year, {})}
         self.rng = rng_for(truth.seed, "render", year)
         self.agency, self.dept, self.place = AGENCIES[self.style["agency"]]
         self.label, self.file = T.school_year_label(year), T.workbook_name(year)
         self.manifest: list[dict] = []
         self.g, self.sid, self.text_mode = None, "", "none"  # the sheet being rendered
-        self._alias_of: dict[str, dict[str, str]] = {}
-        self._lookups: dict[str, dict[str, str]] = {}
+        self._alias_of: dict[tuple[str, str], str] = {}
 
-    def note(self, kind: str, cls: str, scope: str, row=None, col=None, column: str = "", column_id: str = "",
-             ma_truong: str = "", value: object = "", note: str = "") -> None:
-        """A manifest row about the sheet being rendered (the whole workbook when none is)."""
+    def note(self, kind: str, scope: str, row=None, c=None, col: _Col | None = None, cls: str = "cosmetic",
+             value: object = "", **fields: str) -> None:
+        """A manifest row about the sheet being rendered (the whole workbook when none is): its cell at ``row``,
+        ``c``, the header and id of column ``col`` (an extra column has no id)."""
+        if col is not None:
+            fields = {"column": col.header, "column_id": col.id if col.column else "", **fields}
         self.manifest.append({
             "year": self.year, "file": self.file, "sheet": self.g.name if self.g else "", "sheet_id": self.sid,
-            "row": row or "", "cell": f"{excel_column_letter(col - 1)}{row}" if (row and col) else "",
-            "column": column, "column_id": column_id, "ma_truong": ma_truong,
-            "value": "" if value is None else str(value), "kind": kind, "class": cls, "scope": scope, "note": note,
+            "row": row or "", "cell": f"{excel_column_letter(c - 1)}{row}" if (row and c) else "",
+            "column": "", "column_id": "", "ma_truong": "", "note": "", **fields,
+            "value": "" if value is None else str(value), "kind": kind, "class": cls, "scope": scope,
         })
 
     def render(self) -> tuple[Book, list[dict]]:
@@ -660,12 +641,12 @@ class _YearExport:
             self.g, self.sid = None, ""
             for s in sheets:
                 s.cells = {k: unicodedata.normalize("NFD", v) if isinstance(v, str) else v for k, v in s.cells.items()}
-            self.note("nfd_text", "cosmetic", "file", value="NFD",
+            self.note("nfd_text", "file", value="NFD",
                       note="every text of the workbook is in decomposed Unicode (NFD): normalise to NFC")
             for row in self.manifest:  # the manifest quotes cells as written
                 row["value"] = unicodedata.normalize("NFD", row["value"])
                 row["column"] = unicodedata.normalize("NFD", row["column"])
-        return Book(self.year, sheets, font="Times New Roman" if self.year % 3 else "Arial"), self.manifest
+        return Book(self.year, sheets, "Times New Roman" if self.year % 3 else "Arial"), self.manifest
 
     # --- one sheet ---------------------------------------------------------------------------------------
 
@@ -675,13 +656,12 @@ class _YearExport:
         self.text_mode = style["text_numbers"] if sid in style["text_sheets"] else "none"
         g = self.g
         if g.name != sid:
-            self.note("sheet_alias", "cosmetic", "sheet", value=g.name, note="sheet named with a template alias")
+            self.note("sheet_alias", "sheet", value=g.name, note="sheet named with a template alias")
         former = sid == "XaPhuong" and "don_vi_cu" in self.truth.xa_phuong[self.year]
         cols = _columns(sheet, style, self.rng, former)
         g.n_cols = len(cols)
         if not style["girls"]:
-            self.note("girls_columns_absent", "cosmetic", "sheet",
-                      note="optional '– Nữ' columns not in this year's export")
+            self.note("girls_columns_absent", "sheet", note="optional '– Nữ' columns not in this year's export")
         records = self._records(sid)
         soft = _apply_soft(self.year, sid, records, self.story)
         first = self._header(sheet, cols, self._title())
@@ -691,12 +671,12 @@ class _YearExport:
         self._column_notes(col_of, first, last)
         for rec, col, kind, why in soft:  # where the genuine problems ended up
             if kind == "missing_row":
-                self.note(kind, "soft", "row", ma_truong=rec["ma_truong"],
+                self.note(kind, "row", cls="soft", ma_truong=rec["ma_truong"],
                           note=f"institution in Truong has no {sid} row; {why}")
             else:
                 rr, cc = row_of[id(rec)], col_of[col]
-                self.note(kind, "soft", "cell", row=rr, col=cc, column=cols[cc - 1].header, column_id=col,
-                          ma_truong=rec["ma_truong"], value=g.cells.get((rr, cc), ""), note=why)
+                self.note(kind, "cell", rr, cc, cols[cc - 1], "soft", g.cells.get((rr, cc), ""),
+                          ma_truong=rec["ma_truong"], note=why)
         r = last + 1 if sid == "Truong" else self._totals(cols, records, sums, last + 1)
         self._cosmetic_cells(cols, first, last)
         self._footer(len(records), r + 1)
@@ -747,7 +727,7 @@ class _YearExport:
             g.line(r, year_line, "italic", width)
         r += 1
         g.line(r, f"({SYNTHETIC_VI} / {SYNTHETIC_EN})", "italic", width)
-        self.note("title_rows", "cosmetic", "sheet", row=r, value=r,
+        self.note("title_rows", "sheet", r, value=r,
                   note=f"rows 1-{r} are title rows (merged cells), the synthetic note is row {r}")
         return r + (2 if n_title >= 3 else 1)  # a blank row before the table in longer title blocks
 
@@ -757,22 +737,20 @@ class _YearExport:
         for c, col in enumerate(cols, 1):
             self.g.put(r, c, col.header)
             if col.column is None:
-                self.note("extra_column", "cosmetic", "column", row=r, col=c, column=col.header,
-                          note="not a template column: ignore")
+                self.note("extra_column", "column", r, c, col, note="not a template column: ignore")
             elif col.header != col.column.vi:
-                self.note("header_alias", "cosmetic", "column", row=r, col=c, column=col.header, column_id=col.id,
-                          value=col.header, note=f"template header: {col.column.vi}")
+                self.note("header_alias", "column", r, c, col, value=col.header,
+                          note=f"template header: {col.column.vi}")
         self.g.bold.add(r)
-        self.note("header_row", "cosmetic", "sheet", row=r, value=r)
+        self.note("header_row", "sheet", r, value=r)
         ids = [c.id for c in cols if c.column is not None]
         if ids != [c.id for c in sheet.columns if c.id in ids]:
-            self.note("column_order", "cosmetic", "sheet", row=r, value=" ".join(ids),
-                      note="column order differs from the template")
+            self.note("column_order", "sheet", r, value=" ".join(ids), note="column order differs from the template")
         if self.style["column_numbers"]:
             r += 1
             for c in range(1, len(cols) + 1):
                 self.g.put(r, c, f"({c})")
-            self.note("column_numbers_row", "cosmetic", "row", row=r, value=f"(1)…({len(cols)})")
+            self.note("column_numbers_row", "row", r, value=f"(1)…({len(cols)})")
             self.g.italic.add(r)
         return r + 1
 
@@ -789,8 +767,7 @@ class _YearExport:
                     sums[col.id] += int(v)
                     v, is_text = _count_text(int(v), self.text_mode, self.rng)
                     if is_text:
-                        self.note("text_number", "cosmetic", "cell", row=r, col=c, column=col.header, column_id=col.id,
-                                  ma_truong=rec.get("ma_truong", ""), value=v,
+                        self.note("text_number", "cell", r, c, col, value=v, ma_truong=rec.get("ma_truong", ""),
                                   note="count written as text ('.' = thousands)")
                 self.g.put(r, c, v)
         return row_of, sums
@@ -816,49 +793,42 @@ class _YearExport:
         spellings = [a for a in cat.aliases if not _is_english(a)]
         mode = self.style["categories"]
         if mode == "alias" and spellings:  # one spelling per category for the whole year
-            pick = spellings[int(self.rng.integers(len(spellings)))]
-            text = self._alias_of.setdefault(column.id, {}).setdefault(code, pick)
-        elif mode == "mixed" and spellings and self.rng.random() < 0.4:
-            text = spellings[int(self.rng.integers(len(spellings)))]
-        else:
-            text = cat.vi
-        lookup = self._lookups.setdefault(column.id, T.category_lookup(column))
-        if lookup.get(T.fold(text)) != code:
-            raise ValueError(f"{text!r} is not a spelling the template reads as {column.id} = {code}")
-        return text
+            return self._alias_of.setdefault((column.id, code), str(self.rng.choice(spellings)))
+        if mode == "mixed" and spellings and self.rng.random() < 0.4:
+            return str(self.rng.choice(spellings))
+        return cat.vi
 
     def _column_notes(self, col_of: dict[str, int], first: int, last: int) -> None:
         sid, style = self.sid, self.style
         if sid in ("Truong", "XaPhuong"):
-            self.note("ward_name_style", "cosmetic", "column", row=first, col=col_of["xa_phuong"],
-                      column_id="xa_phuong", value=style["wards"].get(sid, "full"))
+            self.note("ward_name_style", "column", first, col_of["xa_phuong"], column_id="xa_phuong",
+                      value=style["wards"].get(sid, "full"))
         if sid == "Truong":
             for cid in ("cong_trinh_ve_sinh", "ho_tro_tam_ly", "csvc_khuyet_tat"):
-                self.note("yesno_style", "cosmetic", "column", row=first, col=col_of[cid], column_id=cid,
-                          value=style["yesno"])
+                self.note("yesno_style", "column", first, col_of[cid], column_id=cid, value=style["yesno"])
         if sid in ("Truong", "PhoThong") and style["categories"] != "vi":
             for cid in ("loai_truong", "loai_hinh", "cap_hoc"):
                 if cid in col_of:
                     used = sorted({str(self.g.cells.get((rr, col_of[cid]), "")) for rr in range(first, last + 1)})
-                    self.note("category_alias", "cosmetic", "column", row=first, col=col_of[cid], column_id=cid,
-                              value=" | ".join(used), note=f"categories written as '{style['categories']}'")
+                    self.note("category_alias", "column", first, col_of[cid], column_id=cid, value=" | ".join(used),
+                              note=f"categories written as '{style['categories']}'")
 
     def _totals(self, cols: list[_Col], records: list[dict], sums: dict[str, int], r: int) -> int:
         """The totals row: the column sums, except one injected mismatch (a late row not added)."""
         total_mode = "thousands" if self.text_mode in ("thousands", "all_text") else "none"
         self.g.line(r, self.style["totals"], "bold")
+        mismatch = {sp["column"]: sp.get("why", "") for sp in self.story.get("soft_problems", [])
+                    if (sp["year"], sp["sheet"], sp["kind"]) == (self.year, self.sid, "totals_mismatch")}
         for c, col in enumerate(cols, 1):
-            if col.id not in sums:
-                continue
-            total = sums[col.id]
-            mismatch = [sp for sp in self.story.get("soft_problems", []) if sp["year"] == self.year
-                        and sp["sheet"] == self.sid and sp["kind"] == "totals_mismatch" and sp["column"] == col.id]
-            v, _ = _count_text(total - int(records[-1][col.id]) if mismatch else total, total_mode, self.rng)
-            self.g.put(r, c, v)
-            if mismatch:
-                self.note("totals_mismatch", "soft", "cell", row=r, col=c, column=col.header, column_id=col.id,
-                          value=v, note=f"column sum is {total}; {mismatch[0].get('why', '')}")
-        self.note("totals_row", "cosmetic", "row", row=r, value=self.style["totals"],
+            if col.id in sums:
+                total = sums[col.id]
+                written = total - int(records[-1][col.id]) if col.id in mismatch else total  # a late row not added
+                v, _ = _count_text(written, total_mode, self.rng)
+                self.g.put(r, c, v)
+            if col.id in mismatch:
+                self.note("totals_mismatch", "cell", r, c, col, "soft", v,
+                          note=f"column sum is {total}; {mismatch[col.id]}")
+        self.note("totals_row", "row", r, value=self.style["totals"],
                   note="equals the column sums (except a soft totals_mismatch listed separately)")
         return r + 1
 
@@ -877,7 +847,7 @@ class _YearExport:
             notes.append("Năm học 2021-2022: học sinh học trực tuyến nhiều tháng do dịch COVID-19.")
         for k, text in enumerate(notes):
             g.line(r + k, text, "italic" if k < 2 else "")
-        self.note("notes_below", "cosmetic", "row", row=r, value=len(notes),
+        self.note("notes_below", "row", r, value=len(notes),
                   note="note rows below the table (the synthetic-data note first)")
         r += len(notes) + 1
         right = max(g.n_cols - 2, 3)
@@ -889,7 +859,7 @@ class _YearExport:
                                     (6, "(đã ký)", "(đã ký)", "")):
             g.line(r + k, left, font)
             g.put(r + k, right, text)
-        self.note("signature_block", "cosmetic", "row", row=r, value=f"{r}-{r + 6}")
+        self.note("signature_block", "row", r, value=f"{r}-{r + 6}")
 
     def _cosmetic_cells(self, cols: list[_Col], first: int, last: int) -> None:
         """Leading/trailing/double spaces in a few text cells; odd yes/no spellings in a few others."""
@@ -897,21 +867,18 @@ class _YearExport:
         texts = ("ma_truong", "ten_truong", "xa_phuong", "loai_truong", "loai_hinh", "cap_hoc")
         targets = [(rr, c) for c, col in enumerate(cols, 1) if col.id in texts
                    for rr in range(first, last + 1) if isinstance(g.cells.get((rr, c)), str)]
-        count = min(style["stray_spaces"], len(targets)) if sid != "XaPhuong" or style["stray_spaces"] >= 3 else 0
-        if sid == "XaPhuong":
-            count = min(count, 1)
+        count = min(style["stray_spaces"], len(targets), int(style["stray_spaces"] >= 3) if sid == "XaPhuong" else 99)
         picks = rng.choice(len(targets), size=count, replace=False) if count else []
         for k, p in enumerate(sorted(int(x) for x in picks)):
             rr, c = targets[p]
             text = g.cells[(rr, c)]
-            kind = ["trailing", "leading", "both", "double"][int(rng.integers(4))]
+            kind = rng.choice(["trailing", "leading", "both", "double"])
             if kind == "double" and " " not in text:
                 kind = "trailing"
             trailing = text + (" \u00a0" if (self.year == 2024 and k == 0 and cols[c - 1].id == "ten_truong") else " ")
             g.cells[(rr, c)] = new = {"double": text.replace(" ", "  ", 1), "leading": " " + text,
                                       "both": f" {text} "}.get(kind, trailing)
-            self.note("stray_space", "cosmetic", "cell", row=rr, col=c, column=cols[c - 1].header,
-                      column_id=cols[c - 1].id, value=new, note=f"{kind} space(s); strip and collapse")
+            self.note("stray_space", "cell", rr, c, cols[c - 1], value=new, note=f"{kind} space(s); strip and collapse")
         if sid == "Truong" and style["yesno_odd"]:
             yn = [(rr, c) for c, col in enumerate(cols, 1) if col.column is not None and col.column.kind == "yesno"
                   for rr in range(first, last + 1)]
@@ -920,13 +887,9 @@ class _YearExport:
                 old = g.cells.get((rr, c))
                 if isinstance(old, str) and T.fold(old) not in T.YES_VALUES | T.NO_VALUES:
                     continue  # never overwrite an injected soft problem
-                yes = old is not None and T.fold(old) in T.YES_VALUES
-                spellings = YES_ODD if yes else NO_ODD
-                g.cells[(rr, c)] = new = spellings[int(rng.integers(len(spellings)))]
-                if T.fold(new) not in (T.YES_VALUES if yes else T.NO_VALUES):
-                    raise ValueError(f"{new!r} is not a spelling the template reads as {'yes' if yes else 'no'}")
-                self.note("yesno_variant", "cosmetic", "cell", row=rr, col=c, column=cols[c - 1].header,
-                          column_id=cols[c - 1].id, value=new, note=f"means {'yes' if yes else 'no'}")
+                meaning = "yes" if old is not None and T.fold(old) in T.YES_VALUES else "no"
+                g.cells[(rr, c)] = new = str(rng.choice(ODD_YESNO[meaning]))
+                self.note("yesno_variant", "cell", rr, c, cols[c - 1], value=new, note=f"means {meaning}")
 
 
 def _count_text(v: int, mode: str, rng) -> tuple[object, bool]:
