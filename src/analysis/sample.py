@@ -49,18 +49,15 @@ MANIFEST_COLUMNS = [
 ]
 
 
-
 # ======================================================================================= load ==========
 
 def load_story(path: str | os.PathLike | None = None) -> dict:
     """The story (YAML) the generator is given; checked for the keys the simulation needs."""
     story = config.read_yaml(path or STORY_FILE)
-    years = list(range(story["first_year"], story["last_year"] + 1))
+    years = set(range(story["first_year"], story["last_year"] + 1))
     for group in ("indicators", "cross_checks"):
         for key, spec in story[group].items():
-            values = spec.get("values", years) if isinstance(spec, dict) else years  # notes have no values
-            missing = [y for y in years if y not in values]
-            if missing:
+            if isinstance(spec, dict) and (missing := sorted(years - set(spec["values"]))):  # (not the notes)
                 raise ValueError(f"sample_story.yaml: {group}.{key} has no value for {missing}")
     codes = [r["code"] for r in story["institutions"]["roster"]]
     if len(codes) != len(set(codes)):
@@ -128,10 +125,8 @@ def sex_terms(odds_ratio: float) -> np.ndarray:
 
 
 def series(spec, years: Sequence[int]) -> np.ndarray:
-    """A yearly series from the story: a number, {default, year: value}, or {year: value} interpolated."""
+    """A yearly series from the story: {default, year: value}, or {year: value} interpolated."""
     years = np.asarray(years)
-    if not isinstance(spec, dict):
-        return np.full(len(years), float(spec))
     points = {int(k): float(v) for k, v in spec.items() if k != "default"}
     if "default" in spec:
         return np.array([points.get(int(y), float(spec["default"])) for y in years])
@@ -206,9 +201,8 @@ def _facilities(story: dict, roster: pd.DataFrame, active: np.ndarray, years: li
         priority = np.array([weights.get(o, 0.0) + weights.get(t, 0.0)
                              for o, t in zip(roster["own"], roster["type"])]) + rng.normal(0, 1, len(roster))
         forced = np.zeros(active.shape, bool)
-        for ex in ctx.get("exceptions", []):
-            if ex["column"] == column and not ex["value"]:
-                forced[roster.index[roster["code"] == ex["ma_truong"]], years.index(ex["year"])] = True
+        for ex in (e for e in ctx.get("exceptions", []) if e["column"] == column and not e["value"]):
+            forced[roster.index[roster["code"] == ex["ma_truong"]], years.index(ex["year"])] = True
         has = np.zeros(active.shape, bool)
         for members, shares in groups:
             share = series(shares, years) / 100
@@ -388,12 +382,9 @@ def _simulate_survey(story, geo, years, pop, seed) -> dict[int, pd.DataFrame]:
         former = [short_name(geo.name(u, year - 1)) if m else "" for u, m in zip(cells["unit"], mixed)]  # 'Long Nguyên'
         frame = pd.DataFrame({"xa_phuong": cells["ward"].to_numpy(), "don_vi_cu": former, **data})
         frame = frame.groupby(["xa_phuong", "don_vi_cu"], sort=False).sum().reset_index()
-        columns = [c.id for c in T.XA_PHUONG.columns if c.id != T.WARD_CODE.id]
-        if mixed.any():
-            frame["don_vi_cu"] = frame["don_vi_cu"].replace("", None)
-        else:  # before the reform the column is not in the template the wards used
-            columns.remove("don_vi_cu")
-        out[year] = frame[columns]
+        frame["don_vi_cu"] = frame["don_vi_cu"].replace("", None)
+        dropped = (T.WARD_CODE.id,) if mixed.any() else (T.WARD_CODE.id, "don_vi_cu")  # not in the template before
+        out[year] = frame[[c.id for c in T.XA_PHUONG.columns if c.id not in dropped]]
     return out
 
 
@@ -443,19 +434,13 @@ def simulate(story: dict, geo: Geography, seed: int = DEFAULT_SEED) -> Truth:
 
 def _truong_frame(roster: pd.DataFrame, on: np.ndarray, year: int, geo: Geography,
                   facilities: dict[str, np.ndarray]) -> pd.DataFrame:
-    """The true Truong table of one year (vectorised: only renamed institutions are looked at one by one)."""
+    """The true Truong table of one year."""
     r = roster[on]
-    names, types = r["name"].to_numpy(copy=True), r["type"].to_numpy(copy=True)
-    notes = np.full(len(r), "", dtype=object)
-    changed = (r["rename"].map(len) + r["retype"].map(len) > 0).to_numpy() | (
-        r["opened_in_story"].to_numpy() & (r["open"].to_numpy() == year))
-    for k in np.flatnonzero(changed):
-        row = r.iloc[k]
-        names[k], types[k] = _name_and_type(row, year)
-        notes[k] = "; ".join(note for note, happened in (
-            ("Thành lập mới", row["opened_in_story"] and row["open"] == year),
-            (f"Đổi tên, tên cũ: {_name_and_type(row, year - 1)[0]}", year in row["rename"]),
-            ("Nâng cấp từ mẫu giáo lên mầm non", year in row["retype"])) if happened)
+    names, types = zip(*(_name_and_type(row, year) for _, row in r.iterrows()))
+    notes = ["; ".join(note for note, happened in (
+        ("Thành lập mới", row["opened_in_story"] and row["open"] == year),
+        (f"Đổi tên, tên cũ: {_name_and_type(row, year - 1)[0]}", year in row["rename"]),
+        ("Nâng cấp từ mẫu giáo lên mầm non", year in row["retype"])) if happened) for _, row in r.iterrows()]
     valid = set(geo.wards_of_year(year))
     merged = geo.cw.successors.drop_duplicates("unit_code", keep=False)  # one successor (a split unit has several)
     moved = r["ward"].map(dict(zip(merged["unit_code"], merged["successor_code"])))
@@ -692,12 +677,11 @@ class _YearExport:
         if sid == "XaPhuong":
             return records  # the official order of the wards
         info = self.truth.truong[year].set_index("ma_truong")[["ten_truong", "xa_phuong", "loai_truong"]]
-        for r in records:
-            r["ten_truong_extra"], r["_ward"], r["_type"] = info.loc[r["ma_truong"]]
         ward_order = {w: n for n, w in enumerate(self.geo.wards_of_year(year))}
-        first = {"ward": lambda r: ward_order[r["_ward"]], "type": lambda r: TYPE_ORDER[r["_type"]]}.get(
-            self.style["row_order"], lambda r: 0)
-        records.sort(key=lambda r: (first(r), r["ma_truong"], r.get("cap_hoc", "")))
+        for r in records:  # the name beside the code (an extra column), and the office's first sort key
+            r["ten_truong_extra"], ward, kind = info.loc[r["ma_truong"]]
+            r["_first"] = {"ward": ward_order[ward], "type": TYPE_ORDER[kind]}.get(self.style["row_order"], 0)
+        records.sort(key=lambda r: (r["_first"], r["ma_truong"], r.get("cap_hoc", "")))
         return records
 
     def _title(self) -> int:
@@ -954,8 +938,7 @@ def workbook_bytes(book: Book) -> bytes:
             elif isinstance(v, int) and not isinstance(v, bool):
                 cell.number_format = "#,##0"
         for r1, c1, r2, c2 in grid.merges:
-            if c2 > c1:
-                ws.merge_cells(start_row=r1, start_column=c1, end_row=r2, end_column=c2)
+            ws.merge_cells(start_row=r1, start_column=c1, end_row=r2, end_column=c2)
         for c, w in grid.widths.items():
             ws.column_dimensions[excel_column_letter(c - 1)].width = w
         if grid.header_row:
