@@ -10,6 +10,7 @@ table and excluded (set missing), never guessed; a file that cannot be used stop
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import re
 import sys
@@ -97,22 +98,11 @@ def _clean_text_one(v) -> tuple[str | None, bool]:
 
 def _per_distinct(values: pd.Series, one) -> tuple[list, list]:
     """``one(cell) -> (a, b)`` for every cell, each distinct cell computed once (names, types, wards and
-    yes/no spellings repeat down a column); returns the lists of a and of b."""
-    seen: dict = {}
-    first, second = [], []
-    for v in values.tolist():
-        try:
-            key = (v.__class__, v)
-            hit = seen.get(key)
-        except TypeError:  # unhashable cell value
-            key, hit = None, None
-        if hit is None:
-            hit = one(v)
-            if key is not None:
-                seen[key] = hit
-        first.append(hit[0])
-        second.append(hit[1])
-    return first, second
+    yes/no spellings repeat down a column; typed: 1, 1.0 and True are distinct cells); returns the lists
+    of a and of b."""
+    once = functools.lru_cache(maxsize=None, typed=True)(one)
+    pairs = [once(v) for v in values.tolist()]
+    return [a for a, _ in pairs], [b for _, b in pairs]
 
 
 def _clean_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
