@@ -39,8 +39,8 @@ TABLES = {"Truong": "truong", "MamNon": "mam_non", "PhoThong": "pho_thong", "XaP
 MAX_COUNT = 1_000_000  # no school or ward has a million children: larger is a typing error
 MAX_TEXT = 200
 _INVISIBLE = re.compile(r"[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_THOUSANDS = re.compile(r"^[0-9]{1,3}(\.[0-9]{3})+$")
-_DIGITS = re.compile(r"^[0-9]+$")  # ASCII only: other scripts' digits are not what the office types
+# digits, or digits grouped by thousands with dots; ASCII only: other scripts' digits are not what the office types
+_COUNT_TEXT = re.compile(r"^-?([0-9]+|[0-9]{1,3}(\.[0-9]{3})+)$")
 _DECIMAL_COMMA = re.compile(r"^-?[0-9]+,[0-9]+$")
 _DASHES = {"-", "–", "—"}
 
@@ -127,10 +127,8 @@ def _read_number(v) -> tuple[float, str]:
         return np.nan, "blank"
     if s in _DASHES:
         return 0.0, ""
-    if _DIGITS.match(s) or _THOUSANDS.match(s):
+    if _COUNT_TEXT.match(s):
         return float(s.replace(".", "")), ""
-    if s.startswith("-") and (_DIGITS.match(s[1:]) or _THOUSANDS.match(s[1:])):
-        return -float(s[1:].replace(".", "")), ""
     if _DECIMAL_COMMA.match(s) or re.match(r"^-?\d+\.\d{1,2}$", s):
         return np.nan, "fraction"
     return np.nan, "formula" if s.startswith("=") else "not_number"
