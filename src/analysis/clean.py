@@ -220,6 +220,12 @@ class SheetCleaner:
             column_id=column_id,
         ))
 
+    def problems_at(self, rows, column_id: str, severity: str, code: str, vi: str, en: str, values=None,
+                    frame: pd.DataFrame | None = None) -> None:
+        """``problem`` at every row where ``rows`` is true, each with its own cell of ``values``."""
+        for i in np.flatnonzero(rows):
+            self.problem(int(i), column_id, severity, code, vi, en, None if values is None else values.iloc[i], frame)
+
     def _report(self, col: Column, reasons: pd.Series, originals: pd.Series) -> None:
         for i in reasons.index[reasons.to_numpy() != ""]:  # only the cells with a problem
             why = reasons[i]
@@ -245,8 +251,7 @@ class SheetCleaner:
             formula = self._formula_rows(col.id)
             if formula.any():
                 severity, vi, en = _REASONS["formula"]
-                for i in np.flatnonzero(formula):
-                    self.problem(int(i), col.id, severity, "formula", vi, en)
+                self.problems_at(formula, col.id, severity, "formula", vi, en)
                 # a count or yes/no is then parsed as invalid and set missing below (its reason replaced by
                 # this one); a text is just missing
                 values = values.where(~formula, "\x00formula" if col.kind in ("count", "yesno") else None)
@@ -254,15 +259,12 @@ class SheetCleaner:
                 text, invisible = _clean_text(values)
                 if col.kind == "code":
                     text = text.str.upper()
-                for i in np.flatnonzero(invisible.to_numpy()):
-                    self.problem(int(i), col.id, "warning", "invisible_characters",
+                self.problems_at(invisible, col.id, "warning", "invisible_characters",
                                  "Có ký tự ẩn/điều khiển; đã loại bỏ các ký tự này.",
-                                 "Hidden or control characters removed.", values.iloc[i])
-                too_long = text.str.len().fillna(0).to_numpy() > MAX_TEXT
-                for i in np.flatnonzero(too_long):
-                    self.problem(int(i), col.id, "warning", "text_too_long",
+                                 "Hidden or control characters removed.", values)
+                self.problems_at(text.str.len().fillna(0) > MAX_TEXT, col.id, "warning", "text_too_long",
                                  f"Chuỗi quá dài, chỉ giữ {MAX_TEXT} ký tự đầu.",
-                                 f"Text too long, first {MAX_TEXT} characters kept.", values.iloc[i])
+                                 f"Text too long, first {MAX_TEXT} characters kept.", values)
                 text = text.str.slice(0, MAX_TEXT)
                 self.frame[col.id] = text
             elif col.kind == "category":
@@ -274,8 +276,7 @@ class SheetCleaner:
                                   index=text.index, dtype=object).astype("string")
                 unknown = codes.isna() & text.notna()
                 self._report(col, pd.Series("unknown_category", index=text.index).where(unknown, ""), values)
-                for i in np.flatnonzero(text.isna().to_numpy()):
-                    self.problem(int(i), col.id, "error", "blank", "Ô trống ở cột bắt buộc.",
+                self.problems_at(text.isna(), col.id, "error", "blank", "Ô trống ở cột bắt buộc.",
                                  "Blank cell in a required column.")
                 self.frame[col.id] = codes
             else:  # yes/no or count
@@ -333,13 +334,13 @@ class SheetCleaner:
         filled in: said so."""
         counts = [c.id for c in self.spec.columns if c.kind == "count" and c.female_of is None
                   and c.id in self.raw.columns]
-        zero = (self.frame[counts] == 0).fillna(False).all(axis=1).to_numpy() if counts else []
-        for i in np.flatnonzero(zero):
-            self.problem(int(i), counts[0], "warning", "all_counts_zero",
-                         "Mọi số liệu của dòng đều bằng 0: kiểm tra lại (dòng chưa nhập số liệu?); dòng này không "
-                         "đóng góp vào mẫu số của chỉ tiêu nào.",
-                         "Every count of the row is 0: check it (a row left unfilled?); the row adds nothing to "
-                         "any indicator's denominator.", 0)
+        if counts:  # the value quoted is the row's first count, 0
+            zero = (self.frame[counts] == 0).fillna(False).all(axis=1)
+            self.problems_at(zero, counts[0], "warning", "all_counts_zero",
+                             "Mọi số liệu của dòng đều bằng 0: kiểm tra lại (dòng chưa nhập số liệu?); dòng này không "
+                             "đóng góp vào mẫu số của chỉ tiêu nào.",
+                             "Every count of the row is 0: check it (a row left unfilled?); the row adds nothing to "
+                             "any indicator's denominator.", self.frame[counts[0]])
 
     def _check_totals(self) -> None:
         if self.raw.totals is None:
@@ -393,9 +394,7 @@ def _dedupe(frame: pd.DataFrame, key: list[str], cleaner: SheetCleaner, what_vi:
         cleaner.problem(int(i), key[0], "error", "duplicate_key",
                         f"{what_vi} '{shown}' bị trùng; mọi dòng trùng bị loại.",
                         f"Duplicate {what_en} '{shown}'; all duplicate rows excluded.", shown, frame=frame)
-    missing = ~present
-    for i in np.flatnonzero(missing.to_numpy()):
-        cleaner.problem(int(i), key[-1], "error", "missing_key", "Thiếu giá trị khóa; dòng bị loại.",
+    cleaner.problems_at(~present, key[-1], "error", "missing_key", "Thiếu giá trị khóa; dòng bị loại.",
                         "Key value missing; row excluded.", frame=frame)
     return frame[~dup & present].reset_index(drop=True)
 
@@ -423,21 +422,18 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
         frame, cleaner = result.tables[name], cleaners[name]
         frame = _dedupe(frame, key, cleaner, what_vi, what_en)
         orphan = ~_isin(frame["ma_truong"], known)
-        for i in np.flatnonzero(orphan.to_numpy()):
-            cleaner.problem(int(i), "ma_truong", "error", "unknown_school",
+        cleaner.problems_at(orphan, "ma_truong", "error", "unknown_school",
                             "Mã trường không có trong sheet Truong; dòng bị loại.",
-                            "Institution code not in sheet Truong; row excluded.", frame.at[int(i), "ma_truong"],
-                            frame=frame)
+                            "Institution code not in sheet Truong; row excluded.", frame["ma_truong"], frame=frame)
         frame = frame[~orphan].reset_index(drop=True)
         if name == "PhoThong":
-            mismatch = [i for i, (code, level) in enumerate(zip(frame["ma_truong"].tolist(), frame["cap_hoc"].tolist()))
-                        if pd.notna(level) and pd.notna(types.get(code))
-                        and types[code] not in (PRIMARY_TYPES if level == "tieu_hoc" else LOWER_SECONDARY_TYPES)]
-            for i in mismatch:
-                cleaner.problem(i, "cap_hoc", "warning", "level_type_mismatch",
+            mismatch = [pd.notna(level) and pd.notna(types.get(code))
+                        and types[code] not in (PRIMARY_TYPES if level == "tieu_hoc" else LOWER_SECONDARY_TYPES)
+                        for code, level in zip(frame["ma_truong"].tolist(), frame["cap_hoc"].tolist())]
+            cleaner.problems_at(mismatch, "cap_hoc", "warning", "level_type_mismatch",
                                 "Cấp học không khớp loại trường trong sheet Truong.",
-                                "The level does not match the institution type in sheet Truong.",
-                                frame.at[i, "cap_hoc"], frame=frame)
+                                "The level does not match the institution type in sheet Truong.", frame["cap_hoc"],
+                                frame=frame)
         result.tables[name] = frame
 
     xa = _resolve_wards(result.tables["XaPhuong"], cleaners["XaPhuong"], crosswalk, year, per_row_required=True)
@@ -531,8 +527,7 @@ def _resolve_former_units(frame: pd.DataFrame, cleaner: SheetCleaner, crosswalk:
                             "restated this year.", text, frame=frame)
     parts = frame["ma_don_vi_cu"].notna().groupby(frame["ma_xa_phuong"]).transform("any")
     whole = parts & frame["ma_don_vi_cu"].isna() & frame["don_vi_cu"].isna()
-    for i in np.flatnonzero(whole.to_numpy()):
-        cleaner.problem(int(i), "don_vi_cu", "error", "whole_and_parts",
+    cleaner.problems_at(whole, "don_vi_cu", "error", "whole_and_parts",
                         "Xã/phường có cả dòng toàn xã/phường và các dòng theo đơn vị cũ; dòng toàn xã/phường bị loại "
                         "(các phần đã cộng lại thành cả xã/phường).",
                         "The ward has a row for the whole ward and rows for its former units; the whole-ward row "
