@@ -346,30 +346,29 @@ class SheetCleaner:
         if self.raw.totals is None:
             return
         excel_row, cells = self.raw.totals
-        original = pd.Series({cid: cells[idx] if idx < len(cells) else None
-                              for cid, (idx, _) in self.raw.columns.items()})
         for col in self.spec.columns:
             if col.kind != "count" or col.id not in self.raw.columns:
                 continue
-            raw_value = original[col.id]
+            idx = self.raw.columns[col.id][0]
+            raw_value = cells[idx] if idx < len(cells) else None
             if raw_value is None or (isinstance(raw_value, str) and not raw_value.strip()):
                 continue
             parsed, reason = parse_counts(pd.Series([raw_value], dtype=object))
             total = int(parse_counts(self.cells[col.id])[0].sum())
-            where = dict(file=self.raw.file, sheet=self.raw.sheet, row=excel_row, year=self.year,
-                         column=self.raw.header_of(col.id), cell=self.raw.cell_ref(col.id, excel_row),
-                         value=short_value(raw_value), column_id=col.id)
             if reason.iloc[0]:
-                self.problems.append(Problem(severity="warning", code="totals_unreadable",
-                                             message_vi="Ô ở dòng tổng cộng không phải là số.",
-                                             message_en="The totals-row cell is not a number.", **where))
-            elif int(parsed.iloc[0]) != total:
-                self.problems.append(Problem(
-                    severity="warning", code="totals_mismatch",
-                    message_vi=f"Dòng tổng cộng ghi {int(parsed.iloc[0]):,} nhưng tổng các dòng là {total:,}; "
-                               "dùng số liệu từng dòng.".replace(",", "."),
-                    message_en=f"The totals row says {int(parsed.iloc[0]):,} but the rows add up to {total:,}; "
-                               "the rows are used.", **where))
+                code, vi, en = ("totals_unreadable", "Ô ở dòng tổng cộng không phải là số.",
+                                "The totals-row cell is not a number.")
+            elif (said := int(parsed.iloc[0])) != total:
+                code = "totals_mismatch"
+                vi = (f"Dòng tổng cộng ghi {said:,} nhưng tổng các dòng là {total:,}; "
+                      "dùng số liệu từng dòng.").replace(",", ".")
+                en = f"The totals row says {said:,} but the rows add up to {total:,}; the rows are used."
+            else:
+                continue
+            self.problems.append(Problem(
+                file=self.raw.file, sheet=self.raw.sheet, severity="warning", code=code, message_vi=vi, message_en=en,
+                row=excel_row, column=self.raw.header_of(col.id), cell=self.raw.cell_ref(col.id, excel_row),
+                value=short_value(raw_value), year=self.year, column_id=col.id))
 
 
 # --- whole workbook ----------------------------------------------------------------------------------------
