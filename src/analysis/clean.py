@@ -234,13 +234,6 @@ class SheetCleaner:
             severity, vi, en = _REASONS[why]
             self.problem(i, col.id, severity, why, vi, en, originals.iloc[i])
 
-    def _formula_rows(self, column_id: str) -> np.ndarray:
-        """Rows whose cell in this column is a formula without a computed value (read as blank)."""
-        if not self.raw.formula_cells:
-            return np.zeros(len(self.frame), dtype=bool)
-        return np.array([self.raw.cell_ref(column_id, int(r)) in self.raw.formula_cells
-                         for r in self.excel_rows], dtype=bool)
-
     def run(self) -> pd.DataFrame:
         for col in self.spec.columns:
             if col.id not in self.cells:
@@ -248,7 +241,8 @@ class SheetCleaner:
                 self.frame[col.id] = pd.Series(pd.NA, index=self.frame.index, dtype=dtype)
                 continue
             values = self.cells[col.id]
-            formula = self._formula_rows(col.id)
+            refs = self.raw.formula_cells  # cells holding a formula without a computed value (read as blank)
+            formula = np.array([bool(refs) and self.raw.cell_ref(col.id, r) in refs for r, _ in self.raw.rows], bool)
             if formula.any():
                 severity, vi, en = _REASONS["formula"]
                 self.problems_at(formula, col.id, severity, "formula", vi, en)
@@ -403,8 +397,9 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
     year = year_of_file(path)
     raw = read_workbook(path)
     _check_year_inside(raw, year)
+    says = fold(raw.note_text + " " + " ".join(t.title_text for t in raw.sheets.values()))
     result = CleanYear(year=year, file=path.name, tables={}, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-                       synthetic=_says_synthetic(raw))
+                       synthetic="gialap" in says or "synthetic" in says)
     cleaners = {spec.name: SheetCleaner(raw.sheets[spec.name], year) for spec in SHEETS}
     for name, cleaner in cleaners.items():
         result.tables[name] = cleaner.run()
@@ -420,7 +415,8 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
             "PhoThong", ["ma_truong", "cap_hoc"], "Mã trường/cấp học", "institution code and level")):
         frame, cleaner = result.tables[name], cleaners[name]
         frame = _dedupe(frame, key, cleaner, what_vi, what_en)
-        orphan = ~_isin(frame["ma_truong"], known)
+        codes = frame["ma_truong"].tolist()  # not Series.isin: the Arrow string isin converts the set value by value
+        orphan = ~np.fromiter((c is not pd.NA and c in known for c in codes), dtype=bool, count=len(codes))
         cleaner.problems_at(orphan, "ma_truong", "error", "unknown_school",
                             "Mã trường không có trong sheet Truong; dòng bị loại.",
                             "Institution code not in sheet Truong; row excluded.", frame["ma_truong"], frame=frame)
@@ -444,11 +440,6 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
     for cleaner in cleaners.values():
         result.problems.extend(cleaner.problems)
     return result
-
-
-def _says_synthetic(raw: RawWorkbook) -> bool:
-    text = fold(raw.note_text + " " + " ".join(t.title_text for t in raw.sheets.values()))
-    return "gialap" in text or "synthetic" in text
 
 
 def clean_year(year: int, raw_dir: Path | str | None = None) -> CleanYear:
@@ -532,12 +523,6 @@ def _resolve_former_units(frame: pd.DataFrame, cleaner: SheetCleaner, crosswalk:
                         "The ward has a row for the whole ward and rows for its former units; the whole-ward row "
                         "is excluded (the parts add up to the ward).", frame=frame)
     return frame[~whole.to_numpy()].reset_index(drop=True)
-
-
-def _isin(values: pd.Series, known: set) -> pd.Series:
-    """``values.isin(known)`` for a large set (the Arrow string ``isin`` converts the set value by value)."""
-    hits = np.fromiter((v is not pd.NA and v in known for v in values.tolist()), dtype=bool, count=len(values))
-    return pd.Series(hits, index=values.index)
 
 
 def _report_non_reporting(result: CleanYear, cleaners: dict[str, SheetCleaner]) -> None:
