@@ -264,12 +264,9 @@ class SheetCleaner:
             elif col.kind == "category":
                 text, _ = _clean_text(values)
                 lookup = category_lookup(col)
-                distinct = {u: lookup.get(fold(u)) for u in text.dropna().unique()}
-                codes = pd.Series([distinct[u] if u is not None else None
-                                   for u in text.to_numpy(dtype=object, na_value=None)],
-                                  index=text.index, dtype=object).astype("string")
-                unknown = codes.isna() & text.notna()
-                self._report(col, pd.Series("unknown_category", index=text.index).where(unknown, ""), values)
+                codes = text.map({u: lookup.get(fold(u)) for u in text.dropna().unique()}).astype("string")
+                severity, vi, en = _REASONS["unknown_category"]
+                self.problems_at(codes.isna() & text.notna(), col.id, severity, "unknown_category", vi, en, values)
                 self.problems_at(text.isna(), col.id, "error", "blank", "Ô trống ở cột bắt buộc.",
                                  "Blank cell in a required column.")
                 self.frame[col.id] = codes
