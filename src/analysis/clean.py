@@ -10,6 +10,7 @@ table and excluded (set missing), never guessed; a file that cannot be used stop
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import re
 import sys
@@ -38,8 +39,8 @@ TABLES = {"Truong": "truong", "MamNon": "mam_non", "PhoThong": "pho_thong", "XaP
 MAX_COUNT = 1_000_000  # no school or ward has a million children: larger is a typing error
 MAX_TEXT = 200
 _INVISIBLE = re.compile(r"[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_THOUSANDS = re.compile(r"^[0-9]{1,3}(\.[0-9]{3})+$")
-_DIGITS = re.compile(r"^[0-9]+$")  # ASCII only: other scripts' digits are not what the office types
+# digits, or digits grouped by thousands with dots; ASCII only: other scripts' digits are not what the office types
+_COUNT_TEXT = re.compile(r"^-?([0-9]+|[0-9]{1,3}(\.[0-9]{3})+)$")
 _DECIMAL_COMMA = re.compile(r"^-?[0-9]+,[0-9]+$")
 _DASHES = {"-", "–", "—"}
 
@@ -97,22 +98,11 @@ def _clean_text_one(v) -> tuple[str | None, bool]:
 
 def _per_distinct(values: pd.Series, one) -> tuple[list, list]:
     """``one(cell) -> (a, b)`` for every cell, each distinct cell computed once (names, types, wards and
-    yes/no spellings repeat down a column); returns the lists of a and of b."""
-    seen: dict = {}
-    first, second = [], []
-    for v in values.tolist():
-        try:
-            key = (v.__class__, v)
-            hit = seen.get(key)
-        except TypeError:  # unhashable cell value
-            key, hit = None, None
-        if hit is None:
-            hit = one(v)
-            if key is not None:
-                seen[key] = hit
-        first.append(hit[0])
-        second.append(hit[1])
-    return first, second
+    yes/no spellings repeat down a column; typed: 1, 1.0 and True are distinct cells); returns the lists
+    of a and of b."""
+    once = functools.lru_cache(maxsize=None, typed=True)(one)
+    pairs = [once(v) for v in values.tolist()]
+    return [a for a, _ in pairs], [b for _, b in pairs]
 
 
 def _clean_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -137,10 +127,8 @@ def _read_number(v) -> tuple[float, str]:
         return np.nan, "blank"
     if s in _DASHES:
         return 0.0, ""
-    if _DIGITS.match(s) or _THOUSANDS.match(s):
+    if _COUNT_TEXT.match(s):
         return float(s.replace(".", "")), ""
-    if s.startswith("-") and (_DIGITS.match(s[1:]) or _THOUSANDS.match(s[1:])):
-        return -float(s[1:].replace(".", "")), ""
     if _DECIMAL_COMMA.match(s) or re.match(r"^-?\d+\.\d{1,2}$", s):
         return np.nan, "fraction"
     return np.nan, "formula" if s.startswith("=") else "not_number"
@@ -232,6 +220,12 @@ class SheetCleaner:
             column_id=column_id,
         ))
 
+    def problems_at(self, rows, column_id: str, severity: str, code: str, vi: str, en: str, values=None,
+                    frame: pd.DataFrame | None = None) -> None:
+        """``problem`` at every row where ``rows`` is true, each with its own cell of ``values``."""
+        for i in np.flatnonzero(rows):
+            self.problem(int(i), column_id, severity, code, vi, en, None if values is None else values.iloc[i], frame)
+
     def _report(self, col: Column, reasons: pd.Series, originals: pd.Series) -> None:
         for i in reasons.index[reasons.to_numpy() != ""]:  # only the cells with a problem
             why = reasons[i]
@@ -240,13 +234,6 @@ class SheetCleaner:
             severity, vi, en = _REASONS[why]
             self.problem(i, col.id, severity, why, vi, en, originals.iloc[i])
 
-    def _formula_rows(self, column_id: str) -> np.ndarray:
-        """Rows whose cell in this column is a formula without a computed value (read as blank)."""
-        if not self.raw.formula_cells:
-            return np.zeros(len(self.frame), dtype=bool)
-        return np.array([self.raw.cell_ref(column_id, int(r)) in self.raw.formula_cells
-                         for r in self.excel_rows], dtype=bool)
-
     def run(self) -> pd.DataFrame:
         for col in self.spec.columns:
             if col.id not in self.cells:
@@ -254,11 +241,11 @@ class SheetCleaner:
                 self.frame[col.id] = pd.Series(pd.NA, index=self.frame.index, dtype=dtype)
                 continue
             values = self.cells[col.id]
-            formula = self._formula_rows(col.id)
+            refs = self.raw.formula_cells  # cells holding a formula without a computed value (read as blank)
+            formula = np.array([bool(refs) and self.raw.cell_ref(col.id, r) in refs for r, _ in self.raw.rows], bool)
             if formula.any():
                 severity, vi, en = _REASONS["formula"]
-                for i in np.flatnonzero(formula):
-                    self.problem(int(i), col.id, severity, "formula", vi, en)
+                self.problems_at(formula, col.id, severity, "formula", vi, en)
                 # a count or yes/no is then parsed as invalid and set missing below (its reason replaced by
                 # this one); a text is just missing
                 values = values.where(~formula, "\x00formula" if col.kind in ("count", "yesno") else None)
@@ -266,28 +253,21 @@ class SheetCleaner:
                 text, invisible = _clean_text(values)
                 if col.kind == "code":
                     text = text.str.upper()
-                for i in np.flatnonzero(invisible.to_numpy()):
-                    self.problem(int(i), col.id, "warning", "invisible_characters",
+                self.problems_at(invisible, col.id, "warning", "invisible_characters",
                                  "Có ký tự ẩn/điều khiển; đã loại bỏ các ký tự này.",
-                                 "Hidden or control characters removed.", values.iloc[i])
-                too_long = text.str.len().fillna(0).to_numpy() > MAX_TEXT
-                for i in np.flatnonzero(too_long):
-                    self.problem(int(i), col.id, "warning", "text_too_long",
+                                 "Hidden or control characters removed.", values)
+                self.problems_at(text.str.len().fillna(0) > MAX_TEXT, col.id, "warning", "text_too_long",
                                  f"Chuỗi quá dài, chỉ giữ {MAX_TEXT} ký tự đầu.",
-                                 f"Text too long, first {MAX_TEXT} characters kept.", values.iloc[i])
+                                 f"Text too long, first {MAX_TEXT} characters kept.", values)
                 text = text.str.slice(0, MAX_TEXT)
                 self.frame[col.id] = text
             elif col.kind == "category":
                 text, _ = _clean_text(values)
                 lookup = category_lookup(col)
-                distinct = {u: lookup.get(fold(u)) for u in text.dropna().unique()}
-                codes = pd.Series([distinct[u] if u is not None else None
-                                   for u in text.to_numpy(dtype=object, na_value=None)],
-                                  index=text.index, dtype=object).astype("string")
-                unknown = codes.isna() & text.notna()
-                self._report(col, pd.Series("unknown_category", index=text.index).where(unknown, ""), values)
-                for i in np.flatnonzero(text.isna().to_numpy()):
-                    self.problem(int(i), col.id, "error", "blank", "Ô trống ở cột bắt buộc.",
+                codes = text.map({u: lookup.get(fold(u)) for u in text.dropna().unique()}).astype("string")
+                severity, vi, en = _REASONS["unknown_category"]
+                self.problems_at(codes.isna() & text.notna(), col.id, severity, "unknown_category", vi, en, values)
+                self.problems_at(text.isna(), col.id, "error", "blank", "Ô trống ở cột bắt buộc.",
                                  "Blank cell in a required column.")
                 self.frame[col.id] = codes
             else:  # yes/no or count
@@ -345,42 +325,41 @@ class SheetCleaner:
         filled in: said so."""
         counts = [c.id for c in self.spec.columns if c.kind == "count" and c.female_of is None
                   and c.id in self.raw.columns]
-        zero = (self.frame[counts] == 0).fillna(False).all(axis=1).to_numpy() if counts else []
-        for i in np.flatnonzero(zero):
-            self.problem(int(i), counts[0], "warning", "all_counts_zero",
-                         "Mọi số liệu của dòng đều bằng 0: kiểm tra lại (dòng chưa nhập số liệu?); dòng này không "
-                         "đóng góp vào mẫu số của chỉ tiêu nào.",
-                         "Every count of the row is 0: check it (a row left unfilled?); the row adds nothing to "
-                         "any indicator's denominator.", 0)
+        if counts:  # the value quoted is the row's first count, 0
+            zero = (self.frame[counts] == 0).fillna(False).all(axis=1)
+            self.problems_at(zero, counts[0], "warning", "all_counts_zero",
+                             "Mọi số liệu của dòng đều bằng 0: kiểm tra lại (dòng chưa nhập số liệu?); dòng này không "
+                             "đóng góp vào mẫu số của chỉ tiêu nào.",
+                             "Every count of the row is 0: check it (a row left unfilled?); the row adds nothing to "
+                             "any indicator's denominator.", self.frame[counts[0]])
 
     def _check_totals(self) -> None:
         if self.raw.totals is None:
             return
         excel_row, cells = self.raw.totals
-        original = pd.Series({cid: cells[idx] if idx < len(cells) else None
-                              for cid, (idx, _) in self.raw.columns.items()})
         for col in self.spec.columns:
             if col.kind != "count" or col.id not in self.raw.columns:
                 continue
-            raw_value = original[col.id]
+            idx = self.raw.columns[col.id][0]
+            raw_value = cells[idx] if idx < len(cells) else None
             if raw_value is None or (isinstance(raw_value, str) and not raw_value.strip()):
                 continue
             parsed, reason = parse_counts(pd.Series([raw_value], dtype=object))
             total = int(parse_counts(self.cells[col.id])[0].sum())
-            where = dict(file=self.raw.file, sheet=self.raw.sheet, row=excel_row, year=self.year,
-                         column=self.raw.header_of(col.id), cell=self.raw.cell_ref(col.id, excel_row),
-                         value=short_value(raw_value), column_id=col.id)
             if reason.iloc[0]:
-                self.problems.append(Problem(severity="warning", code="totals_unreadable",
-                                             message_vi="Ô ở dòng tổng cộng không phải là số.",
-                                             message_en="The totals-row cell is not a number.", **where))
-            elif int(parsed.iloc[0]) != total:
-                self.problems.append(Problem(
-                    severity="warning", code="totals_mismatch",
-                    message_vi=f"Dòng tổng cộng ghi {int(parsed.iloc[0]):,} nhưng tổng các dòng là {total:,}; "
-                               "dùng số liệu từng dòng.".replace(",", "."),
-                    message_en=f"The totals row says {int(parsed.iloc[0]):,} but the rows add up to {total:,}; "
-                               "the rows are used.", **where))
+                code, vi, en = ("totals_unreadable", "Ô ở dòng tổng cộng không phải là số.",
+                                "The totals-row cell is not a number.")
+            elif (said := int(parsed.iloc[0])) != total:
+                code = "totals_mismatch"
+                vi = (f"Dòng tổng cộng ghi {said:,} nhưng tổng các dòng là {total:,}; "
+                      "dùng số liệu từng dòng.").replace(",", ".")
+                en = f"The totals row says {said:,} but the rows add up to {total:,}; the rows are used."
+            else:
+                continue
+            self.problems.append(Problem(
+                file=self.raw.file, sheet=self.raw.sheet, severity="warning", code=code, message_vi=vi, message_en=en,
+                row=excel_row, column=self.raw.header_of(col.id), cell=self.raw.cell_ref(col.id, excel_row),
+                value=short_value(raw_value), year=self.year, column_id=col.id))
 
 
 # --- whole workbook ----------------------------------------------------------------------------------------
@@ -405,9 +384,7 @@ def _dedupe(frame: pd.DataFrame, key: list[str], cleaner: SheetCleaner, what_vi:
         cleaner.problem(int(i), key[0], "error", "duplicate_key",
                         f"{what_vi} '{shown}' bị trùng; mọi dòng trùng bị loại.",
                         f"Duplicate {what_en} '{shown}'; all duplicate rows excluded.", shown, frame=frame)
-    missing = ~present
-    for i in np.flatnonzero(missing.to_numpy()):
-        cleaner.problem(int(i), key[-1], "error", "missing_key", "Thiếu giá trị khóa; dòng bị loại.",
+    cleaner.problems_at(~present, key[-1], "error", "missing_key", "Thiếu giá trị khóa; dòng bị loại.",
                         "Key value missing; row excluded.", frame=frame)
     return frame[~dup & present].reset_index(drop=True)
 
@@ -417,8 +394,9 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
     year = year_of_file(path)
     raw = read_workbook(path)
     _check_year_inside(raw, year)
+    says = fold(raw.note_text + " " + " ".join(t.title_text for t in raw.sheets.values()))
     result = CleanYear(year=year, file=path.name, tables={}, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-                       synthetic=_says_synthetic(raw))
+                       synthetic="gialap" in says or "synthetic" in says)
     cleaners = {spec.name: SheetCleaner(raw.sheets[spec.name], year) for spec in SHEETS}
     for name, cleaner in cleaners.items():
         result.tables[name] = cleaner.run()
@@ -434,22 +412,20 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
             "PhoThong", ["ma_truong", "cap_hoc"], "Mã trường/cấp học", "institution code and level")):
         frame, cleaner = result.tables[name], cleaners[name]
         frame = _dedupe(frame, key, cleaner, what_vi, what_en)
-        orphan = ~_isin(frame["ma_truong"], known)
-        for i in np.flatnonzero(orphan.to_numpy()):
-            cleaner.problem(int(i), "ma_truong", "error", "unknown_school",
+        codes = frame["ma_truong"].tolist()  # not Series.isin: the Arrow string isin converts the set value by value
+        orphan = ~np.fromiter((c is not pd.NA and c in known for c in codes), dtype=bool, count=len(codes))
+        cleaner.problems_at(orphan, "ma_truong", "error", "unknown_school",
                             "Mã trường không có trong sheet Truong; dòng bị loại.",
-                            "Institution code not in sheet Truong; row excluded.", frame.at[int(i), "ma_truong"],
-                            frame=frame)
+                            "Institution code not in sheet Truong; row excluded.", frame["ma_truong"], frame=frame)
         frame = frame[~orphan].reset_index(drop=True)
         if name == "PhoThong":
-            mismatch = [i for i, (code, level) in enumerate(zip(frame["ma_truong"].tolist(), frame["cap_hoc"].tolist()))
-                        if pd.notna(level) and pd.notna(types.get(code))
-                        and types[code] not in (PRIMARY_TYPES if level == "tieu_hoc" else LOWER_SECONDARY_TYPES)]
-            for i in mismatch:
-                cleaner.problem(i, "cap_hoc", "warning", "level_type_mismatch",
+            mismatch = [pd.notna(level) and pd.notna(types.get(code))
+                        and types[code] not in (PRIMARY_TYPES if level == "tieu_hoc" else LOWER_SECONDARY_TYPES)
+                        for code, level in zip(frame["ma_truong"].tolist(), frame["cap_hoc"].tolist())]
+            cleaner.problems_at(mismatch, "cap_hoc", "warning", "level_type_mismatch",
                                 "Cấp học không khớp loại trường trong sheet Truong.",
-                                "The level does not match the institution type in sheet Truong.",
-                                frame.at[i, "cap_hoc"], frame=frame)
+                                "The level does not match the institution type in sheet Truong.", frame["cap_hoc"],
+                                frame=frame)
         result.tables[name] = frame
 
     xa = _resolve_wards(result.tables["XaPhuong"], cleaners["XaPhuong"], crosswalk, year, per_row_required=True)
@@ -461,11 +437,6 @@ def clean_workbook(path: Path, crosswalk: Crosswalk) -> CleanYear:
     for cleaner in cleaners.values():
         result.problems.extend(cleaner.problems)
     return result
-
-
-def _says_synthetic(raw: RawWorkbook) -> bool:
-    text = fold(raw.note_text + " " + " ".join(t.title_text for t in raw.sheets.values()))
-    return "gialap" in text or "synthetic" in text
 
 
 def clean_year(year: int, raw_dir: Path | str | None = None) -> CleanYear:
@@ -543,19 +514,12 @@ def _resolve_former_units(frame: pd.DataFrame, cleaner: SheetCleaner, crosswalk:
                             "restated this year.", text, frame=frame)
     parts = frame["ma_don_vi_cu"].notna().groupby(frame["ma_xa_phuong"]).transform("any")
     whole = parts & frame["ma_don_vi_cu"].isna() & frame["don_vi_cu"].isna()
-    for i in np.flatnonzero(whole.to_numpy()):
-        cleaner.problem(int(i), "don_vi_cu", "error", "whole_and_parts",
+    cleaner.problems_at(whole, "don_vi_cu", "error", "whole_and_parts",
                         "Xã/phường có cả dòng toàn xã/phường và các dòng theo đơn vị cũ; dòng toàn xã/phường bị loại "
                         "(các phần đã cộng lại thành cả xã/phường).",
                         "The ward has a row for the whole ward and rows for its former units; the whole-ward row "
                         "is excluded (the parts add up to the ward).", frame=frame)
     return frame[~whole.to_numpy()].reset_index(drop=True)
-
-
-def _isin(values: pd.Series, known: set) -> pd.Series:
-    """``values.isin(known)`` for a large set (the Arrow string ``isin`` converts the set value by value)."""
-    hits = np.fromiter((v is not pd.NA and v in known for v in values.tolist()), dtype=bool, count=len(values))
-    return pd.Series(hits, index=values.index)
 
 
 def _report_non_reporting(result: CleanYear, cleaners: dict[str, SheetCleaner]) -> None:

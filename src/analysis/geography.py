@@ -1,12 +1,10 @@
-"""Wards, their changes over time and the hierarchy above them, read from the crosswalk file.
+"""Wards, their changes over time and the hierarchy above them, from the crosswalk file.
 
-``data/raw/don_vi_hanh_chinh.csv`` has one row per unit version (a code keeps its territory; a new name or
-type for the same territory is a new version of the same code) and, where a unit ended, one row per
-successor with ``mapping`` whole or partial. From it this module answers: which ward does a name written
-in a workbook mean that school year; which units are above it; which historical wards add up exactly to a
-ward of today; and whether a set of wards covers the same territory as last year's (a series break if not).
-``DataGeography`` puts the wards a dataset uses into that hierarchy, for the indicators.
-Nothing here is specific to Bến Cát: a province or the whole country is the same file with more rows.
+``data/raw/don_vi_hanh_chinh.csv``: one row per unit version (a code keeps its territory; a new name or type
+is a new version) and, where a unit ended, one row per successor, ``mapping`` whole or partial. From it: the
+ward a workbook's name means that school year, the units above it, the historical wards that add up to a ward
+of today, and whether two years' wards cover the same territory (if not: a series break). Nothing here is
+specific to Bến Cát: a province or the whole country is the same file with more rows.
 """
 
 from __future__ import annotations
@@ -35,10 +33,6 @@ def school_year_start(year: int) -> date:
     return date(year - 1, 9, 5)
 
 
-def school_year_end(year: int) -> date:
-    return date(year, 5, 31)
-
-
 def name_key(name: object) -> str:
     """Ward name key without its type prefix: 'P. Mỹ Phước', 'Phường Mỹ Phước', 'my phuoc' -> 'myphuoc'."""
     text = unicodedata.normalize("NFD", str(name)).replace("đ", "d").replace("Đ", "D")
@@ -61,8 +55,7 @@ class WardMatch:
 
 
 class Crosswalk:
-    """The administrative units of the crosswalk file and how they changed. Answers per school year are
-    kept (``_kept``): a crosswalk never changes once read, and the same years are asked about again."""
+    """The crosswalk's units and how they changed; answers per school year are kept (it never changes)."""
 
     def __init__(self, frame: pd.DataFrame, source: str = config.CROSSWALK_FILE):
         self.source = source
@@ -105,7 +98,7 @@ class Crosswalk:
         """Units (of one level, or all) valid at the start of the school year, and those created during it."""
         def build() -> pd.DataFrame:
             start = self.valid_at(school_year_start(year), level)
-            end = self.valid_at(school_year_end(year), level)
+            end = self.valid_at(date(year, 5, 31), level)  # the school year's last day
             return pd.concat([start, end[~end["unit_code"].isin(start["unit_code"])]]).reset_index(drop=True)
 
         return self._kept(("during", year, level), build)
@@ -140,8 +133,7 @@ class Crosswalk:
         return dict(zip(last["unit_code"], last["unit_name"]))
 
     def names_at(self, year: int) -> dict[str, str]:
-        """code -> its name in that school year: the first version (in file order) valid at the start of the
-        school year, else its latest name."""
+        """code -> its name that school year: its first version valid at the year's start, else its latest."""
         def build() -> dict[str, str]:
             valid = self.valid_at(school_year_start(year)).drop_duplicates("unit_code")
             return {**self._latest_names, **dict(zip(valid["unit_code"], valid["unit_name"]))}
@@ -237,9 +229,8 @@ class Crosswalk:
         return code in self._predecessors
 
     def current_ward_map(self, codes) -> dict[str, str]:
-        """Historical ward -> today's ward, only where today's ward is exactly a union of whole wards in
-        ``codes`` (the wards the data covers). Units split, or merged with territory we have no data for,
-        are left out: their history cannot be restated in today's geography without guessing."""
+        """Historical ward -> today's ward, where today's is a union of whole wards of ``codes`` (the data's):
+        a split, or a merger with territory without data, cannot be restated in today's without guessing."""
         codes = set(codes)
         out: dict[str, str] = {}
         for code in codes:
@@ -265,9 +256,8 @@ class Crosswalk:
         return all(m == "whole" and (p in codes or self._fully_covered(p, codes, depth + 1)) for p, m in preds)
 
     def same_territory(self, before: set[str], after: set[str]) -> bool:
-        """Do two sets of wards (consecutive years) cover the same territory? A new unit equals the union of
-        its predecessors when all of them went into it whole; partial pieces or units from outside make the
-        territories differ."""
+        """Do two sets of wards (consecutive years) cover the same territory? A new unit is the union of its
+        predecessors if all went into it whole; a partial piece or a unit from outside makes them differ."""
         return before == after or self._expand(after) == self._expand(before)
 
     def _expand(self, codes: set[str]) -> frozenset[str]:
@@ -287,13 +277,11 @@ class Crosswalk:
 
 @dataclass
 class DataGeography:
-    """Where the wards a dataset uses sit, each year, and which units its indicators report on.
-
-    ``territory_level``: the lowest level (district, province, country) with one unit containing every ward
-    of the data each year: the plan's territory. ``levels``: the levels reported above the ward, the
-    territory first. ``hierarchy``: one row per (year, ward) of the data with the unit of each of ``levels``.
-    ``current``: historical ward -> today's ward, for the wards whose history changed and whose whole former
-    wards the data covers (an unchanged ward's series is its ``ward`` series already)."""
+    """Where a dataset's wards sit each year, and the units its indicators report on. ``territory_level``: the
+    lowest level with one unit holding every ward of the data each year (the plan's territory); ``levels``: the
+    levels reported above the ward, territory first; ``hierarchy``: per (year, ward) of the data, its unit of
+    each level; ``current``: historical ward -> today's ward, where today's ward changed and the data covers its
+    former wards whole (an unchanged ward's series is its ``ward`` series already)."""
 
     crosswalk: Crosswalk
     hierarchy: pd.DataFrame
@@ -304,16 +292,14 @@ class DataGeography:
 
     @property
     def territory(self) -> pd.DataFrame:
-        """year -> the territory's unit that year and its series code (stable across renames: BEN_CAT_KH
-        continues BEN_CAT)."""
+        """year -> the territory's unit and its series code (kept across renames: BEN_CAT_KH continues BEN_CAT)."""
         t = self.hierarchy.drop_duplicates("year")[["year", self.territory_level]]
         return t.rename(columns={self.territory_level: "unit"}).assign(
             code=lambda f: f["unit"].map(self.crosswalk.canonical))
 
     def codes(self, level: str, year: pd.Series, ward: pd.Series, former: pd.Series | None = None) -> pd.Series:
-        """The code of ``level`` for units in ``year`` and ``ward`` (NA: none). The territory holds every
-        unit of a year the data has wards in, even a unit without a ward; with ``former`` (the survey's former
-        unit of each row), a year whose territory is restated holds only the rows inside it (``restate``)."""
+        """Each row's unit of ``level`` (NA: none). The territory holds every row of its year, even without a
+        ward, except, with ``former`` (each row's former unit), the rows outside a restated year's (``restate``)."""
         if level == "ward":
             return ward
         if level == "ward_current":
@@ -330,19 +316,15 @@ class DataGeography:
         return pd.Series(found.to_numpy(), index=year.index)
 
     def names(self, level: str, year: pd.Series, code: pd.Series) -> pd.Series:
-        """geo_name of units of a geographic level: as named that school year (today's wards: their latest
-        name); wards without their type prefix."""
+        """geo_name of each (year, code), as named that school year (today's wards: their latest name); wards
+        without their type prefix."""
         cw = self.crosswalk
         if level == "ward_current":
             return code.map(lambda c: short_name(cw.name_of(c)))
         if level == self.territory_level:
             code = year.map(self.territory.set_index("year")["unit"])
-        pairs = pd.DataFrame({"year": year, "code": code}).drop_duplicates()
-        named = [cw.names_at(y).get(c, c) for y, c in zip(pairs["year"], pairs["code"])]
-        if level == "ward":
-            named = [short_name(n) for n in named]
-        lookup = pd.Series(named, index=pd.MultiIndex.from_frame(pairs), dtype=object)
-        return pd.Series(lookup.reindex(pd.MultiIndex.from_arrays([year, code])).to_numpy(), index=year.index)
+        named = [cw.names_at(y).get(c, c) for y, c in zip(year, code)]
+        return pd.Series([short_name(n) for n in named] if level == "ward" else named, index=year.index, dtype=object)
 
     def segments(self, level: str) -> pd.DataFrame:
         """For each unit of a level above the ward and each year it has data: ``series_break`` (its wards
@@ -365,13 +347,11 @@ class DataGeography:
                 before = (year, unit)
         return pd.DataFrame(rows, columns=["code", "year", "series_break", "start"])
 
-
     def restate(self, survey: pd.DataFrame) -> None:
-        """Where the territory's wards changed (the 1 July 2025 reform) and the survey says, for each new ward
-        that reaches outside the territory of the year before, which former unit each of its rows counts
-        (``year, ma_xa_phuong, ma_don_vi_cu``), the rows inside that territory are known: the plan's territory
-        is restated that year (``restated``: year -> its (ward, former unit or '') inside) and its series goes
-        on. A row whose ward reaches both inside and outside without a former unit: no restatement, a break."""
+        """Where the territory's wards changed (the 1 July 2025 reform) and the survey (``year, ma_xa_phuong,
+        ma_don_vi_cu``) says which former unit each row of a new ward reaching outside the year before's counts,
+        the territory is restated that year (``restated``: year -> its (ward, former unit or '') inside) and its
+        series goes on. A ward reaching both inside and outside, without a former unit: a break."""
         t = self.territory.sort_values("year")
         years, units, cw = t["year"].tolist(), t["unit"].tolist(), self.crosswalk
         for before_year, before_unit, year, unit in zip(years, units, years[1:], units[1:]):
@@ -393,9 +373,8 @@ class DataGeography:
 
 def data_geography(wards_by_year: dict[int, list[str]], crosswalk: Crosswalk,
                    survey: pd.DataFrame | None = None) -> DataGeography:
-    """Place the data's wards (year -> ward codes) in the crosswalk's hierarchy and find its territory; with
-    the survey's rows (``year, ma_xa_phuong, ma_don_vi_cu``), restate the territory where a reform changed it
-    and the survey gives the former units (``DataGeography.restate``)."""
+    """Place the data's wards (year -> ward codes) in the crosswalk's hierarchy and find their territory; with
+    the survey's rows, restate it where a reform changed it (``DataGeography.restate``)."""
     parts = [crosswalk.ancestry(year, wards).rename_axis("ward").reset_index().assign(year=year)
              for year, wards in sorted(wards_by_year.items()) if len(wards)]
     hierarchy = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["year", "ward"])
