@@ -80,14 +80,13 @@ def probability_of(projected: pd.DataFrame, target, comparator) -> np.ndarray:
     levels = np.array([lv for lv, _ in cols])
     target, comparator = np.asarray(target, float), np.asarray(comparator, dtype=object)
     strict, weak = _cdf(q, levels, target, True), _cdf(q, levels, target, False)
-    prob = np.select([comparator == ">=", comparator == ">", comparator == "<=", comparator == "<"],
-                     [1 - strict, 1 - weak, weak, strict], np.nan)
+    prob = np.select([comparator == c for c in COMPARATORS], [1 - strict, 1 - weak, weak, strict], np.nan)
     return np.where(np.isnan(q).any(1) | np.isnan(target), np.nan, prob)
 
 
 def _meets(value, target, comparator) -> np.ndarray:
     with np.errstate(invalid="ignore"):
-        return np.select([comparator == ">=", comparator == ">", comparator == "<=", comparator == "<"],
+        return np.select([comparator == c for c in COMPARATORS],
                          [value >= target, value > target, value <= target, value < target], False)
 
 
@@ -136,15 +135,17 @@ def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- the series since the baseline, on the working scale ----------------------------------------------------
-_NOTE_AFTER = "no observation in the baseline year: the pace is measured from the first observation after it"
-_NOTE_BREAK = "series break after the baseline year: the pace is measured from the first year on the new territory"
-_NOTE_FEW = "fewer than 2 observations since the baseline year: the pace is measured from the series' first year"
-_NOTES = (_NOTE_FEW, _NOTE_BREAK, _NOTE_AFTER)  # codes 1, 2, 3 (0: none)
+_NOTES = ("",  # the baseline's note, by code (0: none)
+          "fewer than 2 observations since the baseline year: the pace is measured from the series' first year",
+          "series break after the baseline year: the pace is measured from the first year on the new territory",
+          "no observation in the baseline year: the pace is measured from the first observation after it")
 
 # the reason of each verdict, in the order of the rules (plain English; the numbers are in the columns)
 _REASONS = (
     "the plan sets no target for this year", "observed in the target year: met", "observed in the target year: missed",
     "no data", "target year passed without an observation",
+    "fewer than {min_points} points since the last break: no trend to judge",
+    "not projected (the projection's method_reason says why)",
     "met in the latest year and kept: the series does not move away from it",
     "met in the latest year; it moves away from the target, but the projection still meets it with the "
     "probability required",
@@ -303,11 +304,9 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
         [no_target, has_obs & met, has_obs, np.isnan(L), reached, short, ~projectable, kept, likely & met_now,
          likely, moving_away & met_now, moving_away, grade == 1, grade == 2, lost, grade == 3],
         list(range(16)), 16)
-    reasons = [*_REASONS[:5], f"fewer than {meta['min_points']} points since the last break: no trend to judge",
-               "not projected (the projection's method_reason says why)", *_REASONS[5:]]
-    notes = ("", *_NOTES)
-    code = which * len(notes) + np.where(paced, out["baseline_note"].fillna(0).to_numpy(int), 0)
-    reason = _categorical(code, [r + (f"; {n}" if n else "") for r in reasons for n in notes])
+    code = which * len(_NOTES) + np.where(paced, out["baseline_note"].fillna(0).to_numpy(int), 0)
+    reason = _categorical(code, [r.format(min_points=meta["min_points"]) + (f"; {n}" if n else "")
+                                 for r in _REASONS for n in _NOTES])
     toward_open = np.isin(pace_code, [_AHEAD, _BEHIND])  # towards a target not met yet: the pace is compared
     known = [*metadata()["methods"], INSUFFICIENT]  # the same categories in every call, then a file's own
     other = sorted({str(m) for m in pd.unique(out["method"].dropna())} - set(known)) if "method" in out.columns else []
