@@ -336,10 +336,8 @@ def _working_scale(p: _Panel) -> _Scale:
     kind = np.select([both, only_lo, only_up], [_LOGIT, _LOG_LOWER, _LOG_UPPER], _IDENTITY)
     eps_max = metadata()["transform"]["eps_max"]
     with np.errstate(all="ignore"):
-        width = np.where(both, up - lo, 1.0)[:, None]
-        dist = np.select([both[:, None], only_lo[:, None], only_up[:, None]],
-                         [np.minimum(p.y - lo[:, None], up[:, None] - p.y) / width, p.y - lo[:, None], up[:, None] - p.y],
-                         np.nan)
+        # distance to the nearer bound (fmin: a missing bound is no bound), relative to the width with both
+        dist = np.fmin(p.y - lo[:, None], up[:, None] - p.y) / np.where(both, up - lo, 1.0)[:, None]
         touches = (dist <= 1e-12).any(1)
         positive = np.where(dist > 1e-12, dist, np.inf).min(1)
         shift = np.where(np.isfinite(positive), 0.5 * positive, np.where(both, eps_max, 1.0))
@@ -545,9 +543,8 @@ def _empirical_levels(bt: _Backtest | None, method: str, lower: np.ndarray, n_se
     series = bt.rows[flat // x.shape[1]]
     per_series = np.bincount(series, minlength=n_series)
     weight = 1.0 / per_series[series]
-    if flat.size > cal["max_pit_per_method"]:  # deterministic thinning: every k-th error
-        step = int(np.ceil(flat.size / cal["max_pit_per_method"]))
-        flat, weight = flat[::step], weight[::step]
+    step = int(np.ceil(flat.size / cal["max_pit_per_method"]))  # deterministic thinning: every k-th error (k >= 1)
+    flat, weight = flat[::step], weight[::step]
     u = special.stdtr(df[flat // x.shape[1]], x.ravel()[flat])
     levels = np.quantile(np.minimum(u, 1 - u), np.clip(2 * lower, 0, 1), weights=weight, method="inverted_cdf")
     return levels, int((per_series > 0).sum())
