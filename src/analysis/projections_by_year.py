@@ -139,16 +139,14 @@ def save(ind: pd.DataFrame, targets: pd.DataFrame, processed_dir: Path | None = 
                 for future in done:
                     for key, n in zip(("series", "projection_rows", "verdicts"), future.result()):
                         written[key] += n
-        every = read_parquet_folder(work / VERDICTS_DIR)
-        csv_writer(every)(work / VERDICTS_CSV)
+        csv_writer(read_parquet_folder(work / VERDICTS_DIR))(work / VERDICTS_CSV)
         for name in (PROJECTIONS_DIR, VERDICTS_DIR, VERDICTS_CSV):
             install(work / name, folder / name)
     return written
 
 
 def load_projections(processed_dir: Path | None = None, as_of: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The projections and the verdicts of every reporting year; with ``as_of``, of that year only (one file
-    each: a report needs no other)."""
+    """Projections and verdicts of every reporting year, or of ``as_of`` only (one file each: all a report needs)."""
     folder = config.processed_dir(processed_dir)
     for name in (PROJECTIONS_DIR, VERDICTS_DIR):
         recover_folder(folder / name)
