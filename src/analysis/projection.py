@@ -325,8 +325,7 @@ class _Scale:
         return out
 
     def noise_floor(self) -> np.ndarray:
-        floors = metadata()["transform"]["min_noise_sd"]
-        return np.array([floors["identity"], floors["logit"], floors["log"], floors["log"], floors["log"]])[self.kind]
+        return np.array([metadata()["transform"]["min_noise_sd"][name] for name in _SCALE_NAMES])[self.kind]
 
 
 def _working_scale(p: _Panel) -> _Scale:
