@@ -50,8 +50,8 @@ def verdict_labels(verdict: pd.DataFrame, lang: str = "vi") -> pd.Categorical:
     """Report label of each verdict row in ``lang``, read off its status and grade (no second assessment)."""
     status = pd.Categorical(verdict["status"], categories=pd.Index(STATUSES, dtype=object)).codes
     grade = pd.Categorical(verdict["grade"] if "grade" in verdict else np.full(len(verdict), None),
-                           categories=pd.Index(("", *GRADES), dtype=object)).codes  # 0: none ('' or missing)
-    grade = np.where(status == STATUSES.index("needs_acceleration"), np.maximum(grade, 0), 0)
+                           categories=pd.Index(("", *GRADES), dtype=object)).codes.clip(0)  # 0: none ('' or missing)
+    # every status x grade (only needs_acceleration's label depends on the grade), read off by each row's codes
     table = [status_label(s, lang, g) for s in STATUSES for g in (None, *GRADES)]
     labels = pd.Index(table, dtype=object).unique()
     code = np.where(status >= 0, labels.get_indexer(table)[np.maximum(status, 0) * (len(GRADES) + 1) + grade], -1)
@@ -95,10 +95,10 @@ def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
     """Targets with an explicit ``comparator``: the column's (a plan's strict '<' wins), else from ``direction``
     (increase -> '>=', decrease -> '<='). A blank target_value means no target was set for that year."""
     meta = metadata()["verdict"]
-    have_rule = bool({"direction", "comparator"} & set(targets.columns))
     need = [c for c in ("series_id", "target_year", "target_value") if c not in targets.columns]
-    if need or not have_rule:
-        cols = ", ".join(need + ([] if have_rule else ["direction"]))
+    need += [] if {"direction", "comparator"} & set(targets.columns) else ["direction"]  # or comparator
+    if need:
+        cols = ", ".join(need)
         raise AnalysisError(f"Tệp chỉ tiêu thiếu cột: {cols}", f"Targets file is missing column(s): {cols}")
     tg = targets.copy()
     where = ("series_id", "target_year")
