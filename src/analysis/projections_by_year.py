@@ -54,8 +54,7 @@ def series_targets(series: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
     out = frame.merge(years, how="cross").merge(
         targets[["indicator_id", "target_year", "target_value", "comparator"]], how="left")
     default = out["indicator_id"].map(lambda i: ">=" if reg[i].direction == "increase" else "<")
-    return out.assign(comparator=out["comparator"].fillna(default))[
-        ["series_id", "target_year", "target_value", "comparator"]]
+    return out.assign(comparator=out["comparator"].fillna(default)).drop(columns="indicator_id")
 
 
 def project_year(hist: pd.DataFrame, series: pd.DataFrame, targets: pd.DataFrame, as_of: int,
