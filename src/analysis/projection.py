@@ -179,10 +179,8 @@ def _prepare(frame: pd.DataFrame, checked: tuple[pd.DataFrame, pd.DataFrame] | N
              ) -> tuple[pd.DataFrame, np.ndarray, pd.Series, pd.DataFrame]:
     """Usable rows (from the last break on; with breaks='shift', the break before); all ids; break years; problems."""
     rows, problems = check_input(frame) if checked is None else checked
-    if pd.api.types.is_integer_dtype(frame["series_id"].dtype):  # numbered series (the pipeline): kept as numbers
-        ids = pd.unique(frame["series_id"].to_numpy(np.int64))
-    else:
-        ids = np.asarray(pd.unique(frame["series_id"]), dtype=object)
+    numbered = pd.api.types.is_integer_dtype(frame["series_id"].dtype)  # the pipeline's series: kept as numbers
+    ids = pd.unique(frame["series_id"].to_numpy(np.int64 if numbered else object))
     years = _break_years(rows)
     used_from = _break_years(rows, before=years) if breaks == "shift" and len(years) else years
     start = rows["series_id"].map(used_from)  # NaN: no break, every year
