@@ -227,7 +227,7 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     observed = checked.loc[checked["value"].notna(), ["series_id", "year", "value"]]  # before a break too
     out = out.merge(observed.rename(columns={"year": "target_year", "value": "observed"}),
                     on=["series_id", "target_year"], how="left")
-    keep = [c for c in (*LEVEL_COLUMNS, "method", "method_reason") if c in projections.columns]
+    keep = [c for c in (*LEVEL_COLUMNS, "method") if c in projections.columns]
     proj = projections.loc[projections["year"].isin(tg["target_year"].unique()), ["series_id", "year", *keep]]
     proj = proj.astype({"year": "int64", **{c: object for c in keep if isinstance(proj[c].dtype, pd.CategoricalDtype)}})
     out = out.merge(proj.rename(columns={"year": "target_year"}), on=["series_id", "target_year"], how="left")
