@@ -186,7 +186,6 @@ def run(args: argparse.Namespace) -> int:
     ind = load_indicators(args.processed_dir, columns=HISTORY_COLUMNS)
     written = save(ind, load_targets(args.raw_dir), args.processed_dir, until=args.until, jobs=args.jobs)
     print(f"{written['series']:,} chuỗi/series × năm báo cáo/reporting year, {written['verdicts']:,} đánh giá/verdicts "
-          f"({time.perf_counter() - started:.1f} s) -> "
-          f"{config.display_path(config.processed_dir(args.processed_dir))}/{PROJECTIONS_DIR}/, {VERDICTS_DIR}/, "
-          f"{VERDICTS_CSV}")
+          f"({time.perf_counter() - started:.1f} s) -> {config.display_path(config.processed_dir(args.processed_dir))}/"
+          f"{PROJECTIONS_DIR}/, {VERDICTS_DIR}/, {VERDICTS_CSV}")
     return 0
