@@ -720,9 +720,7 @@ def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, com
     floats = [c for c in columns if c in LEVEL_COLUMNS or c == "last_value" or c.startswith("w_")]
     block = np.full((len(floats), n_rows), np.nan)
     kept = np.flatnonzero(good[:n_obs])  # projected rows of series that could be projected (all forecast)
-    projected = values[slot[s_idx[kept]], h_idx[kept]]
-    for k, col in enumerate(LEVEL_COLUMNS):
-        block[floats.index(col), kept] = projected[:, k]
+    block[np.ix_([floats.index(c) for c in LEVEL_COLUMNS], kept)] = values[slot[s_idx[kept]], h_idx[kept]].T
     block[floats.index("last_value")] = _last(panel.y, panel.n)[s_all]  # NaN for a series without data, as its years
     for j, m in enumerate(components if weights is not None else []):  # auto's weights (w_logit_linear: empty)
         block[floats.index(f"w_{m}")] = np.where(good, weights[s_all, j], np.nan)
