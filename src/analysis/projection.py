@@ -120,7 +120,7 @@ def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     varies = [by_series[c].transform("nunique", dropna=False) > 1 for c in ("lower", "upper")]
     invalid = varies[0] | varies[1] | (df["lower"] >= df["upper"])
     if invalid.any():
-        found.append(_problems(df[invalid].drop_duplicates("series_id").assign(year=np.nan), "bounds_invalid",
+        found.append(_problems(df.loc[invalid, ["series_id"]].drop_duplicates(), "bounds_invalid",
                                "Chuỗi {series_id}: cận lower/upper phải giống nhau mọi năm và lower < upper; bỏ qua chuỗi.",
                                "Series {series_id}: bounds lower/upper must be the same every year with lower < upper; "
                                "series skipped.", "series_skipped"))
@@ -143,14 +143,14 @@ def check_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         num, den = df["numerator"], df["denominator"]
         ok = (den > 0) & (num >= 0) & (num <= den) & df["lower"].notna() & df["upper"].notna()
         given = (num.notna() | den.notna()).groupby(df["_code"]).transform("any")  # a series without counts is fine
-        bad_series = df.loc[df["value"].notna() & ~ok & given, "series_id"].drop_duplicates()
-        if len(bad_series):
+        bad = df.loc[df["value"].notna() & ~ok & given, ["series_id"]].drop_duplicates()
+        if len(bad):
             found.append(_problems(
-                pd.DataFrame({"series_id": bad_series.to_numpy(object), "year": np.nan}), "counts_ignored",
+                bad, "counts_ignored",
                 "Chuỗi {series_id}: tử số/mẫu số thiếu, không hợp lệ hoặc không có cận; không dùng phương sai mẫu.",
                 "Series {series_id}: numerator/denominator missing, invalid or without bounds; "
                 "sampling variance not used.", "counts_ignored"))
-            drop = df["series_id"].isin(bad_series)
+            drop = df["series_id"].isin(bad["series_id"])
             df = df.assign(numerator=num.mask(drop), denominator=den.mask(drop))
     columns = ["series_id", "year", "code", "message_vi", "message_en", "action"]
     problems = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=columns)
@@ -175,27 +175,17 @@ def _break_years(df: pd.DataFrame, before: pd.Series | None = None) -> pd.Series
     return year.groupby(df["series_id"], sort=False).max().dropna()
 
 
-def _after_breaks(rows: pd.DataFrame, breaks: pd.Series | None = None) -> tuple[pd.DataFrame, pd.Series]:
-    """Checked rows with a value from the break on (default: each series' last); and the break years."""
-    breaks = _break_years(rows) if breaks is None else breaks
-    if len(breaks):
-        start = rows["series_id"].map(breaks)
-        rows = rows[start.isna() | (rows["year"] >= start)]
-    return rows[rows["value"].notna()], breaks
-
-
 def _prepare(frame: pd.DataFrame, checked: tuple[pd.DataFrame, pd.DataFrame] | None = None, breaks: str = "drop",
              ) -> tuple[pd.DataFrame, np.ndarray, pd.Series, pd.DataFrame]:
     """Usable rows (from the last break on; with breaks='shift', the break before); all ids; break years; problems."""
     rows, problems = check_input(frame) if checked is None else checked
-    if pd.api.types.is_integer_dtype(frame["series_id"].dtype):  # numbered series (the pipeline): kept as numbers
-        ids = pd.unique(frame["series_id"].to_numpy(np.int64))
-    else:
-        ids = np.asarray(pd.unique(frame["series_id"]), dtype=object)
-    after, years = _after_breaks(rows)
-    if breaks == "shift" and len(years):
-        after, _ = _after_breaks(rows, _break_years(rows, before=years))
-    return after, ids, years, problems
+    numbered = pd.api.types.is_integer_dtype(frame["series_id"].dtype)  # the pipeline's series: kept as numbers
+    ids = pd.unique(frame["series_id"].to_numpy(np.int64 if numbered else object))
+    years = _break_years(rows)
+    used_from = _break_years(rows, before=years) if breaks == "shift" and len(years) else years
+    start = rows["series_id"].map(used_from)  # NaN: no break, every year
+    rows = rows[start.isna() | (rows["year"] >= start)]
+    return rows[rows["value"].notna()], ids, years, problems
 
 
 # --- padded panel -------------------------------------------------------------------------------------------
@@ -333,8 +323,7 @@ class _Scale:
         return out
 
     def noise_floor(self) -> np.ndarray:
-        floors = metadata()["transform"]["min_noise_sd"]
-        return np.array([floors["identity"], floors["logit"], floors["log"], floors["log"], floors["log"]])[self.kind]
+        return np.array([metadata()["transform"]["min_noise_sd"][name] for name in _SCALE_NAMES])[self.kind]
 
 
 def _working_scale(p: _Panel) -> _Scale:
@@ -344,10 +333,8 @@ def _working_scale(p: _Panel) -> _Scale:
     kind = np.select([both, only_lo, only_up], [_LOGIT, _LOG_LOWER, _LOG_UPPER], _IDENTITY)
     eps_max = metadata()["transform"]["eps_max"]
     with np.errstate(all="ignore"):
-        width = np.where(both, up - lo, 1.0)[:, None]
-        dist = np.select([both[:, None], only_lo[:, None], only_up[:, None]],
-                         [np.minimum(p.y - lo[:, None], up[:, None] - p.y) / width, p.y - lo[:, None], up[:, None] - p.y],
-                         np.nan)
+        # distance to the nearer bound (fmin: a missing bound is no bound), relative to the width with both
+        dist = np.fmin(p.y - lo[:, None], up[:, None] - p.y) / np.where(both, up - lo, 1.0)[:, None]
         touches = (dist <= 1e-12).any(1)
         positive = np.where(dist > 1e-12, dist, np.inf).min(1)
         shift = np.where(np.isfinite(positive), 0.5 * positive, np.where(both, eps_max, 1.0))
@@ -553,9 +540,8 @@ def _empirical_levels(bt: _Backtest | None, method: str, lower: np.ndarray, n_se
     series = bt.rows[flat // x.shape[1]]
     per_series = np.bincount(series, minlength=n_series)
     weight = 1.0 / per_series[series]
-    if flat.size > cal["max_pit_per_method"]:  # deterministic thinning: every k-th error
-        step = int(np.ceil(flat.size / cal["max_pit_per_method"]))
-        flat, weight = flat[::step], weight[::step]
+    step = int(np.ceil(flat.size / cal["max_pit_per_method"]))  # deterministic thinning: every k-th error (k >= 1)
+    flat, weight = flat[::step], weight[::step]
     u = special.stdtr(df[flat // x.shape[1]], x.ravel()[flat])
     levels = np.quantile(np.minimum(u, 1 - u), np.clip(2 * lower, 0, 1), weights=weight, method="inverted_cdf")
     return levels, int((per_series > 0).sum())
@@ -724,12 +710,7 @@ def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, com
     s_idx, h_idx = np.nonzero(np.isfinite(t_out) & ~no_data[:, None])
     s_all = np.concatenate([s_idx, np.flatnonzero(no_data)])
     n_obs, n_rows = len(s_idx), len(s_all)
-    good = ok[s_all]
-
-    def per_row(observed: np.ndarray) -> np.ndarray:  # the projected rows, then NaN for the series without data
-        out = np.full(n_rows, np.nan)
-        out[:n_obs] = observed
-        return out
+    good, no_year = ok[s_all], np.full(n_rows - n_obs, np.nan)  # the projected rows, then the series without data
 
     def per_series_text(text: np.ndarray) -> pd.Categorical:
         codes, categories = pd.factorize(pd.Series(text, dtype=object), use_na_sentinel=True)
@@ -739,20 +720,18 @@ def _assemble(panel, t_out, values, slot, ok, method, reason, kind, weights, com
     floats = [c for c in columns if c in LEVEL_COLUMNS or c == "last_value" or c.startswith("w_")]
     block = np.full((len(floats), n_rows), np.nan)
     kept = np.flatnonzero(good[:n_obs])  # projected rows of series that could be projected (all forecast)
-    projected = values[slot[s_idx[kept]], h_idx[kept]]
-    for k, col in enumerate(LEVEL_COLUMNS):
-        block[floats.index(col), kept] = projected[:, k]
+    block[np.ix_([floats.index(c) for c in LEVEL_COLUMNS], kept)] = values[slot[s_idx[kept]], h_idx[kept]].T
     block[floats.index("last_value")] = _last(panel.y, panel.n)[s_all]  # NaN for a series without data, as its years
     for j, m in enumerate(components if weights is not None else []):  # auto's weights (w_logit_linear: empty)
         block[floats.index(f"w_{m}")] = np.where(good, weights[s_all, j], np.nan)
     frame = pd.DataFrame(block.T, columns=floats, copy=False)
     ids = panel.ids[s_all]
     others = {"series_id": pd.array(ids, dtype=object) if ids.dtype == object else ids,
-              "year": _whole(per_row(t_out[s_idx, h_idx])),
+              "year": _whole(np.concatenate([t_out[s_idx, h_idx], no_year])),
               "method": per_series_text(np.where(ok, method, INSUFFICIENT)),
               "method_reason": per_series_text(reason), "n_points": panel.n[s_all],
               "first_year": _whole(panel.t[s_all, 0]), "last_year": _whole(_last(panel.t, panel.n)[s_all]),
-              "horizon": _whole(per_row(h_idx + 1.0)),
+              "horizon": _whole(np.concatenate([h_idx + 1.0, no_year])),
               "scale": per_series_text(np.where(no_data, None, _SCALE_NAMES[kind]))}
     for col in columns:
         if col in others:

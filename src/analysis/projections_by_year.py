@@ -1,11 +1,8 @@
 """Every indicator series (indicator x geography x sex) projected to 2030 and judged against the plan's
-targets, once per reporting year with only the data known then (load / process / save).
-
-The 2023 report must show what was knowable in 2023, so each reporting year (column ``as_of``) gets its
-own projections and verdicts, in ``projections/<as_of>.parquet`` and ``verdicts/<as_of>.parquet``, and all
-verdicts in ``verdicts.csv``. The engine is ``analysis.projection``, the same one behind ``python -m
-analysis project``. Reporting years are independent: ``--jobs`` of them are projected at once, each in a
-process of a ``concurrent.futures`` pool that writes its own year's files.
+targets, once per reporting year (column ``as_of``) with only the data known then: the 2023 report shows what
+was knowable in 2023. Files: ``projections/<as_of>.parquet``, ``verdicts/<as_of>.parquet`` and all verdicts in
+``verdicts.csv``. The engine is ``analysis.projection`` (as behind ``python -m analysis project``); reporting
+years are independent, ``--jobs`` of them projected at once, each in a pool process that writes its own files.
 """
 
 from __future__ import annotations
@@ -30,18 +27,16 @@ PROJECTIONS_DIR, VERDICTS_DIR, VERDICTS_CSV = "projections", "verdicts", "verdic
 
 
 def history(ind: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(history, series). ``history``: the engine's input, one row per series and year with a value, its
-    counts (their sampling variance weighs the years) and the bounds of its scale: 0-100%, except cohort
-    proxies, which exceed 100% with in-migration. Its ``series_id`` is the series' number (in order of first
-    appearance); ``series`` gives each number its key columns and its text id, 'CT16|ward|MY_PHUOC|female',
-    which every output carries. (The engine groups and merges on the ids many times: on a country's 2.9
-    million rows, with text ids the projections took 450 s and 8.5 GiB, with numbers as many seconds as
-    before the rewrite.)"""
+    """(history, series). ``history``: the engine's input, one row per series and year with a value, its counts
+    (their sampling variance weighs the years) and its scale's bounds: 0-100%, except cohort proxies (above 100%
+    with in-migration). Its ``series_id`` is the series' number (in order of first appearance): the engine
+    groups and merges on ids many times (a country's 2.9 million rows took 450 s and 8.5 GiB with text ids).
+    ``series`` gives each number its key columns and the text id every output carries, 'CT16|ward|MY_PHUOC|female'."""
     h = ind.loc[ind["value"].notna(), HISTORY_COLUMNS].reset_index(drop=True)
     number = h.groupby(KEY, sort=False, observed=True).ngroup().to_numpy()
     series = h.loc[~pd.Series(number).duplicated().to_numpy(), KEY].reset_index(drop=True)
     text = series.astype(str)
-    series["series_id"] = text["indicator_id"] + "|" + text["geo_level"] + "|" + text["geo_code"] + "|" + text["sex"]
+    series["series_id"] = text["indicator_id"].str.cat(text[KEY[1:]], sep="|")
     bounded = {i for i, spec in registry().items() if spec.compute["method"] != "cohort"}
     upper = series["indicator_id"].astype(str).isin(bounded).map({True: 100.0, False: float("nan")}).to_numpy()
     hist = h.drop(columns=KEY).assign(series_id=number, lower=0.0, upper=upper[number])
@@ -59,8 +54,7 @@ def series_targets(series: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
     out = frame.merge(years, how="cross").merge(
         targets[["indicator_id", "target_year", "target_value", "comparator"]], how="left")
     default = out["indicator_id"].map(lambda i: ">=" if reg[i].direction == "increase" else "<")
-    return out.assign(comparator=out["comparator"].fillna(default))[
-        ["series_id", "target_year", "target_value", "comparator"]]
+    return out.assign(comparator=out["comparator"].fillna(default)).drop(columns="indicator_id")
 
 
 def project_year(hist: pd.DataFrame, series: pd.DataFrame, targets: pd.DataFrame, as_of: int,
@@ -76,19 +70,14 @@ def project_year(hist: pd.DataFrame, series: pd.DataFrame, targets: pd.DataFrame
     verdict = verdicts.assess(h, proj, present.merge(targets, on="series_id"), as_of=as_of,
                               baseline_year=config.BASELINE_YEAR, lang="vi", checked=checked, breaks="shift")
     verdict["label_en"] = verdicts.verdict_labels(verdict, "en")
-    text = [c for c in proj.columns if proj[c].dtype == object or pd.api.types.is_string_dtype(proj[c].dtype)]
-    proj = proj.astype({c: "category" for c in text})
 
-    def laid_out(frame: pd.DataFrame, categorical: bool) -> pd.DataFrame:
-        """as_of, the key columns and the text id in front of the engine's columns."""
+    def laid_out(frame: pd.DataFrame) -> pd.DataFrame:
+        """as_of, the key columns and the text id (as text) in front of the engine's columns."""
         number = frame["series_id"].to_numpy(dtype="int64")
-        front = {col: series[col].take(number) for col in (*KEY, "series_id")}
-        front = {col: pd.Categorical(v) if categorical else v.astype("string") for col, v in front.items()}
-        head = pd.DataFrame({"as_of": as_of, **{c: pd.Series(v).to_numpy() for c, v in front.items()}},
-                            index=frame.index)
-        return pd.concat([head, frame.drop(columns="series_id")], axis=1)
+        head = {"as_of": as_of, **{c: series[c].to_numpy(object)[number] for c in (*KEY, "series_id")}}
+        return pd.concat([pd.DataFrame(head, index=frame.index), frame.drop(columns="series_id")], axis=1)
 
-    return laid_out(proj, True), laid_out(verdict, False)
+    return laid_out(proj), laid_out(verdict)
 
 
 def process(ind: pd.DataFrame, targets: pd.DataFrame, years: list[int] | None = None,
@@ -149,16 +138,14 @@ def save(ind: pd.DataFrame, targets: pd.DataFrame, processed_dir: Path | None = 
                 for future in done:
                     for key, n in zip(("series", "projection_rows", "verdicts"), future.result()):
                         written[key] += n
-        every = read_parquet_folder(work / VERDICTS_DIR)
-        csv_writer(every)(work / VERDICTS_CSV)
+        csv_writer(read_parquet_folder(work / VERDICTS_DIR))(work / VERDICTS_CSV)
         for name in (PROJECTIONS_DIR, VERDICTS_DIR, VERDICTS_CSV):
             install(work / name, folder / name)
     return written
 
 
 def load_projections(processed_dir: Path | None = None, as_of: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The projections and the verdicts of every reporting year; with ``as_of``, of that year only (one file
-    each: a report needs no other)."""
+    """Projections and verdicts of every reporting year, or of ``as_of`` only (one file each: all a report needs)."""
     folder = config.processed_dir(processed_dir)
     for name in (PROJECTIONS_DIR, VERDICTS_DIR):
         recover_folder(folder / name)
@@ -199,7 +186,6 @@ def run(args: argparse.Namespace) -> int:
     ind = load_indicators(args.processed_dir, columns=HISTORY_COLUMNS)
     written = save(ind, load_targets(args.raw_dir), args.processed_dir, until=args.until, jobs=args.jobs)
     print(f"{written['series']:,} chuỗi/series × năm báo cáo/reporting year, {written['verdicts']:,} đánh giá/verdicts "
-          f"({time.perf_counter() - started:.1f} s) -> "
-          f"{config.display_path(config.processed_dir(args.processed_dir))}/{PROJECTIONS_DIR}/, {VERDICTS_DIR}/, "
-          f"{VERDICTS_CSV}")
+          f"({time.perf_counter() - started:.1f} s) -> {config.display_path(config.processed_dir(args.processed_dir))}/"
+          f"{PROJECTIONS_DIR}/, {VERDICTS_DIR}/, {VERDICTS_CSV}")
     return 0

@@ -50,8 +50,8 @@ def verdict_labels(verdict: pd.DataFrame, lang: str = "vi") -> pd.Categorical:
     """Report label of each verdict row in ``lang``, read off its status and grade (no second assessment)."""
     status = pd.Categorical(verdict["status"], categories=pd.Index(STATUSES, dtype=object)).codes
     grade = pd.Categorical(verdict["grade"] if "grade" in verdict else np.full(len(verdict), None),
-                           categories=pd.Index(("", *GRADES), dtype=object)).codes  # 0: none ('' or missing)
-    grade = np.where(status == STATUSES.index("needs_acceleration"), np.maximum(grade, 0), 0)
+                           categories=pd.Index(("", *GRADES), dtype=object)).codes.clip(0)  # 0: none ('' or missing)
+    # every status x grade (only needs_acceleration's label depends on the grade), read off by each row's codes
     table = [status_label(s, lang, g) for s in STATUSES for g in (None, *GRADES)]
     labels = pd.Index(table, dtype=object).unique()
     code = np.where(status >= 0, labels.get_indexer(table)[np.maximum(status, 0) * (len(GRADES) + 1) + grade], -1)
@@ -80,14 +80,13 @@ def probability_of(projected: pd.DataFrame, target, comparator) -> np.ndarray:
     levels = np.array([lv for lv, _ in cols])
     target, comparator = np.asarray(target, float), np.asarray(comparator, dtype=object)
     strict, weak = _cdf(q, levels, target, True), _cdf(q, levels, target, False)
-    prob = np.select([comparator == ">=", comparator == ">", comparator == "<=", comparator == "<"],
-                     [1 - strict, 1 - weak, weak, strict], np.nan)
+    prob = np.select([comparator == c for c in COMPARATORS], [1 - strict, 1 - weak, weak, strict], np.nan)
     return np.where(np.isnan(q).any(1) | np.isnan(target), np.nan, prob)
 
 
 def _meets(value, target, comparator) -> np.ndarray:
     with np.errstate(invalid="ignore"):
-        return np.select([comparator == ">=", comparator == ">", comparator == "<=", comparator == "<"],
+        return np.select([comparator == c for c in COMPARATORS],
                          [value >= target, value > target, value <= target, value < target], False)
 
 
@@ -96,10 +95,10 @@ def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
     """Targets with an explicit ``comparator``: the column's (a plan's strict '<' wins), else from ``direction``
     (increase -> '>=', decrease -> '<='). A blank target_value means no target was set for that year."""
     meta = metadata()["verdict"]
-    have_rule = bool({"direction", "comparator"} & set(targets.columns))
     need = [c for c in ("series_id", "target_year", "target_value") if c not in targets.columns]
-    if need or not have_rule:
-        cols = ", ".join(need + ([] if have_rule else ["direction"]))
+    need += [] if {"direction", "comparator"} & set(targets.columns) else ["direction"]  # or comparator
+    if need:
+        cols = ", ".join(need)
         raise AnalysisError(f"Tệp chỉ tiêu thiếu cột: {cols}", f"Targets file is missing column(s): {cols}")
     tg = targets.copy()
     where = ("series_id", "target_year")
@@ -136,15 +135,17 @@ def normalise_targets(targets: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- the series since the baseline, on the working scale ----------------------------------------------------
-_NOTE_AFTER = "no observation in the baseline year: the pace is measured from the first observation after it"
-_NOTE_BREAK = "series break after the baseline year: the pace is measured from the first year on the new territory"
-_NOTE_FEW = "fewer than 2 observations since the baseline year: the pace is measured from the series' first year"
-_NOTES = (_NOTE_FEW, _NOTE_BREAK, _NOTE_AFTER)  # codes 1, 2, 3 (0: none)
+_NOTES = ("",  # the baseline's note, by code (0: none)
+          "fewer than 2 observations since the baseline year: the pace is measured from the series' first year",
+          "series break after the baseline year: the pace is measured from the first year on the new territory",
+          "no observation in the baseline year: the pace is measured from the first observation after it")
 
 # the reason of each verdict, in the order of the rules (plain English; the numbers are in the columns)
 _REASONS = (
     "the plan sets no target for this year", "observed in the target year: met", "observed in the target year: missed",
     "no data", "target year passed without an observation",
+    "fewer than {min_points} points since the last break: no trend to judge",
+    "not projected (the projection's method_reason says why)",
     "met in the latest year and kept: the series does not move away from it",
     "met in the latest year; it moves away from the target, but the projection still meets it with the "
     "probability required",
@@ -226,7 +227,7 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
     observed = checked.loc[checked["value"].notna(), ["series_id", "year", "value"]]  # before a break too
     out = out.merge(observed.rename(columns={"year": "target_year", "value": "observed"}),
                     on=["series_id", "target_year"], how="left")
-    keep = [c for c in (*LEVEL_COLUMNS, "method", "method_reason") if c in projections.columns]
+    keep = [c for c in (*LEVEL_COLUMNS, "method") if c in projections.columns]
     proj = projections.loc[projections["year"].isin(tg["target_year"].unique()), ["series_id", "year", *keep]]
     proj = proj.astype({"year": "int64", **{c: object for c in keep if isinstance(proj[c].dtype, pd.CategoricalDtype)}})
     out = out.merge(proj.rename(columns={"year": "target_year"}), on=["series_id", "target_year"], how="left")
@@ -303,11 +304,9 @@ def assess(history: pd.DataFrame, projections: pd.DataFrame, targets: pd.DataFra
         [no_target, has_obs & met, has_obs, np.isnan(L), reached, short, ~projectable, kept, likely & met_now,
          likely, moving_away & met_now, moving_away, grade == 1, grade == 2, lost, grade == 3],
         list(range(16)), 16)
-    reasons = [*_REASONS[:5], f"fewer than {meta['min_points']} points since the last break: no trend to judge",
-               "not projected (the projection's method_reason says why)", *_REASONS[5:]]
-    notes = ("", *_NOTES)
-    code = which * len(notes) + np.where(paced, out["baseline_note"].fillna(0).to_numpy(int), 0)
-    reason = _categorical(code, [r + (f"; {n}" if n else "") for r in reasons for n in notes])
+    code = which * len(_NOTES) + np.where(paced, out["baseline_note"].fillna(0).to_numpy(int), 0)
+    reason = _categorical(code, [r.format(min_points=meta["min_points"]) + (f"; {n}" if n else "")
+                                 for r in _REASONS for n in _NOTES])
     toward_open = np.isin(pace_code, [_AHEAD, _BEHIND])  # towards a target not met yet: the pace is compared
     known = [*metadata()["methods"], INSUFFICIENT]  # the same categories in every call, then a file's own
     other = sorted({str(m) for m in pd.unique(out["method"].dropna())} - set(known)) if "method" in out.columns else []
