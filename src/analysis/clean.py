@@ -31,7 +31,7 @@ from analysis.formats import csv_writer, parquet_writer
 from analysis.read import SCHOOL_YEAR_IN_TEXT, RawSheet, RawWorkbook, read_workbook
 from analysis.template import (
     FEMALE_SUFFIX, LOWER_SECONDARY_TYPES, NO_VALUES, PRESCHOOL_TYPES, PRIMARY_TYPES, SHEETS, WORKBOOK_NAME_RE,
-    YES_MARKS, YES_VALUES, Column, by_sex_subset_rules, category_lookup, fold, subset_rules,
+    YES_MARKS, YES_VALUES, by_sex_subset_rules, category_lookup, fold, subset_rules,
 )
 
 # names of the tidy tables in data/processed/ (one Parquet file each)
@@ -72,12 +72,8 @@ def year_of_file(path: Path) -> int:
 
 def discover(raw_dir: Path, years: list[int] | None = None) -> dict[int, Path]:
     """School-year workbooks in ``raw_dir`` (the name skips Excel lock files '~$…'; the template is in a folder)."""
-    found: dict[int, Path] = {}
-    for path in sorted(raw_dir.glob("*.xlsx")):
-        m = WORKBOOK_NAME_RE.match(path.name)
-        if m and (years is None or int(m["end"]) in years):
-            found[int(m["end"])] = path
-    return found
+    found = {_year_or_none(path.name): path for path in sorted(raw_dir.glob("*.xlsx"))}
+    return {y: path for y, path in found.items() if y is not None and (years is None or y in years)}
 
 
 # --- cell coercion (vectorised per column) ---------------------------------------------------------------
@@ -97,9 +93,8 @@ def _clean_text_one(v) -> tuple[str | None, bool]:
 
 
 def _per_distinct(values: pd.Series, one) -> tuple[list, list]:
-    """``one(cell) -> (a, b)`` for every cell, each distinct cell computed once (names, types, wards and
-    yes/no spellings repeat down a column; typed: 1, 1.0 and True are distinct cells); returns the lists
-    of a and of b."""
+    """``one(cell) -> (a, b)`` over the cells as two lists, each distinct cell computed once (values repeat down a
+    column; typed: 1, 1.0 and True are distinct cells)."""
     once = functools.lru_cache(maxsize=None, typed=True)(one)
     pairs = [once(v) for v in values.tolist()]
     return [a for a, _ in pairs], [b for _, b in pairs]
@@ -135,10 +130,8 @@ def _read_number(v) -> tuple[float, str]:
 
 
 def parse_counts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Cells -> nullable integers and a reason code for each cell that is not a valid count.
-
-    Python floats (what the Excel reader gives for numbers) are taken as they are, other cells (text numbers,
-    blanks, dates…) are read by ``_read_number``; then every number gets the same checks, as one array."""
+    """Cells -> nullable integers and a reason code for each cell that is not a valid count. Python floats (the
+    Excel reader's numbers) are taken as they are, other cells read by ``_read_number``; then all checked at once."""
     n = len(values)
     cells = np.asarray(values.array, dtype=object)
     is_float = np.fromiter((v.__class__ is float for v in cells), dtype=bool, count=n)
@@ -199,11 +192,9 @@ class SheetCleaner:
         self.problems: list[Problem] = list(raw.problems)
         for p in self.problems:
             p.year = year
-        self.excel_rows = pd.Series([r for r, _ in raw.rows], dtype="int64")
-        cells = {cid: [row[idx] if idx < len(row) else None for _, row in raw.rows]
-                 for cid, (idx, _) in raw.columns.items()}
-        self.cells = {cid: pd.Series(v, dtype=object) for cid, v in cells.items()}
-        self.frame = pd.DataFrame({"source_row": self.excel_rows})
+        self.cells = {cid: pd.Series([row[idx] if idx < len(row) else None for _, row in raw.rows], dtype=object)
+                      for cid, (idx, _) in raw.columns.items()}
+        self.frame = pd.DataFrame({"source_row": pd.Series([r for r, _ in raw.rows], dtype="int64")})
 
     def problem(self, i: int, column_id: str, severity: str, code: str, vi: str, en: str, value=None,
                 frame: pd.DataFrame | None = None) -> None:
@@ -225,14 +216,6 @@ class SheetCleaner:
         """``problem`` at every row where ``rows`` is true, each with its own cell of ``values``."""
         for i in np.flatnonzero(rows):
             self.problem(int(i), column_id, severity, code, vi, en, None if values is None else values.iloc[i], frame)
-
-    def _report(self, col: Column, reasons: pd.Series, originals: pd.Series) -> None:
-        for i in reasons.index[reasons.to_numpy() != ""]:  # only the cells with a problem
-            why = reasons[i]
-            if why == "blank" and not col.required:
-                continue  # an optional girls' cell left blank just means no breakdown by sex for that row
-            severity, vi, en = _REASONS[why]
-            self.problem(i, col.id, severity, why, vi, en, originals.iloc[i])
 
     def run(self) -> pd.DataFrame:
         for col in self.spec.columns:
@@ -272,7 +255,12 @@ class SheetCleaner:
                 self.frame[col.id] = codes
             else:  # yes/no or count
                 parsed, reasons = (parse_yesno if col.kind == "yesno" else parse_counts)(values)
-                self._report(col, reasons.where(~formula, ""), values)
+                why = reasons.to_numpy()
+                for i in np.flatnonzero((why != "") & ~formula):  # only the cells with a problem
+                    # an optional girls' cell left blank just means no breakdown by sex for that row
+                    if why[i] != "blank" or col.required:
+                        severity, vi, en = _REASONS[why[i]]
+                        self.problem(int(i), col.id, severity, why[i], vi, en, values.iloc[i])
                 self.frame[col.id] = parsed.where(~formula, pd.NA)
         self._check_subsets()
         self._check_all_zero()
@@ -549,12 +537,10 @@ class CleanRun:
 
 
 def clean_all(raw_dir: Path, years: list[int] | None = None, jobs: int = 1) -> CleanRun:
-    """Clean every school-year workbook; a file that fails is reported, the others still cleaned.
-
-    ``jobs`` > 1 cleans that many workbooks at once in separate processes (the workbooks are independent;
-    the result is the same, in year order). Worth it for many large workbooks (a country), not for a district."""
+    """Clean every school-year workbook; a file that fails is reported, the others still cleaned. ``jobs`` > 1
+    cleans that many at once in separate processes (the workbooks are independent; the result is the same, in year
+    order): worth it for many large workbooks (a country), not for a district."""
     crosswalk = Crosswalk.load(raw_dir)
-    done, failures = {}, []
     paths = discover(raw_dir, years)
     if jobs > 1 and len(paths) > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -564,12 +550,8 @@ def clean_all(raw_dir: Path, years: list[int] | None = None, jobs: int = 1) -> C
             outcomes = list(pool.map(_clean_in_worker, paths.values()))
     else:
         outcomes = [_clean_or_error(path, crosswalk) for path in paths.values()]
-    for year, outcome in zip(paths, outcomes):
-        if isinstance(outcome, CleanYear):
-            done[year] = outcome
-        else:
-            failures.append(DataFileError(**outcome))
-    return CleanRun(done, failures)
+    return CleanRun({year: c for year, c in zip(paths, outcomes) if isinstance(c, CleanYear)},
+                    [DataFileError(**c) for c in outcomes if not isinstance(c, CleanYear)])
 
 
 def _clean_or_error(path: Path, crosswalk: Crosswalk) -> CleanYear | dict:
@@ -618,11 +600,10 @@ def _year_or_none(file: str):
 
 def combine(run: CleanRun) -> dict[str, pd.DataFrame]:
     """The tidy tables over all cleaned years."""
-    out = {}
-    for sheet, name in TABLES.items():
-        frames = [c.tables[sheet] for _, c in sorted(run.years.items())]
-        out[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    problems = [p for _, c in sorted(run.years.items()) for p in c.problems]
+    cleaned = [c for _, c in sorted(run.years.items())]
+    out = {name: pd.concat([c.tables[sheet] for c in cleaned], ignore_index=True) if cleaned else pd.DataFrame()
+           for sheet, name in TABLES.items()}
+    problems = [p for c in cleaned for p in c.problems]
     problems += [f.as_problem(_year_or_none(f.file)) for f in run.failures]
     out["quality"], out["files"] = quality_frame(problems), files_frame(run)
     return out
@@ -650,8 +631,7 @@ def merge_with_existing(new: dict[str, pd.DataFrame], folder: Path, years: list[
             old = pd.read_parquet(path)
             if "year" in old:
                 old = old[~old["year"].isin(years)]
-                frame = pd.concat([old, frame], ignore_index=True).sort_values("year", kind="stable")
-                frame = frame.reset_index(drop=True)
+                frame = pd.concat([old, frame]).sort_values("year", kind="stable", ignore_index=True)
         merged[name] = frame
     if "quality" in merged:
         merged["quality"] = quality_frame_from_frame(merged["quality"])
