@@ -58,13 +58,18 @@ class Crosswalk:
     """The crosswalk's units and how they changed; answers per school year are kept (it never changes)."""
 
     def __init__(self, frame: pd.DataFrame, source: str = config.CROSSWALK_FILE):
-        self.source = source
         frame = _validate(frame, source)
         self.versions = (frame.drop(columns=["successor_code", "mapping"])
                          .drop_duplicates(["unit_code", "valid_from"]).reset_index(drop=True))
         self.versions["name_key"] = self.versions["unit_name"].map(name_key)
         succ = frame[frame["successor_code"].notna()]
         self.successors = succ[["unit_code", "successor_code", "mapping"]].drop_duplicates().reset_index(drop=True)
+        # unit -> [(unit it was formed from, mapping)] and unit -> [(unit it went into, mapping)]
+        self._predecessors: dict[str, list[tuple[str, str]]] = {}
+        self._successors: dict[str, list[tuple[str, str]]] = {}
+        for unit, successor, mapping in self.successors.itertuples(index=False):
+            self._predecessors.setdefault(successor, []).append((unit, mapping))
+            self._successors.setdefault(unit, []).append((successor, mapping))
         self._cache: dict[tuple, object] = {}
 
     @classmethod
@@ -196,20 +201,6 @@ class Crosswalk:
         return code
 
     # --- across years ---------------------------------------------------------------------------------
-    @cached_property
-    def _predecessors(self) -> dict[str, list[tuple[str, str]]]:
-        preds: dict[str, list[tuple[str, str]]] = {}
-        for unit, succ, mapping in self.successors.itertuples(index=False):
-            preds.setdefault(succ, []).append((unit, mapping))
-        return preds
-
-    @cached_property
-    def _successors(self) -> dict[str, list[tuple[str, str]]]:
-        succs: dict[str, list[tuple[str, str]]] = {}
-        for unit, succ, mapping in self.successors.itertuples(index=False):
-            succs.setdefault(unit, []).append((succ, mapping))
-        return succs
-
     def origins(self, code: str, stop: set[str] | frozenset[str] = frozenset()) -> set[str]:
         """The units ``code`` was formed from, followed back through the successor rows (whole or partial)
         until a unit of ``stop`` or one without predecessors: a unit that was not formed from others is its own."""
@@ -224,12 +215,8 @@ class Crosswalk:
                 out.add(unit)
         return out
 
-    def has_history(self, code: str) -> bool:
-        """Was this unit formed from others (it has predecessors in the crosswalk)?"""
-        return code in self._predecessors
-
     def current_ward_map(self, codes) -> dict[str, str]:
-        """Historical ward -> today's ward, where today's is a union of whole wards of ``codes`` (the data's):
+        """Historical ward -> today's ward, when today's was formed from whole wards of ``codes`` (the data's) only:
         a split, or a merger with territory without data, cannot be restated in today's without guessing."""
         codes = set(codes)
         out: dict[str, str] = {}
@@ -243,7 +230,7 @@ class Crosswalk:
                     ok = False
                     break
                 cur = nxt[0][0]
-            if ok and self._fully_covered(cur, codes):
+            if ok and cur in self._predecessors and self._fully_covered(cur, codes):
                 out[code] = cur
         return out
 
@@ -382,10 +369,8 @@ def data_geography(wards_by_year: dict[int, list[str]], crosswalk: Crosswalk,
     territory = next((lv for lv in above if len(hierarchy) and hierarchy[lv].notna().all()
                       and (hierarchy.groupby("year")[lv].nunique() == 1).all()), "ward")
     levels = [] if territory == "ward" else above[: above.index(territory) + 1][::-1]
-    every = {w for ws in wards_by_year.values() for w in ws}
-    current = {old: new for old, new in crosswalk.current_ward_map(every).items() if crosswalk.has_history(new)}
-    columns = ["year", "ward", *levels]
-    geo = DataGeography(crosswalk, hierarchy.reindex(columns=columns), territory, levels, current)
+    geo = DataGeography(crosswalk, hierarchy.reindex(columns=["year", "ward", *levels]), territory, levels,
+                        crosswalk.current_ward_map({w for ws in wards_by_year.values() for w in ws}))
     if survey is not None and levels and "ma_don_vi_cu" in survey:
         geo.restate(survey)
     return geo
