@@ -21,12 +21,8 @@ QUALITY_COLUMNS = [
 
 def excel_column_letter(index: int) -> str:
     """0-based column index -> Excel letters (0 -> 'A', 27 -> 'AB')."""
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
+    head, rem = divmod(index, 26)
+    return (excel_column_letter(head - 1) if head else "") + chr(65 + rem)
 
 
 @dataclass
@@ -85,5 +81,4 @@ class AnalysisError(Exception):
 
     def __init__(self, message_vi: str, message_en: str):
         super().__init__(f"{message_vi} / {message_en}")
-        self.message_vi = message_vi
-        self.message_en = message_en
+        self.message_vi, self.message_en = message_vi, message_en
