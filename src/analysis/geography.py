@@ -13,7 +13,6 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -62,6 +61,9 @@ class Crosswalk:
         self.versions = (frame.drop(columns=["successor_code", "mapping"])
                          .drop_duplicates(["unit_code", "valid_from"]).reset_index(drop=True))
         self.versions["name_key"] = self.versions["unit_name"].map(name_key)
+        last = self.versions.drop_duplicates("unit_code", keep="last")
+        self._latest_names = dict(zip(last["unit_code"], last["unit_name"]))  # code -> its last version's name
+        self.level_of = dict(zip(self.versions["unit_code"], self.versions["level"]))
         succ = frame[frame["successor_code"].notna()]
         self.successors = succ[["unit_code", "successor_code", "mapping"]].drop_duplicates().reset_index(drop=True)
         # unit -> [(unit it was formed from, mapping)] and unit -> [(unit it went into, mapping)]
@@ -131,12 +133,6 @@ class Crosswalk:
             return WardMatch(None, None, "outside_year", tuple(other["unit_code"].unique()))
         return WardMatch(None, None, "unknown")
 
-    @cached_property
-    def _latest_names(self) -> dict[str, str]:
-        """code -> the name of its last version (in file order)."""
-        last = self.versions.drop_duplicates("unit_code", keep="last")
-        return dict(zip(last["unit_code"], last["unit_name"]))
-
     def names_at(self, year: int) -> dict[str, str]:
         """code -> its name that school year: its first version valid at the year's start, else its latest."""
         def build() -> dict[str, str]:
@@ -150,10 +146,6 @@ class Crosswalk:
         return (self._latest_names if year is None else self.names_at(year)).get(code, code)
 
     # --- hierarchy ------------------------------------------------------------------------------------------
-    @cached_property
-    def level_of(self) -> dict[str, str]:
-        return dict(zip(self.versions["unit_code"], self.versions["level"]))
-
     def parents_at(self, year: int) -> dict[str, str]:
         """unit -> parent for the units of a school year (valid at its start, or created during it)."""
         def build() -> dict[str, str]:
