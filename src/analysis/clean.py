@@ -70,6 +70,11 @@ def year_of_file(path: Path) -> int:
     return int(m["end"])
 
 
+def _year_or_none(file: str):
+    m = WORKBOOK_NAME_RE.match(file)
+    return int(m["end"]) if m else None
+
+
 def discover(raw_dir: Path, years: list[int] | None = None) -> dict[int, Path]:
     """School-year workbooks in ``raw_dir`` (the name skips Excel lock files '~$…'; the template is in a folder)."""
     found = {_year_or_none(path.name): path for path in sorted(raw_dir.glob("*.xlsx"))}
@@ -591,11 +596,6 @@ def files_frame(run: CleanRun) -> pd.DataFrame:
     for f in run.failures:
         rows.append({"year": _year_or_none(f.file), "file": f.file, "status": "failed", "sha256": ""})
     return pd.DataFrame(rows)
-
-
-def _year_or_none(file: str):
-    m = WORKBOOK_NAME_RE.match(file)
-    return int(m["end"]) if m else None
 
 
 def combine(run: CleanRun) -> dict[str, pd.DataFrame]:
