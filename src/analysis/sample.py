@@ -206,13 +206,11 @@ def _facilities(story: dict, roster: pd.DataFrame, active: np.ndarray, years: li
             share = series(shares, years) / 100
             for j in range(len(years)):
                 act = active[:, j] & members
-                k = int(round(share[j] * act.sum()))
                 keep = act & (has[:, j - 1] if j else False) & ~forced[:, j]
                 free = np.flatnonzero(act & ~keep & ~forced[:, j])
-                need = max(k - int(keep.sum()), 0)
-                chosen = free[np.argsort(-priority[free], kind="stable")[:need]]
+                need = max(int(round(share[j] * act.sum())) - int(keep.sum()), 0)
                 has[keep, j] = True
-                has[chosen, j] = True
+                has[free[np.argsort(-priority[free], kind="stable")[:need]], j] = True
         out[column] = has
     return out
 
@@ -232,13 +230,12 @@ def _simulate_preschools(story, roster, active, years, pop_ratio, communes, seed
     idx = np.flatnonzero(roster["type"].isin(T.PRESCHOOL_TYPES).to_numpy())
     r = roster.iloc[idx].reset_index(drop=True)
     rng = rng_for(seed, "preschool")
-    n_y = len(years)
     enrol_factor = series(ctx["preschool_enrolment_factor"], years)
     coverage = series(ctx["preschool_assessment_coverage"], years)
     since_open = np.array(years)[None, :] - r["open"].to_numpy()[:, None]
     ramp = np.where(r["opened_in_story"].to_numpy()[:, None], np.clip(0.55 + 0.25 * since_open, 0, 1), 1.0)
     expected = (r["size_pre"].to_numpy()[:, None] * pop_ratio[idx] ** 0.8 * ramp * enrol_factor[None, :]
-                 * np.exp(rng.normal(0, 0.05, (len(r), n_y))))
+                 * np.exp(rng.normal(0, 0.05, (len(r), len(years)))))
     expected = np.where(active[idx], expected, 0)
     children = rng.poisson(expected)
     girls = rng.binomial(children, popc["girls_share"]["preschool"])
@@ -248,7 +245,7 @@ def _simulate_preschools(story, roster, active, years, pop_ratio, communes, seed
     offset = _offsets(ctx["school_offsets"]["CT15"], r, communes, rng)
     values = series(spec["values"], years) / 100
     on_track = np.zeros_like(assessed)
-    for j in range(n_y):
+    for j in range(len(years)):
         base = logit(values[j]) + offset[:, None] + rng.normal(0, 0.1, (len(r), 1)) + sex_terms(spec["girls_odds_ratio"])
         on_track[:, j] = rng.binomial(assessed[:, j], calibrate(assessed[:, j], base, values[j] * assessed[:, j].sum()))
     return idx, assessed, on_track
@@ -406,7 +403,7 @@ def simulate(story: dict, geo: Geography, seed: int = DEFAULT_SEED) -> Truth:
               for lvl in ("tieu_hoc", "thcs")}
     survey = _simulate_survey(story, geo, years, pop, seed)
 
-    truth = Truth(seed=seed, years=years)
+    truth = Truth(seed=seed, years=years, xa_phuong=survey)
     codes = roster["code"].to_numpy()
     for j, year in enumerate(years):
         on = active[:, j]
@@ -424,7 +421,6 @@ def simulate(story: dict, geo: Geography, seed: int = DEFAULT_SEED) -> Truth:
                                        **{c: v[keep, j] for c, v in counts.items()}}))
         frame = pd.concat(parts, ignore_index=True).sort_values(["_order", "cap_hoc"], kind="stable")
         truth.pho_thong[year] = frame[[c.id for c in T.PHO_THONG.columns]].reset_index(drop=True)
-        truth.xa_phuong[year] = survey[year]
     return truth
 
 
@@ -534,8 +530,7 @@ def _columns(sheet: T.Sheet, style: dict, rng: np.random.Generator, former: bool
     if order == "shuffled":
         blocks = [list(b) for _, b in itertools.groupby(rest, lambda c: c.column.female_of or c.id)]  # girls by total
         first = blocks.pop(0) if sheet is T.PHO_THONG else []  # the level stays beside the code, as every office does
-        perm = rng.permutation(len(blocks))
-        rest = first + [c for k in perm for c in blocks[k]]
+        rest = first + [c for k in rng.permutation(len(blocks)) for c in blocks[k]]
     elif order == "girls_last":
         rest = [c for c in rest if c.column.female_of is None] + [c for c in rest if c.column.female_of is not None]
     out = [key, *rest]
