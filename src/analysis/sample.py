@@ -185,13 +185,10 @@ def _facilities(story: dict, roster: pd.DataFrame, active: np.ndarray, years: li
     that had it keep it, the next by priority (kind of institution + a random term) get it."""
     ctx = story["context"]
     is_school = roster["type"].isin(T.PRIMARY_TYPES | T.LOWER_SECONDARY_TYPES).to_numpy()
-    plans = {
-        "cong_trinh_ve_sinh": [(np.ones(len(roster), bool), story["indicators"]["CT07"]["values"])],
-        "ho_tro_tam_ly": [(is_school, story["indicators"]["CT19"]["values"]),
-                          (~is_school, ctx["preschool_psych_support_pct"])],
-        "csvc_khuyet_tat": [(is_school, story["indicators"]["CT20A"]["values"]),
-                            (~is_school, ctx["preschool_csvc_pct"])],
-    }
+    ind = story["indicators"]
+    plans = {"cong_trinh_ve_sinh": [(np.ones(len(roster), bool), ind["CT07"]["values"])],
+             "ho_tro_tam_ly": [(is_school, ind["CT19"]["values"]), (~is_school, ctx["preschool_psych_support_pct"])],
+             "csvc_khuyet_tat": [(is_school, ind["CT20A"]["values"]), (~is_school, ctx["preschool_csvc_pct"])]}
     out = {}
     for column, groups in plans.items():
         rng = rng_for(seed, "facility", column)
@@ -248,7 +245,8 @@ def _simulate_preschools(story, roster, active, years, pop_ratio, communes, seed
     for j in range(len(years)):
         base = logit(values[j]) + offset[:, None] + rng.normal(0, 0.1, (len(r), 1)) + sex_terms(spec["girls_odds_ratio"])
         on_track[:, j] = rng.binomial(assessed[:, j], calibrate(assessed[:, j], base, values[j] * assessed[:, j].sum()))
-    return idx, assessed, on_track
+    return idx, {"tre_24_59_danh_gia": assessed.sum(axis=-1), "tre_24_59_danh_gia_nu": assessed[..., GIRLS],
+                 "tre_24_59_phu_hop": on_track.sum(axis=-1), "tre_24_59_phu_hop_nu": on_track[..., GIRLS]}
 
 
 LEVELS = {  # level: institution types, grades, entry factor, dropout indicator, completion check
@@ -354,7 +352,6 @@ def _simulate_survey(story, geo, years, pop, seed) -> dict[int, pd.DataFrame]:
     out = {}
     for j, year in enumerate(years):
         cells = _survey_cells(story, geo, year, pop)
-        n = len(cells)
         data = {}
         for den, num, ind, age in SURVEY_PAIRS:
             lam = (cells["tkt"].to_numpy() if age == "tkt"
@@ -364,7 +361,7 @@ def _simulate_survey(story, geo, years, pop, seed) -> dict[int, pd.DataFrame]:
             people = np.stack([g, total - g], axis=-1)
             spec = story["indicators"][ind]
             value = spec["values"][year] / 100
-            base = (logit(value) + cells["advantage"].to_numpy()[:, None] + rng.normal(0, 0.08, (n, 1))
+            base = (logit(value) + cells["advantage"].to_numpy()[:, None] + rng.normal(0, 0.08, (len(cells), 1))
                     + sex_terms(spec["girls_odds_ratio"]))
             yes = rng.binomial(people, calibrate(people, base, value * people.sum()))
             data[den], data[den + T.FEMALE_SUFFIX] = people.sum(axis=1), people[:, GIRLS]
@@ -398,7 +395,7 @@ def simulate(story: dict, geo: Geography, seed: int = DEFAULT_SEED) -> Truth:
     active = (roster["open"].to_numpy()[:, None] <= years) & (roster["last"].to_numpy()[:, None] >= years)
 
     facilities = _facilities(story, roster, active, years, seed)
-    pre_idx, assessed, on_track = _simulate_preschools(story, roster, active, years, pop_ratio, communes, seed)
+    pre_idx, preschool = _simulate_preschools(story, roster, active, years, pop_ratio, communes, seed)
     levels = {lvl: _simulate_level(story, roster, lvl, years, sim_years, pop_ratio_sim, growth_rel, communes, seed)
               for lvl in ("tieu_hoc", "thcs")}
     survey = _simulate_survey(story, geo, years, pop, seed)
@@ -409,11 +406,8 @@ def simulate(story: dict, geo: Geography, seed: int = DEFAULT_SEED) -> Truth:
         on = active[:, j]
         truth.truong[year] = _truong_frame(roster, on, year, geo, {c: v[:, j] for c, v in facilities.items()})
         keep = on[pre_idx]
-        truth.mam_non[year] = pd.DataFrame({
-            "ma_truong": codes[pre_idx][keep],
-            "tre_24_59_danh_gia": assessed[keep, j].sum(axis=1), "tre_24_59_danh_gia_nu": assessed[keep, j, GIRLS],
-            "tre_24_59_phu_hop": on_track[keep, j].sum(axis=1), "tre_24_59_phu_hop_nu": on_track[keep, j, GIRLS],
-        })
+        truth.mam_non[year] = pd.DataFrame({"ma_truong": codes[pre_idx][keep],
+                                            **{c: v[keep, j] for c, v in preschool.items()}})
         parts = []
         for lvl, (idx, counts) in levels.items():
             keep = on[idx]
@@ -758,7 +752,7 @@ class _YearExport:
         if column.kind == "category":
             return self._category(column, v)
         if column.kind == "yesno":
-            yes, no = YESNO_TEXT.get(self.style["yesno"], YESNO_TEXT["co_khong"])
+            yes, no = YESNO_TEXT[self.style["yesno"]]
             return v if isinstance(v, str) else yes if v else no  # str: an injected soft problem
         return v
 
