@@ -109,10 +109,7 @@ def calibrate(n: np.ndarray, base: np.ndarray, target: float) -> np.ndarray:
     lo, hi = -40.0, 40.0
     for _ in range(90):
         mid = 0.5 * (lo + hi)
-        if (n * expit(base + mid)).sum() > goal:
-            hi = mid
-        else:
-            lo = mid
+        lo, hi = (lo, mid) if (n * expit(base + mid)).sum() > goal else (mid, hi)
     return expit(base + 0.5 * (lo + hi))
 
 
@@ -669,8 +666,7 @@ class _YearExport:
         return records
 
     def _title(self) -> int:
-        """Title rows (2-4, merged across the table, the last one says the data are synthetic); returns the
-        header row."""
+        """Title rows (2-4, merged across the table, the last says the data are synthetic); returns the header row."""
         g, n_title = self.g, self.style["title_rows"]
         width, r = max(g.n_cols, 4), 1
         # odd years write the school year inside the title, even years on a line of its own
@@ -726,9 +722,8 @@ class _YearExport:
         """The data rows; returns the row of each record (by id) and the sums of the count columns."""
         ward_style = self.style["wards"].get(self.sid, "full")
         sums = {c.id: 0 for c in cols if c.column is not None and c.column.kind == "count"}
-        row_of: dict[int, int] = {}
+        row_of = {id(rec): r for r, rec in enumerate(records, first)}
         for r, rec in enumerate(records, first):
-            row_of[id(rec)] = r
             for c, col in enumerate(cols, 1):
                 v = self._cell(col, rec, r - first + 1, ward_style)
                 if col.id in sums and isinstance(v, (int, np.integer)):
@@ -867,7 +862,7 @@ def _count_text(v: int, mode: str, rng) -> tuple[object, bool]:
 
 
 def _ghichu(year: int, seed: int) -> Grid:
-    g = Grid(T.NOTE_SHEET, n_cols=1)
+    g = Grid(T.NOTE_SHEET, n_cols=1, widths={1: 120})
     label = T.school_year_label(year)
     lines = [
         "GHI CHÚ - DỮ LIỆU GIẢ LẬP / NOTE - SYNTHETIC DATA",
@@ -893,7 +888,6 @@ def _ghichu(year: int, seed: int) -> Grid:
     ]
     for n, text in enumerate(lines, 1):
         g.line(n, text, "bold" if n == 1 else "")
-    g.widths = {1: 120}
     return g
 
 
@@ -903,8 +897,7 @@ FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def workbook_bytes(book: Book) -> bytes:
-    """The .xlsx bytes of a book, identical for identical content: fixed document dates, and the zip rewritten
-    with sorted entries, a fixed time and fixed attributes."""
+    """The .xlsx bytes of a book, identical for identical content: fixed dates, zip entries sorted, fixed attributes."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
     from openpyxl.writer.excel import ExcelWriter
