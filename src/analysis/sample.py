@@ -268,8 +268,7 @@ def _simulate_level(story, roster, level, years, sim_years, pop_ratio_sim, growt
     drop_rate, comp_rate = (series(s["values"], sim_years) / 100 for s in (drop_spec, comp_spec))  # burn-in: 1st value
     off_drop = _offsets(ctx["school_offsets"]["dropout"], r, communes, rng)
     off_comp = _offsets(ctx["school_offsets"]["completion"], r, communes, rng)
-    opens, lasts = r["open"].to_numpy(), r["last"].to_numpy()
-    explicit = r["opened_in_story"].to_numpy()
+    opens, lasts, explicit = r["open"].to_numpy(), r["last"].to_numpy(), r["opened_in_story"].to_numpy()
     n = len(r)
     moved = np.zeros((n, grades - 1, 2), dtype=np.int64)
     repeat = np.zeros((n, 2), dtype=np.int64)
@@ -618,14 +617,12 @@ class _YearExport:
 
     def _sheet(self, sheet: T.Sheet) -> Grid:
         sid, style = sheet.name, self.style
-        self.sid, self.g = sid, Grid(sheet.aliases[0] if style["sheet_names"] == "alias" else sid)  # e.g. 'Trường'
-        self.text_mode = style["text_numbers"] if sid in style["text_sheets"] else "none"
-        g = self.g
-        if g.name != sid:
-            self.note("sheet_alias", "sheet", value=g.name, note="sheet named with a template alias")
+        self.sid, self.text_mode = sid, style["text_numbers"] if sid in style["text_sheets"] else "none"
         former = sid == "XaPhuong" and "don_vi_cu" in self.truth.xa_phuong[self.year]
         cols = _columns(sheet, style, self.rng, former)
-        g.n_cols = len(cols)
+        self.g = g = Grid(sheet.aliases[0] if style["sheet_names"] == "alias" else sid, n_cols=len(cols))  # 'Trường'
+        if g.name != sid:
+            self.note("sheet_alias", "sheet", value=g.name, note="sheet named with a template alias")
         if not style["girls"]:
             self.note("girls_columns_absent", "sheet", note="optional '– Nữ' columns not in this year's export")
         records = self._records(sid)
