@@ -669,8 +669,7 @@ class _YearExport:
         # odd years write the school year inside the title, even years on a line of its own
         title = f"{SHEET_TITLES[self.sid]} NĂM HỌC {self.label}" if self.year % 2 else SHEET_TITLES[self.sid]
         year_line = None if self.year % 2 else f"Năm học: {self.label.replace('-', ' - ')}"
-        if self.style["agency"] == "hcm":
-            title += " - ĐỊA BÀN BẾN CÁT CŨ (THEO DÕI KẾ HOẠCH 226/KH-PGDĐT)"
+        title += " - ĐỊA BÀN BẾN CÁT CŨ (THEO DÕI KẾ HOẠCH 226/KH-PGDĐT)" if self.style["agency"] == "hcm" else ""
         if n_title >= 4:  # the agency beside the national motto
             half = max(width // 2, 2)
             for left, right in ((self.agency, "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"),
