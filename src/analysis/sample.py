@@ -104,7 +104,6 @@ def calibrate(n: np.ndarray, base: np.ndarray, target: float) -> np.ndarray:
     """Probabilities expit(base + d) with the shift d that makes sum(n * p) == target: ``base`` carries the
     relative differences (wards, schools, sex). Bisection: robust for rates near 0 or 100%."""
     n = np.asarray(n, dtype=float)
-    base = np.broadcast_to(np.asarray(base, dtype=float), n.shape)
     goal = min(max(float(target), 1e-9), n.sum() * (1 - 1e-12))
     lo, hi = -40.0, 40.0
     for _ in range(90):
@@ -115,13 +114,11 @@ def calibrate(n: np.ndarray, base: np.ndarray, target: float) -> np.ndarray:
 
 def sex_terms(odds_ratio: float) -> np.ndarray:
     """Logit offsets (girls, boys) whose difference is log(odds ratio)."""
-    half = 0.5 * np.log(odds_ratio)
-    return np.array([half, -half])
+    return np.array([0.5, -0.5]) * np.log(odds_ratio)
 
 
 def series(spec, years: Sequence[int]) -> np.ndarray:
     """A yearly series from the story: {default, year: value}, or {year: value} interpolated."""
-    years = np.asarray(years)
     points = {int(k): float(v) for k, v in spec.items() if k != "default"}
     if "default" in spec:
         return np.array([points.get(int(y), float(spec["default"])) for y in years])
