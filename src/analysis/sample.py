@@ -469,8 +469,7 @@ def _is_english(text: str) -> bool:
 
 def _ward_text(full: str, style: str, rng: np.random.Generator) -> str:
     prefix, _, bare = full.partition(" ")
-    if style == "mixed":
-        style = rng.choice(["full", "bare", "abbr"])
+    style = rng.choice(["full", "bare", "abbr"]) if style == "mixed" else style
     return {"bare": bare, "abbr": f"P. {bare}" if prefix == "Phường" else f"xã {bare}",
             "lower": f"{prefix.lower()} {bare}"}.get(style, full)
 
@@ -511,9 +510,7 @@ def _columns(sheet: T.Sheet, style: dict, rng: np.random.Generator, former: bool
             raise ValueError(f"header {header!r} of {c.id} does not name that one column of the template")
         chosen.append(_Col(c.id, header, c))
     key, *rest = chosen
-    order = style["column_order"]
-    if order == "name_first" and sheet is not T.TRUONG:
-        order = "shuffled"
+    order = "shuffled" if style["column_order"] == "name_first" and sheet is not T.TRUONG else style["column_order"]
     if order == "shuffled":
         blocks = [list(b) for _, b in itertools.groupby(rest, lambda c: c.column.female_of or c.id)]  # girls by total
         first = blocks.pop(0) if sheet is T.PHO_THONG else []  # the level stays beside the code, as every office does
