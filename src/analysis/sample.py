@@ -263,8 +263,7 @@ def _simulate_level(story, roster, level, years, sim_years, pop_ratio_sim, growt
     girls_share = popc["girls_share"]["pupils"]
     drop_spec, comp_spec = story["indicators"][drop_id], story["cross_checks"][comp_id]
     drop_rate, comp_rate = (series(s["values"], sim_years) / 100 for s in (drop_spec, comp_spec))  # burn-in: 1st value
-    off_drop = _offsets(ctx["school_offsets"]["dropout"], r, communes, rng)
-    off_comp = _offsets(ctx["school_offsets"]["completion"], r, communes, rng)
+    off_drop, off_comp = (_offsets(ctx["school_offsets"][k], r, communes, rng) for k in ("dropout", "completion"))
     opens, lasts, explicit = r["open"].to_numpy(), r["last"].to_numpy(), r["opened_in_story"].to_numpy()
     n = len(r)
     moved = np.zeros((n, grades - 1, 2), dtype=np.int64)
@@ -710,12 +709,11 @@ class _YearExport:
 
     def _data(self, cols: list[_Col], records: list[dict], first: int) -> tuple[dict[int, int], dict[str, int]]:
         """The data rows; returns the row of each record (by id) and the sums of the count columns."""
-        ward_style = self.style["wards"].get(self.sid, "full")
         sums = {c.id: 0 for c in cols if c.column is not None and c.column.kind == "count"}
         row_of = {id(rec): r for r, rec in enumerate(records, first)}
         for r, rec in enumerate(records, first):
             for c, col in enumerate(cols, 1):
-                v = self._cell(col, rec, r - first + 1, ward_style)
+                v = self._cell(col, rec, r - first + 1)
                 if col.id in sums and isinstance(v, (int, np.integer)):
                     sums[col.id] += int(v)
                     v, is_text = _count_text(int(v), self.text_mode, self.rng)
@@ -725,7 +723,7 @@ class _YearExport:
                 self.g.put(r, c, v)
         return row_of, sums
 
-    def _cell(self, col: _Col, rec: dict, n: int, ward_style: str):
+    def _cell(self, col: _Col, rec: dict, n: int):
         cid, column = col.id, col.column
         if cid == "stt":
             return n
@@ -733,7 +731,7 @@ class _YearExport:
             return rec.get(cid) or None
         v = rec.get(cid)
         if cid == "xa_phuong":
-            return _ward_text(self.geo.name(v, self.year), ward_style, self.rng)
+            return _ward_text(self.geo.name(v, self.year), self.style["wards"].get(self.sid, "full"), self.rng)
         if column.kind == "category":
             return self._category(column, v)
         if column.kind == "yesno":
