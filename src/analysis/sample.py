@@ -266,8 +266,7 @@ def _simulate_level(story, roster, level, years, sim_years, pop_ratio_sim, growt
     off_drop, off_comp = (_offsets(ctx["school_offsets"][k], r, communes, rng) for k in ("dropout", "completion"))
     opens, lasts, explicit = r["open"].to_numpy(), r["last"].to_numpy(), r["opened_in_story"].to_numpy()
     n = len(r)
-    moved = np.zeros((n, grades - 1, 2), dtype=np.int64)
-    repeat = np.zeros((n, 2), dtype=np.int64)
+    moved, repeat = np.zeros((n, grades - 1, 2), dtype=np.int64), np.zeros((n, 2), dtype=np.int64)
     out = {c.id: np.zeros((n, len(years)), dtype=np.int64) for c in T.PHO_THONG.columns if c.kind == "count"}
     for j, year in enumerate(sim_years):
         act = ((opens <= year) | ~explicit) & (lasts >= year)
@@ -346,9 +345,8 @@ def _simulate_survey(story, geo, years, pop, seed) -> dict[int, pd.DataFrame]:
         cells = _survey_cells(story, geo, year, pop)
         data = {}
         for den, num, ind, age in SURVEY_PAIRS:
-            lam = (cells["tkt"].to_numpy() if age == "tkt"
-                   else cells["pop"].to_numpy() * shares[age][j] * cells["age_mult"].to_numpy())
-            total = rng.poisson(lam)
+            total = rng.poisson(cells["tkt"].to_numpy() if age == "tkt"
+                                else cells["pop"].to_numpy() * shares[age][j] * cells["age_mult"].to_numpy())
             g = rng.binomial(total, popc["girls_share"][age])
             people = np.stack([g, total - g], axis=-1)
             spec = story["indicators"][ind]
@@ -758,11 +756,10 @@ class _YearExport:
             for cid in ("cong_trinh_ve_sinh", "ho_tro_tam_ly", "csvc_khuyet_tat"):
                 self.note("yesno_style", "column", first, col_of[cid], column_id=cid, value=style["yesno"])
         if sid in ("Truong", "PhoThong") and style["categories"] != "vi":
-            for cid in ("loai_truong", "loai_hinh", "cap_hoc"):
-                if cid in col_of:
-                    used = sorted({str(self.g.cells.get((rr, col_of[cid]), "")) for rr in range(first, last + 1)})
-                    self.note("category_alias", "column", first, col_of[cid], column_id=cid, value=" | ".join(used),
-                              note=f"categories written as '{style['categories']}'")
+            for cid in [c for c in ("loai_truong", "loai_hinh", "cap_hoc") if c in col_of]:
+                used = sorted({str(self.g.cells.get((rr, col_of[cid]), "")) for rr in range(first, last + 1)})
+                self.note("category_alias", "column", first, col_of[cid], column_id=cid, value=" | ".join(used),
+                          note=f"categories written as '{style['categories']}'")
 
     def _totals(self, cols: list[_Col], records: list[dict], sums: dict[str, int], r: int) -> int:
         """The totals row: the column sums, except one injected mismatch (a late row not added)."""
