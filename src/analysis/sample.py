@@ -164,8 +164,7 @@ def _name_and_type(r: pd.Series, year: int) -> tuple[str, str]:
 
 def _population(story: dict, sim_years: np.ndarray) -> pd.DataFrame:
     """Inhabitants per former Bến Cát unit and year (anchor year given, growth both ways)."""
-    pop = story["population"]
-    units = pop["units"]
+    pop, units = story["population"], story["population"]["units"]
     adj = series({"default": 0.0, **pop.get("growth_adjust_pp", {})}, sim_years)
     growth = np.array([[u["growth_pct"] for u in units.values()]]).T + adj[None, :]  # [unit, year] in %
     index = np.cumprod(1 + growth / 100, axis=1)  # relative level of each year
@@ -579,8 +578,7 @@ class _YearExport:
 
     def note(self, kind: str, scope: str, row=None, c=None, col: _Col | None = None, cls: str = "cosmetic",
              value: object = "", **fields: str) -> None:
-        """A manifest row about the sheet being rendered (the whole workbook when none is): its cell at ``row``,
-        ``c``, the header and id of column ``col`` (an extra column has no id)."""
+        """A manifest row on the sheet being rendered (none: the workbook): cell ``row``, ``c``, column ``col``."""
         if col is not None:
             fields = {"column": col.header, "column_id": col.id if col.column else "", **fields}
         self.manifest.append({
