@@ -207,12 +207,11 @@ def _facilities(story: dict, roster: pd.DataFrame, active: np.ndarray, years: li
 
 def _offsets(table: dict, roster: pd.DataFrame, communes: set[str], rng: np.random.Generator) -> np.ndarray:
     """Fixed logit offset per institution: by ownership / type / commune, plus a random school effect."""
-    base = np.array([
+    return np.array([
         table.get("doc_lap" if t == "doc_lap" else ("tu_thuc" if o == "dan_lap" else o), 0.0)
         + (table.get("commune", 0.0) if w in communes else 0.0)
         for o, t, w in zip(roster["own"], roster["type"], roster["ward"])
-    ])
-    return base + rng.normal(0, table.get("sd", 0.0), len(roster))
+    ]) + rng.normal(0, table.get("sd", 0.0), len(roster))
 
 
 def _simulate_preschools(story, roster, active, years, pop_ratio, communes, seed):
