@@ -327,10 +327,8 @@ def _survey_cells(story: dict, geo: Geography, year: int, pop: pd.DataFrame) -> 
                              "advantage": u["advantage"], "age_mult": u["age_mult"],
                              "tkt": share * u["tkt_2021"] * pop.loc[unit, year] / pop.loc[unit, 2021]
                              * (1 + popc["tkt_screening_growth_pct"] / 100) ** (year - 2021)})
-            else:
-                e = terr["external_units"][unit]
-                rows.append({"ward": ward, "unit": unit, "pop": float(e["pop"]), "advantage": e["advantage"],
-                             "age_mult": e["age_mult"], "tkt": float(e["tkt"])})
+            else:  # a unit from outside former Bến Cát: the story gives its pop, advantage, age_mult and tkt
+                rows.append({"ward": ward, "unit": unit, **terr["external_units"][unit]})
     return pd.DataFrame(rows)
 
 
