@@ -225,8 +225,7 @@ def _simulate_preschools(story, roster, active, years, pop_ratio, communes, seed
     ramp = np.where(r["opened_in_story"].to_numpy()[:, None], np.clip(0.55 + 0.25 * since_open, 0, 1), 1.0)
     expected = (r["size_pre"].to_numpy()[:, None] * pop_ratio[idx] ** 0.8 * ramp * enrol_factor[None, :]
                  * np.exp(rng.normal(0, 0.05, (len(r), len(years)))))
-    expected = np.where(active[idx], expected, 0)
-    children = rng.poisson(expected)
+    children = rng.poisson(np.where(active[idx], expected, 0))
     girls = rng.binomial(children, popc["girls_share"]["preschool"])
     kids = np.stack([girls, children - girls], axis=-1)  # [school, year, sex]
     assessed = rng.binomial(kids, coverage[None, :, None])
