@@ -602,7 +602,7 @@ class _YearExport:
 
     def _sheet(self, sheet: T.Sheet) -> Grid:
         sid, style = sheet.name, self.style
-        self.sid, self.text_mode = sid, style["text_numbers"] if sid in style["text_sheets"] else "none"
+        self.sid, self.text_mode = sid, (style["text_numbers"] if sid in style["text_sheets"] else "none")
         former = sid == "XaPhuong" and "don_vi_cu" in self.truth.xa_phuong[self.year]
         cols = _columns(sheet, style, self.rng, former)
         self.g = g = Grid(sheet.aliases[0] if style["sheet_names"] == "alias" else sid, n_cols=len(cols))  # 'Trường'
