@@ -297,10 +297,8 @@ def formulas_without_values(path: Path) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     try:
         with zipfile.ZipFile(path) as zf:
-            rels = ET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
-            targets = {r.get("Id"): r.get("Target", "") for r in rels}
-            book = ET.fromstring(zf.read("xl/workbook.xml"))
-            for sheet in book.iterfind("m:sheets/m:sheet", ns):
+            targets = {r.get("Id"): r.get("Target", "") for r in ET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))}
+            for sheet in ET.fromstring(zf.read("xl/workbook.xml")).iterfind("m:sheets/m:sheet", ns):
                 target = targets.get(sheet.get(f"{{{ns['r']}}}id"), "")
                 name = "xl/" + target.lstrip("/").removeprefix("xl/")
                 data = zf.read(name) if name in zf.namelist() else b""
