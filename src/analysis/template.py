@@ -28,10 +28,8 @@ _FOLD = _FoldTable()
 
 
 def fold(text: object) -> str:
-    """Case-, accent-, spacing- and punctuation-insensitive key: 'Trẻ 5 tuổi – Nữ' -> 'tre5tuoinu'.
-
-    NFC and NFD input alike (real exports mix them); one ``str.translate``, as it runs for every key cell.
-    """
+    """Case-, accent-, spacing- and punctuation-insensitive key: 'Trẻ 5 tuổi – Nữ' -> 'tre5tuoinu'; NFC and NFD
+    alike (real exports mix them), in one ``str.translate`` as it runs for every key cell."""
     return str(text).translate(_FOLD)
 
 
@@ -148,11 +146,9 @@ WARD_CODE = Column(
             "(needed where names repeat, e.g. a whole province).")
 
 
-def _count(cid: str, vi: str, en: str, *, female: bool, subset_of: str | None = None,
-           example: int = 0, help_vi: str = "", help_en: str = "", aliases: tuple[str, ...] = ()):
-    """A count column and, when ``female``, its optional girls' column."""
-    total = Column(cid, vi, en, "count", subset_of=subset_of, example=example,
-                   help_vi=help_vi, help_en=help_en, aliases=aliases)
+def _count(cid: str, vi: str, en: str, *, female: bool, example: int = 0, aliases: tuple[str, ...] = (), **more):
+    """A count column (``more``: its other fields) and, when ``female``, its optional girls' column."""
+    total = Column(cid, vi, en, "count", example=example, aliases=aliases, **more)
     if not female:
         return (total,)
     return total, Column(cid + FEMALE_SUFFIX, f"{vi} – Nữ", f"{en} – girls", "count", required=False, subset_of=cid,

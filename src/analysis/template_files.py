@@ -59,9 +59,8 @@ def write_template_workbook(path: Path) -> Path:
             ws.column_dimensions[cell.column_letter].width = max(12, min(32, len(col.vi) + 2))
             if col.kind in ("category", "yesno"):  # a drop-down list of the canonical spellings
                 choices = ",".join(c.vi for c in col.categories) if col.kind == "category" else "Có,Không"
-                dv = DataValidation(type="list", formula1=f'"{choices}"', allow_blank=True)
-                dv.add(f"{cell.column_letter}2:{cell.column_letter}2000")
-                ws.add_data_validation(dv)
+                ws.add_data_validation(DataValidation(type="list", formula1=f'"{choices}"', allow_blank=True,
+                                                      sqref=f"{cell.column_letter}2:{cell.column_letter}2000"))
         ws.freeze_panes = "A2"
     note = wb.create_sheet(NOTE_SHEET)
     for vi, en in INSTRUCTIONS:
@@ -84,10 +83,9 @@ def sheet_markdown(sheet: Sheet) -> str:
     for col in sheet.columns:
         kind = " · ".join(c.vi for c in col.categories) if col.kind == "category" else KIND_TEXT[col.kind]
         rule = f" ≤ `{col.subset_of}`" if col.subset_of else ""
-        lines.append(
-            f"| {col.vi} | `{col.id}` | {'có / yes' if col.required else 'không / no'} | {kind}{rule} "
-            f"| {col.help_vi or col.vi} | {col.help_en or col.en} | {'' if col.example is None else col.example} |"
-        )
+        lines.append(f"| {col.vi} | `{col.id}` | {'có / yes' if col.required else 'không / no'} | {kind}{rule} "
+                     f"| {col.help_vi or col.vi} | {col.help_en or col.en} "
+                     f"| {'' if col.example is None else col.example} |")
     return "\n".join(lines)
 
 
