@@ -61,8 +61,7 @@ def pct_decimals(x) -> int:
 
 
 def fmt_pct(x, lang: str = "vi", decimals: int | None = None) -> str:
-    d = pct_decimals(x) if decimals is None else decimals
-    return t("not_available", lang) if _missing(x) else fmt_num(x, lang, d) + "%"
+    return str(pct(x, lang, decimals))  # the text of the table cell
 
 
 def fmt_points(x, lang: str = "vi", decimals: int | None = None, unit: bool = True) -> str:
@@ -95,7 +94,7 @@ class Num:
 
     def __str__(self) -> str:
         if self.kind == "pct":
-            return self.prefix + fmt_pct(self.value, self.lang, self.decimals)
+            return self.prefix + fmt_num(self.value, self.lang, self.decimals) + "%"
         if self.kind == "points":
             return fmt_points(self.value, self.lang, self.decimals, unit=False)
         return str(int(self.value)) if self.kind == "int" else fmt_num(self.value, self.lang, self.decimals)
@@ -212,14 +211,13 @@ def intake_table(result, quality: pd.DataFrame, lang: str = "vi") -> pd.DataFram
     """Per sheet: rows read, rows kept, and how many problems of each severity."""
     q = quality[quality["year"] == result.year]
     sheets = q["sheet"].map(fold)  # the sheet's name as written, matched as the reader matched it
-    rows = []
-    for spec in SHEETS:
-        counts = q.loc[sheets.isin(spec.name_keys()), "severity"].value_counts()
-        rows.append({t("sheet", lang): t(f"sheet_{spec.name.lower()}", lang),
-                     t("rows_read", lang): count(result.rows_read.get(spec.name, 0), lang),
-                     t("kept", lang): count(len(result.tables[spec.name]), lang),
-                     **{t(sev, lang): count(counts.get(sev, 0), lang) for sev in SEVERITIES}})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{
+        t("sheet", lang): t(f"sheet_{spec.name.lower()}", lang),
+        t("rows_read", lang): count(result.rows_read.get(spec.name, 0), lang),
+        t("kept", lang): count(len(result.tables[spec.name]), lang),
+        **{t(sev, lang): count((sheets.isin(spec.name_keys()) & (q["severity"] == sev)).sum(), lang)
+           for sev in SEVERITIES},
+    } for spec in SHEETS])
 
 
 def quality_table(quality: pd.DataFrame, year: int, lang: str = "vi",
@@ -503,14 +501,11 @@ def headline_verdicts(year: int, lang: str = "vi", processed_dir=None) -> list[d
         return []
     v = district_verdicts(verdicts, year)
     v = v[v["indicator_id"].isin(list(main_indicators())) & v["target_value"].notna()]
-    out = []
-    for ty in config.TARGET_YEARS:
-        n = Counter(verdict_key(r) for r in v[v["target_year"] == ty].to_dict("records"))
-        badges = [{"n": n[key], "colour": STATUS_STYLE[key][0], "text": STATUS_STYLE[key][1],
-                   "label": key_label(key, lang)} for key in STATUS_STYLE if n[key]]
-        if badges:
-            out.append({"year": ty, "badges": badges})
-    return out
+    n = Counter((r["target_year"], verdict_key(r)) for r in v.to_dict("records"))
+    out = [{"year": ty, "badges": [{"n": n[ty, key], "colour": bg, "text": fg, "label": key_label(key, lang)}
+                                   for key, (bg, fg) in STATUS_STYLE.items() if n[ty, key]]}
+           for ty in config.TARGET_YEARS]
+    return [y for y in out if y["badges"]]
 
 
 def method_table(projections: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
@@ -522,24 +517,18 @@ def method_table(projections: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
     order = {k: i for i, k in enumerate(registry())}
     # as numbers: mapping a categorical column would give a categorical, sorted by its categories
     p = p.sort_values("indicator_id", key=lambda ids: ids.astype(str).map(order).astype(float), kind="stable")
-    names = {"w_last_value": "last_value", "w_logit_linear": "logit_linear", "w_damped": "damped"}
-    rows = []
-    for r in p.to_dict("records"):
-        weights = " · ".join(f"{method_label(m, lang)} {fmt_pct(100 * r[c], lang, 0)}"
-                             for c, m in names.items() if c in r and not _missing(r[c]))
-        rows.append({t("indicator", lang): r["indicator_id"], t("method", lang): method_label(r["method"], lang),
-                     t("years_used", lang): count(r.get("n_points"), lang), t("weights", lang): weights,
-                     **({"reason": r.get("method_reason", "")} if lang == "en" else {})})
-    return pd.DataFrame(rows)
+    methods = ("last_value", "logit_linear", "damped")  # each one's weight in the column w_<method>
+    return pd.DataFrame([{
+        t("indicator", lang): r["indicator_id"], t("method", lang): method_label(r["method"], lang),
+        t("years_used", lang): count(r.get("n_points"), lang),
+        t("weights", lang): " · ".join(f"{method_label(m, lang)} {fmt_pct(100 * r['w_' + m], lang, 0)}"
+                                       for m in methods if not _missing(r.get("w_" + m))),
+        **({"reason": r.get("method_reason", "")} if lang == "en" else {}),
+    } for r in p.to_dict("records")])
 
 
-def _plain_errors() -> None:
-    """In a notebook, the project's documented errors show as their bilingual message alone, no traceback."""
-    shell = get_ipython()
-    if shell is not None:
-        # IPython shows what the handler returns no more; _showtraceback is how IPython itself shows one
-        shell.set_custom_exc((AnalysisError, DataFileError), lambda sh, etype, value, _tb, tb_offset=None:
-                             sh._showtraceback(etype, value, [f"LỖI / ERROR: {value}"]))
-
-
-_plain_errors()
+# In a notebook, the project's documented errors show as their bilingual message alone, no traceback. IPython shows
+# what the handler returns no more: _showtraceback is how IPython itself shows one.
+if get_ipython() is not None:
+    get_ipython().set_custom_exc((AnalysisError, DataFileError), lambda sh, etype, value, _tb, tb_offset=None:
+                                 sh._showtraceback(etype, value, [f"LỖI / ERROR: {value}"]))
