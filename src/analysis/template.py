@@ -62,9 +62,8 @@ class Column:
     def header_keys(self) -> set[str]:
         """Every folded header text that names this column."""
         names = [self.vi, self.en, self.id, *self.aliases]
-        if self.female_of is not None:
-            base = self.vi.removesuffix(" – Nữ")
-            names += [f"{base} nữ", f"{base} (nữ)", f"{base} trong đó nữ", f"{base} - trong đó nữ"]
+        if self.female_of is not None:  # 'X (nữ)' and 'X - trong đó nữ' fold to the same keys as these
+            names += [self.vi.removesuffix(" – Nữ") + girls for girls in (" nữ", " trong đó nữ")]
         return {fold(n) for n in names}
 
 

@@ -50,8 +50,7 @@ def write_template_workbook(path: Path) -> Path:
     for sheet in SHEETS:
         ws = wb.create_sheet(sheet.name)
         ws.append([c.vi for c in sheet.columns])
-        for j, col in enumerate(sheet.columns, start=1):
-            cell = ws.cell(row=1, column=j)
+        for col, cell in zip(sheet.columns, ws[1]):
             cell.font, cell.fill = bold, fill
             if col.help_vi:  # the definition, where the person filling the column sees it
                 cell.comment = Comment(f"{col.help_vi}\n\n{col.help_en}", "PGDĐT", width=360, height=200)
@@ -64,9 +63,8 @@ def write_template_workbook(path: Path) -> Path:
         ws.freeze_panes = "A2"
     note = wb.create_sheet(NOTE_SHEET)
     for vi, en in INSTRUCTIONS:
-        note.append([vi])
-        note.append([en])
-        note.append([])
+        for row in ([vi], [en], []):  # each instruction in both languages, then a blank row
+            note.append(row)
     note.column_dimensions["A"].width = 110
     note["A1"].font = bold
     wb.properties.creator = "analysis (plan 226 monitoring)"
