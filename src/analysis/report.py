@@ -271,8 +271,7 @@ def quality_summary(quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
     """Problems per year and severity: the history of the data's health."""
     if quality.empty:
         return pd.DataFrame()
-    pivot = quality.pivot_table(index="year", columns="severity", values="file", aggfunc="count", fill_value=0)
-    pivot = pivot.reindex(columns=list(SEVERITIES), fill_value=0)
+    pivot = pd.crosstab(quality["year"], quality["severity"]).reindex(columns=list(SEVERITIES), fill_value=0)
     return pd.DataFrame({t("reporting_year", lang): [Num(y, "int") for y in pivot.index.astype(int)],
                          **{t(sev, lang): [count(v, lang) for v in pivot[sev]] for sev in SEVERITIES}})
 
@@ -340,17 +339,15 @@ def ward_table(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi", level: 
 
 def sex_table(ind: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
     """Girls and boys side by side for the indicators that have counts by sex."""
-    f, m = (d[d["year"] == year] for d in (district_rows(ind, "female"), district_rows(ind, "male")))
-    rows = []
-    for iid, spec in main_indicators().items():
-        fr, mr = f[f["indicator_id"] == iid], m[m["indicator_id"] == iid]
-        if len(fr):
-            gpi = fr.iloc[0]["gpi"]
-            rows.append({t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
-                         t("female", lang): pct(fr.iloc[0]["value"], lang, spec.decimals),
-                         t("male", lang): pct(mr.iloc[0]["value"] if len(mr) else None, lang, spec.decimals),
-                         t("gpi", lang): t("not_available", lang) if _missing(gpi) else Num(gpi, "count", 3, lang)})
-    return pd.DataFrame(rows)
+    f, m = (d[d["year"] == year].drop_duplicates("indicator_id").set_index("indicator_id")
+            for d in (district_rows(ind, "female"), district_rows(ind, "male")))
+    gpi = f["gpi"]
+    return pd.DataFrame([{
+        t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
+        t("female", lang): pct(f.at[iid, "value"], lang, spec.decimals),
+        t("male", lang): pct(m["value"].get(iid), lang, spec.decimals),
+        t("gpi", lang): t("not_available", lang) if _missing(gpi[iid]) else Num(gpi[iid], "count", 3, lang),
+    } for iid, spec in main_indicators().items() if iid in f.index])
 
 
 ACTION_COLUMNS = {"ma_truong": "code", "ten_truong": "institution", "loai_truong": "school_type",
