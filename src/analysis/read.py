@@ -176,8 +176,7 @@ def _numeric_cells(cells: list, indexes: list[int]) -> int:
 
 
 def _row_markers(cells: list, key_value) -> tuple[bool, bool]:
-    """(is this the totals row, is this the start of the notes/signature block), with one pass over the
-    row and the key folded once (this runs for every data row)."""
+    """(totals row?, first row of the notes/signature block?) in one pass, the key folded once: runs for every row."""
     strs = [c for c in cells if isinstance(c, str)]
     k = fold(key_value) if isinstance(key_value, str) else ""
     folded = (k if v is key_value else fold(v) for v in (key_value, *strs[:2]) if isinstance(v, str) and v.strip())
@@ -236,8 +235,7 @@ def find_table(grid: list[list], spec: Sheet, file: str, sheet_name: str) -> Raw
 
 
 def _report_unnamed_columns(header_cells: list, table: RawSheet) -> None:
-    """A column with numbers but no header (e.g. the second half of a merged header cell) is not read:
-    say so, instead of dropping it silently."""
+    """A column with numbers but no header (half of a merged header cell?) is not read: say so, not silently."""
     width = max((len(cells) for _, cells in table.rows), default=0)
     for j in range(width):
         if j < len(header_cells) and not _is_blank(header_cells[j]):

@@ -94,7 +94,6 @@ class Sheet:
 
 
 # --- categories ---------------------------------------------------------------------------------------
-
 SCHOOL_TYPES = (
     Category("nha_tre", "Nhà trẻ", "Crèche"),
     Category("mau_giao", "Mẫu giáo", "Kindergarten", ("Trường mẫu giáo",)),
@@ -127,7 +126,6 @@ YES_MARKS = frozenset({"✓", "✔", "√", "☑"})  # marks fold to nothing, so
 NO_VALUES = frozenset(fold(v) for v in ("không", "", "0", "no", "n", "false", "chưa", "chưa có", "k"))
 
 # --- columns ------------------------------------------------------------------------------------------
-
 MA_TRUONG = Column(
     "ma_truong", "Mã trường", "Institution code", "code", example="BC-MN-001",
     aliases=("Mã đơn vị", "Mã CSGD", "Mã cơ sở giáo dục", "Mã số trường", "School code"),
