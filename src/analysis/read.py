@@ -227,17 +227,8 @@ def find_table(grid: list[list], spec: Sheet, file: str, sheet_name: str) -> Raw
                       "Column not in the template, ignored.", row=header_row + 1, column=str(cell).strip(),
                       cell=f"{excel_column_letter(j)}{header_row + 1}", value=short_value(cell))
     _collect_rows(grid, header_row + 1, table)
-    _report_unnamed_columns(header_cells, table)
-    if not table.rows:
-        table.log("error", "no_data_rows", "Sheet chỉ có dòng tiêu đề, không có dòng số liệu nào.",
-                  "The sheet has a header row but no data rows.", row=header_row + 1)
-    return table
-
-
-def _report_unnamed_columns(header_cells: list, table: RawSheet) -> None:
-    """A column with numbers but no header (half of a merged header cell?) is not read: say so, not silently."""
-    width = max((len(cells) for _, cells in table.rows), default=0)
-    for j in range(width):
+    # a column with numbers but no header (half of a merged header cell?) is not read: say so, not silently
+    for j in range(max((len(cells) for _, cells in table.rows), default=0)):
         if j < len(header_cells) and not _is_blank(header_cells[j]):
             continue
         filled = sum(1 for _, cells in table.rows if j < len(cells) and not _is_blank(cells[j]))
@@ -246,8 +237,11 @@ def _report_unnamed_columns(header_cells: list, table: RawSheet) -> None:
             table.log("warning", "unnamed_column",
                       f"Cột {letter} có {filled} ô số liệu nhưng không có tiêu đề (ô gộp?); cột không được đọc.",
                       f"Column {letter} has {filled} filled cells but no header (a merged cell?); the column is "
-                      "not read.",
-                      row=table.header_row, cell=f"{letter}{table.header_row}", column=letter)
+                      "not read.", row=table.header_row, cell=f"{letter}{table.header_row}", column=letter)
+    if not table.rows:
+        table.log("error", "no_data_rows", "Sheet chỉ có dòng tiêu đề, không có dòng số liệu nào.",
+                  "The sheet has a header row but no data rows.", row=header_row + 1)
+    return table
 
 
 def _collect_rows(grid: list[list], start: int, table: RawSheet) -> None:
