@@ -126,11 +126,10 @@ YES_MARKS = frozenset({"✓", "✔", "√", "☑"})  # marks fold to nothing, so
 NO_VALUES = frozenset(fold(v) for v in ("không", "", "0", "no", "n", "false", "chưa", "chưa có", "k"))
 
 # --- columns ------------------------------------------------------------------------------------------
-MA_TRUONG = Column(
-    "ma_truong", "Mã trường", "Institution code", "code", example="BC-MN-001",
-    aliases=("Mã đơn vị", "Mã CSGD", "Mã cơ sở giáo dục", "Mã số trường", "School code"),
-    help_vi="Mã ổn định của cơ sở giáo dục, không đổi qua các năm, không trùng.",
-    help_en="Stable code of the institution, the same every year, unique.")
+MA_TRUONG = Column("ma_truong", "Mã trường", "Institution code", "code", example="BC-MN-001",
+                   aliases=("Mã đơn vị", "Mã CSGD", "Mã cơ sở giáo dục", "Mã số trường", "School code"),
+                   help_vi="Mã ổn định của cơ sở giáo dục, không đổi qua các năm, không trùng.",
+                   help_en="Stable code of the institution, the same every year, unique.")
 
 WARD_NAME = Column("xa_phuong", "Xã/Phường", "Ward or commune", "text", example="Mỹ Phước",
                    aliases=("Xã, phường", "Phường/Xã", "Phường, xã", "Đơn vị hành chính", "Địa bàn", "Ward"))
@@ -165,9 +164,8 @@ TRUONG = Sheet(
     help_en="One row per institution (preschool, primary, lower secondary).",
     columns=(
         MA_TRUONG,
-        Column("ten_truong", "Tên trường", "Institution name", "text",
-               aliases=("Tên đơn vị", "Tên cơ sở giáo dục", "Tên CSGD", "School name"),
-               example="Trường Mầm non Hoa Sen"),
+        Column("ten_truong", "Tên trường", "Institution name", "text", example="Trường Mầm non Hoa Sen",
+               aliases=("Tên đơn vị", "Tên cơ sở giáo dục", "Tên CSGD", "School name")),
         Column("loai_truong", "Loại trường", "Institution type", "category", categories=SCHOOL_TYPES,
                aliases=("Loại hình trường", "Cấp trường", "School type"), example="Mầm non"),
         Column("loai_hinh", "Loại hình", "Ownership", "category", categories=OWNERSHIP_TYPES,
