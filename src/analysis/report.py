@@ -148,12 +148,10 @@ def hidden(rows: pd.DataFrame, spec: Indicator, level: str) -> pd.Series:
     n, d = rows["numerator"].astype(float).fillna(0), rows["denominator"].astype(float).fillna(0)
     out[[is_suppressed(a, b) for a, b in zip(n, d)]] = "small"
     others = d[(out == "") & (d > 0)].sort_values(kind="stable").index.tolist()
-
-    def recoverable() -> bool:
-        h = out != ""
-        return h.sum() == 1 or any(0 < s < SMALL_CELL for s in (n[h].sum(), (d - n)[h].sum()))
-
-    while (out != "").any() and others and recoverable():
+    while (h := out != "").any() and others:
+        # one hidden ward, or hidden ones adding up to 1–4 children, could be worked out from the total
+        if h.sum() > 1 and not any(0 < s < SMALL_CELL for s in (n[h].sum(), (d - n)[h].sum())):
+            break
         out[others.pop(0)] = "other"
     return out
 
@@ -394,6 +392,7 @@ STATUS_STYLE = {
     "needs_acceleration_strong": ("#f46d43", "#1b1f23"), "regressing": ("#d7191c", "#ffffff"),
     "not_met": ("#a50026", "#ffffff"), "no_target": ("#ffffff", "#57606a"), "insufficient_data": ("#d9d9d9", "#1b1f23"),
 }
+CELL_STYLE = {key: f"background-color: {bg}; color: {fg}" for key, (bg, fg) in STATUS_STYLE.items()}  # as CSS
 
 
 def verdict_key(row) -> str:
@@ -411,17 +410,12 @@ def key_label(key: str, lang: str = "vi") -> str:
     return status_label(status, lang, grade)
 
 
-def style_of(key: str) -> str:
-    bg, fg = STATUS_STYLE.get(key, ("", ""))
-    return f"background-color: {bg}; color: {fg}" if bg else ""
-
-
 def status_legend(lang: str = "vi"):
     """What each colour of the verdicts means, in the colours themselves (below the summary table)."""
     keys = list(STATUS_STYLE)
     frame = pd.DataFrame({t("status", lang): [key_label(k, lang) for k in keys],
                           t("meaning", lang): [t(f"legend_{k}", lang) for k in keys]})
-    styles = pd.DataFrame({frame.columns[0]: [style_of(k) for k in keys], frame.columns[1]: ""})
+    styles = pd.DataFrame({frame.columns[0]: [CELL_STYLE[k] for k in keys], frame.columns[1]: ""})
     return show(frame, "legend", left=tuple(frame.columns), lang=lang, styles=styles)
 
 
@@ -486,7 +480,7 @@ def summary_table(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, lang: st
 
 def show_summary(table: pd.DataFrame, keys: pd.DataFrame, name: str, lang: str = "vi"):
     """The summary with each verdict cell coloured by its status."""
-    colours = keys.map(style_of).reindex(columns=table.columns).fillna("").set_axis(table.index)
+    colours = keys.map(lambda k: CELL_STYLE.get(k, "")).reindex(columns=table.columns).fillna("").set_axis(table.index)
     return show(table, name, left=(t("indicator_name", lang), *keys.columns), lang=lang, styles=colours)
 
 
