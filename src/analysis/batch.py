@@ -195,11 +195,10 @@ def finish_year(year: int, lang: str, results: list[TaskResult], staging: Path,
     """Swap a year's staging folder in, the year's other files linked into it first; returns its failures."""
     order = {name: i for i, name in enumerate((*NOTEBOOKS, EXPORT_TASK))}
     failed = sorted((r for r in results if r.error), key=lambda r: order.get(r.task, 99))
-    for r in results:
-        if r.fatal:  # not trusted: the previous outputs of this task stay
-            for name in task_outputs(r.task, year, lang):
-                (staging / name).unlink(missing_ok=True)
-    replaced = {name for r in results if not r.fatal for name in task_outputs(r.task, year, lang)}
+    kept = {name for r in results if r.fatal for name in task_outputs(r.task, year, lang)}  # untrusted: old files stay
+    for name in kept:
+        (staging / name).unlink(missing_ok=True)
+    replaced = {name for r in results for name in task_outputs(r.task, year, lang)} - kept
     try:
         final = reports_dir / str(year)
         for old in final.iterdir() if final.is_dir() else ():
