@@ -253,10 +253,8 @@ def institution_counts(truong: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
             t("unknown", lang) if code == "?" else category_label(cats, code, lang))
 
     table = table.loc[order(table.index, SCHOOL_TYPES), order(table.columns, OWNERSHIP_TYPES)]
-    out = pd.DataFrame({t("school_type", lang): [label(i, SCHOOL_TYPES) for i in table.index]})
-    for c in table.columns:
-        out[label(c, OWNERSHIP_TYPES)] = [count(v, lang) for v in table[c]]
-    return out
+    return pd.DataFrame({t("school_type", lang): [label(i, SCHOOL_TYPES) for i in table.index],
+                         **{label(c, OWNERSHIP_TYPES): [count(v, lang) for v in table[c]] for c in table.columns}})
 
 
 def not_reported_table(quality: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
@@ -290,20 +288,19 @@ def district_rows(ind: pd.DataFrame, sex: str = "total") -> pd.DataFrame:
 def indicator_table(ind: pd.DataFrame, year: int, lang: str = "vi", cross_checks: bool = False) -> pd.DataFrame:
     """Every indicator's value, counts, change and targets (a census, not a sample: no sampling interval)."""
     d = district_rows(ind)
+    cur, prev = (d[d["year"] == y].drop_duplicates("indicator_id").set_index("indicator_id") for y in (year, year - 1))
     rows = []
     for iid, spec in registry().items():
         if bool(spec.cross_check_of) != cross_checks:
             continue
-        cur = d[(d["indicator_id"] == iid) & (d["year"] == year)]
-        prev = d[(d["indicator_id"] == iid) & (d["year"] == year - 1)]
-        r = cur.iloc[0] if len(cur) else pd.Series(dtype=object)
+        r = cur.loc[iid] if iid in cur.index else pd.Series(dtype=object)
         targets = [r.get(f"target_{ty}") for ty in config.TARGET_YEARS]
         row = {t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
                t("value", lang): pct(r.get("value"), lang, decimals_near(r.get("value"), targets, spec.decimals)),
                t("numerator", lang): count(r.get("numerator"), lang),
                t("denominator", lang): count(r.get("denominator"), lang),
                t("change_since_last", lang): t("series_break", lang) if bool(r.get("series_break", False)) else points(
-                   r["value"] - prev.iloc[0]["value"] if len(cur) and len(prev) else None, lang, spec.decimals)}
+                   r["value"] - prev.at[iid, "value"] if len(r) and iid in prev.index else None, lang, spec.decimals)}
         if not cross_checks:
             row.update({t("target", lang, year=ty): target_cell(target, spec, lang)
                         for ty, target in zip(config.TARGET_YEARS, targets)})
