@@ -106,8 +106,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    folder = Path(args.out) if args.out else config.TEMPLATE_DIR
-    path = write_template_workbook(folder / TEMPLATE_WORKBOOK)
+    path = write_template_workbook(Path(args.out or config.TEMPLATE_DIR) / TEMPLATE_WORKBOOK)
     print(f"-> {config.display_path(path)}")
     readme = config.RAW_DIR / "README.md"
     if readme.exists() and README_BEGIN in readme.read_text(encoding="utf-8"):
