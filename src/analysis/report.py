@@ -61,7 +61,7 @@ def pct_decimals(x) -> int:
 
 
 def fmt_pct(x, lang: str = "vi", decimals: int | None = None) -> str:
-    return str(pct(x, lang, decimals))  # the text of the table cell
+    return str(pct(x, lang, decimals))  # the text of pct's table cell: one way to write a rate
 
 
 def fmt_points(x, lang: str = "vi", decimals: int | None = None, unit: bool = True) -> str:
@@ -149,7 +149,7 @@ def hidden(rows: pd.DataFrame, spec: Indicator, level: str) -> pd.Series:
     out[[is_suppressed(a, b) for a, b in zip(n, d)]] = "small"
     others = d[(out == "") & (d > 0)].sort_values(kind="stable").index.tolist()
     while (h := out != "").any() and others:
-        # one hidden ward, or hidden ones adding up to 1–4 children, could be worked out from the total
+        # go on while the total minus the wards shown tells something: one hidden ward, or 1–4 children in all
         if h.sum() > 1 and not any(0 < s < SMALL_CELL for s in (n[h].sum(), (d - n)[h].sum())):
             break
         out[others.pop(0)] = "other"
