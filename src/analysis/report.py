@@ -3,7 +3,6 @@ the notebooks and reports (notebooks only call and display); text from raw files
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ def t(key: str, lang: str = "vi", **values) -> str:
 
 # --- numbers -----------------------------------------------------------------------------------------------
 def _missing(x) -> bool:
-    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
+    return x is None or x is pd.NA or (isinstance(x, float) and x != x)  # NaN: the float unequal to itself
 
 
 def fmt_num(x, lang: str = "vi", decimals: int = 0) -> str:
@@ -319,10 +318,10 @@ def hidden_label(reason: str, lang: str = "vi") -> str:
     return t("suppressed_small" if reason == "small" else "suppressed_other", lang)
 
 
-def ward_table(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi", level: str = "ward") -> pd.DataFrame:
+def ward_table(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi") -> pd.DataFrame:
     """One indicator by ward in a year, furthest from the target first; hidden wards show why, no number."""
     spec = registry()[iid]
-    w = ward_rows(ind, iid, year, level).sort_values("value", ascending=spec.direction == "increase")
+    w = ward_rows(ind, iid, year).sort_values("value", ascending=spec.direction == "increase")
     hide = t("suppressed_count", lang)
     return pd.DataFrame([{
         t("ward", lang): r.geo_name,
@@ -371,13 +370,13 @@ def furthest_table(far: pd.DataFrame, ind: pd.DataFrame, year: int, lang: str = 
     return pd.DataFrame(rows)
 
 
-def indicator_meta_table(lang: str = "vi", cross_checks: bool = True) -> pd.DataFrame:
+def indicator_meta_table(lang: str = "vi") -> pd.DataFrame:
     """Definitions, coverage and caveats of every indicator (methods annex), a cross-check named after its own."""
     return pd.DataFrame([{
         t("indicator", lang): f"{spec.cross_check_of} ({t('cross_check', lang)})" if spec.cross_check_of else iid,
         t("plan_line", lang): spec.meta.get("plan_line", ""), t("indicator_name", lang): spec.text("name", lang),
         **{t(f"meta_{k}", lang): spec.text(k, lang) for k in ("definition", "coverage", "source", "caveats")},
-    } for iid, spec in registry().items() if cross_checks or not spec.cross_check_of])
+    } for iid, spec in registry().items()])
 
 
 # --- verdicts (notebooks 03 and 04, the index, the Excel export) -------------------------------------------------
