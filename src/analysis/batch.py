@@ -39,7 +39,7 @@ def output_name(notebook: str, lang: str, suffix: str) -> str:
 
 
 def excel_name(year: int, lang: str) -> str:
-    return f"bang_tong_hop_{year}{'' if lang == 'vi' else '_' + lang}.xlsx"
+    return output_name(f"bang_tong_hop_{year}", lang, ".xlsx")
 
 
 def task_outputs(task: str, year: int, lang: str) -> tuple[str, ...]:
@@ -67,7 +67,7 @@ def parse_years(text: str | None, available: list[int]) -> list[int]:
     return sorted(set(years))
 
 
-# --- one notebook, in a worker process ---------------------------------------------------------------------
+# --- one task (a notebook or the export), in a worker process -----------------------------------------------
 @dataclass
 class TaskResult:
     """A notebook (or the export) of a year; ``fatal``: failed outside its cells, so the previous files stay."""
@@ -102,14 +102,11 @@ def _exporter(lang: str):
 
 def contents(nb) -> list[dict]:
     """The report's contents: headings of levels 2 and 3 (written or displayed), with nbconvert's ids."""
-    found = []
-    for cell in nb.cells:
-        texts = [cell.source] if cell.cell_type == "markdown" else [
-            "".join(out.get("data", {}).get("text/markdown", "")) for out in cell.get("outputs", [])]
-        for m in re.finditer(r"^(##|###) +(.+?) *$", "\n".join(texts), re.M):
-            found.append({"level": len(m[1]), "text": m[2],
-                          "id": quote(m[2].replace(" ", "-"), safe="?/:@!$&'()*+,;=")})  # as nbconvert does
-    return found
+    texts = [cell.source if cell.cell_type == "markdown"  # else the Markdown the code displayed
+             else "\n".join("".join(out.get("data", {}).get("text/markdown", "")) for out in cell.get("outputs", []))
+             for cell in nb.cells]
+    return [{"level": len(m[1]), "text": m[2], "id": quote(m[2].replace(" ", "-"), safe="?/:@!$&'()*+,;=")}
+            for m in re.finditer(r"^(##|###) +(.+?) *$", "\n".join(texts), re.M)]  # ids as nbconvert makes them
 
 
 def render_html(notebook, html_path: Path, lang: str, year: int, name: str) -> None:
@@ -154,49 +151,43 @@ def _quiet_kernel_manager():
     return QuietKernelManager
 
 
-def run_notebook(year: int, nb_name: str, lang: str, staging: Path, processed_dir: Path | None = None,
-                 raw_dir: Path | None = None) -> TaskResult:
-    """Run one notebook of one year into the year's staging folder and render it (if it fails: no HTML)."""
-    executed = staging / output_name(nb_name, lang, ".ipynb")
-    # default folders are left to the notebook (None), so no machine path is written into its outputs
-    folders = {"processed_dir": processed_dir, "raw_dir": raw_dir}
-    params = {"year": year, "lang": lang, **{k: str(v) for k, v in folders.items() if v}}
+def run_task(year: int, task: str, lang: str, staging: Path, processed_dir: Path | None = None,
+             raw_dir: Path | None = None) -> TaskResult:
+    """One task of a year into its staging folder: the Excel export, or a notebook run and rendered (no HTML if
+    it fails)."""
+    file = task_outputs(task, year, lang)[0]  # the export's workbook, or the executed notebook
+    out = staging / file
     try:
+        if task == EXPORT_TASK:
+            from analysis.exports import export_year
+
+            export_year(year, out, lang, processed_dir, raw_dir)
+            return TaskResult(task, file)
         import papermill as pm
 
+        # default folders are left to the notebook (None), so no machine path is written into its outputs
+        folders = {"processed_dir": processed_dir, "raw_dir": raw_dir}
+        params = {"year": year, "lang": lang, **{k: str(v) for k, v in folders.items() if v}}
         try:
             pm.execute_notebook(
-                str(config.NOTEBOOKS_DIR / f"{nb_name}.ipynb"), str(executed), parameters=params, kernel_name="python3",
+                str(config.NOTEBOOKS_DIR / f"{task}.ipynb"), str(out), parameters=params, kernel_name="python3",
                 progress_bar=False, log_output=False, cwd=str(config.NOTEBOOKS_DIR),
                 request_save_on_cell_execute=False,  # one write at the end, not two per cell
                 kernel_manager_class=_quiet_kernel_manager(),
                 # kernel messages below ERROR (a warning about TCP without encryption) stay out of the output
                 extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except Exception as exc:  # PapermillExecutionError and kernel failures alike
-            if executed.exists():
-                _scrub(executed)
-            return TaskResult(nb_name, executed.name, _short_error(exc))
-        nb = _scrub(executed)
+            if out.exists():
+                _scrub(out)
+            return TaskResult(task, file, _short_error(exc))
+        nb = _scrub(out)
         if _charts_as_text(nb):
-            return TaskResult(nb_name, executed.name,
+            return TaskResult(task, file,
                               "charts came out as '<Figure size ...>' text instead of images (matplotlib backend)")
-        render_html(nb, staging / output_name(nb_name, lang, ".html"), lang, year, nb_name)
+        render_html(nb, staging / output_name(task, lang, ".html"), lang, year, task)
     except Exception as exc:
-        return TaskResult(nb_name, executed.name, _short_error(exc), fatal=True)
-    return TaskResult(nb_name, executed.name)
-
-
-def _run_task(year: int, task: str, lang: str, staging: Path, processed_dir: Path | None,
-              raw_dir: Path | None) -> TaskResult:
-    if task != EXPORT_TASK:
-        return run_notebook(year, task, lang, staging, processed_dir, raw_dir)
-    try:
-        from analysis.exports import export_year
-
-        export_year(year, staging / excel_name(year, lang), lang, processed_dir, raw_dir)
-    except Exception as exc:
-        return TaskResult(task, excel_name(year, lang), _short_error(exc), fatal=True)
-    return TaskResult(task, excel_name(year, lang))
+        return TaskResult(task, file, _short_error(exc), fatal=True)
+    return TaskResult(task, file)
 
 
 def finish_year(year: int, lang: str, results: list[TaskResult], staging: Path,
@@ -204,11 +195,10 @@ def finish_year(year: int, lang: str, results: list[TaskResult], staging: Path,
     """Swap a year's staging folder in, the year's other files linked into it first; returns its failures."""
     order = {name: i for i, name in enumerate((*NOTEBOOKS, EXPORT_TASK))}
     failed = sorted((r for r in results if r.error), key=lambda r: order.get(r.task, 99))
-    for r in results:
-        if r.fatal:  # not trusted: the previous outputs of this task stay
-            for name in task_outputs(r.task, year, lang):
-                (staging / name).unlink(missing_ok=True)
-    replaced = {name for r in results if not r.fatal for name in task_outputs(r.task, year, lang)}
+    kept = {name for r in results if r.fatal for name in task_outputs(r.task, year, lang)}  # untrusted: old files stay
+    for name in kept:
+        (staging / name).unlink(missing_ok=True)
+    replaced = {name for r in results for name in task_outputs(r.task, year, lang)} - kept
     try:
         final = reports_dir / str(year)
         for old in final.iterdir() if final.is_dir() else ():
@@ -263,7 +253,7 @@ def run_batch(years: list[int], jobs: int = 2, lang: str = "vi", reports_dir: Pa
         for year in years:
             staging[year] = Path(tempfile.mkdtemp(prefix=f".{year}.", suffix=".tmp", dir=reports_dir))
             staging[year].chmod(0o755)  # a year's folder is for its readers, not private like mkdtemp's
-        futures = {pool.submit(_run_task, year, task, lang, staging[year], processed_dir, raw_dir): (year, task)
+        futures = {pool.submit(run_task, year, task, lang, staging[year], processed_dir, raw_dir): (year, task)
                    for year in years for task in tasks}
         bar.set_postfix_str("đang chạy/running: " + ", ".join(map(str, sorted(staging)[:jobs])))
         for fut in as_completed(futures):

@@ -11,6 +11,7 @@ import re
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 
 from analysis.errors import DataFileError, Problem, excel_column_letter, short_value
@@ -24,7 +25,7 @@ _TOTAL_EXACT = {"cong", "tong", "tongcong", "tongso", "total"}
 _FOOTER_PREFIXES = (
     "nguoilap", "ghichu", "thutruong", "hieutruong", "truongphong", "photruongphong", "kyten", "luuy",
     "note", "dulieugialap", "dulieumophong", "syntheticdata", "xacnhan", "kttruongphong", "tmuybannhandan",
-    "tmuyban", "kthieutruong", "kyghiro", "kyten", "daky", "kyvaghiro", "kydongdau",
+    "tmuyban", "kthieutruong", "kyghiro", "daky", "kyvaghiro", "kydongdau",
 )
 _DATE_LINE = re.compile(r"ngay\d*thang\d*nam\d*")
 _SUBHEADER_TOTAL = {"tongso", "ts", "tong", "cong", "sl", "soluong", "total", "all"}
@@ -132,10 +133,7 @@ def _combine_two_row_header(top: list, sub: list) -> list[str] | None:
     if not any(k in _SUBHEADER_TOTAL | _SUBHEADER_FEMALE for k in sub_keys):
         return None
     combined, parent = [], ""
-    width = max(len(top), len(sub))
-    for j in range(width):
-        t = top[j] if j < len(top) else None
-        s_key = sub_keys[j] if j < len(sub_keys) else ""
+    for t, s, s_key in zip_longest(top, sub, sub_keys):  # None beyond the shorter row
         if not _is_blank(t):
             parent = str(t).strip()
         elif not s_key:
@@ -145,36 +143,29 @@ def _combine_two_row_header(top: list, sub: list) -> list[str] | None:
         elif s_key in _SUBHEADER_TOTAL or not s_key:
             combined.append(parent if not _is_blank(t) or s_key else "")
         else:
-            combined.append(str(sub[j]).strip())
+            combined.append(str(s).strip())
     return combined
 
 
 def _map_headers(cells: list, lookup: dict[str, Column]) -> dict[str, list[tuple[int, str]]]:
     found: dict[str, list[tuple[int, str]]] = {}
     for j, cell in enumerate(cells):
-        if _is_blank(cell):
-            continue
-        col = lookup.get(fold(cell))
-        if col is not None:
+        if not _is_blank(cell) and (col := lookup.get(fold(cell))) is not None:
             found.setdefault(col.id, []).append((j, str(cell).strip()))
     return found
 
 
 def _is_ordinal_row(cells: list) -> bool:
-    values = [c for c in cells if not _is_blank(c)]
-    if len(values) < 2:
-        return False
+    """A row of column numbers under the header, "(1) (2) (3) …" or 1 2 3 …: increasing, from 2 at most."""
     nums = []
-    for v in values:
-        if isinstance(v, bool):
-            return False
-        if isinstance(v, (int, float)) and float(v).is_integer():
+    for v in (c for c in cells if not _is_blank(c)):
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer():
             nums.append(int(v))
         elif isinstance(v, str) and _ORDINAL.match(v.strip()):
             nums.append(int(re.sub(r"\D", "", v)))
         else:
             return False
-    return all(b > a for a, b in zip(nums, nums[1:])) and nums[0] <= 2
+    return len(nums) >= 2 and nums[0] <= 2 and all(b > a for a, b in zip(nums, nums[1:]))
 
 
 def _numeric_cells(cells: list, indexes: list[int]) -> int:
@@ -185,8 +176,7 @@ def _numeric_cells(cells: list, indexes: list[int]) -> int:
 
 
 def _row_markers(cells: list, key_value) -> tuple[bool, bool]:
-    """(is this the totals row, is this the start of the notes/signature block), with one pass over the
-    row and the key folded once (this runs for every data row)."""
+    """(totals row?, first row of the notes/signature block?) in one pass, the key folded once: runs for every row."""
     strs = [c for c in cells if isinstance(c, str)]
     k = fold(key_value) if isinstance(key_value, str) else ""
     folded = (k if v is key_value else fold(v) for v in (key_value, *strs[:2]) if isinstance(v, str) and v.strip())
@@ -198,25 +188,20 @@ def _row_markers(cells: list, key_value) -> tuple[bool, bool]:
 def find_table(grid: list[list], spec: Sheet, file: str, sheet_name: str) -> RawSheet:
     """Locate header, data rows, totals row and footer in a sheet grid."""
     lookup = {key: col for col in reversed(spec.columns) for key in col.header_keys()}  # the first column wins
-    best, best_row, best_cells = None, -1, None
-    for i, row in enumerate(grid[:HEADER_SCAN_ROWS]):
-        found = _map_headers(row, lookup)
-        if len(found) >= 2 and (best is None or len(found) > len(best)):
-            best, best_row, best_cells = found, i, row
-    if best is None:
+    found = [_map_headers(row, lookup) for row in grid[:HEADER_SCAN_ROWS]]
+    best_row = max(range(len(found)), key=lambda i: len(found[i]), default=-1)  # the first with the most headers
+    if best_row < 0 or len(found[best_row]) < 2:
         expected = ", ".join(f"'{c.vi}'" for c in spec.required)
         raise DataFileError(
             file, f"Không tìm thấy dòng tiêu đề trong {HEADER_SCAN_ROWS} dòng đầu (cần các cột {expected}).",
             f"No header row found in the first {HEADER_SCAN_ROWS} rows (expected columns "
             f"{', '.join(repr(c.en) for c in spec.required)}).", sheet=sheet_name, code="header_not_found")
-    header_row = best_row
+    best, header_row = found[best_row], best_row
     # two-row header: "HS bỏ học" merged over "Tổng số | Nữ"
-    if best_row + 1 < len(grid):
-        combined = _combine_two_row_header(best_cells, grid[best_row + 1])
-        if combined is not None:
-            found2 = _map_headers(combined, lookup)
-            if len(found2) >= len(best):
-                best, header_row = found2, best_row + 1
+    combined = _combine_two_row_header(grid[best_row], grid[best_row + 1] if best_row + 1 < len(grid) else [])
+    found2 = {} if combined is None else _map_headers(combined, lookup)
+    if len(found2) >= len(best):  # best has two columns at least
+        best, header_row = found2, best_row + 1
     for cid, hits in best.items():
         if len(hits) > 1:
             cols = ", ".join(f"{excel_column_letter(j)} ('{h}')" for j, h in hits)
@@ -242,18 +227,8 @@ def find_table(grid: list[list], spec: Sheet, file: str, sheet_name: str) -> Raw
                       "Column not in the template, ignored.", row=header_row + 1, column=str(cell).strip(),
                       cell=f"{excel_column_letter(j)}{header_row + 1}", value=short_value(cell))
     _collect_rows(grid, header_row + 1, table)
-    _report_unnamed_columns(header_cells, table)
-    if not table.rows:
-        table.log("error", "no_data_rows", "Sheet chỉ có dòng tiêu đề, không có dòng số liệu nào.",
-                  "The sheet has a header row but no data rows.", row=header_row + 1)
-    return table
-
-
-def _report_unnamed_columns(header_cells: list, table: RawSheet) -> None:
-    """A column with numbers but no header (e.g. the second half of a merged header cell) is not read:
-    say so, instead of dropping it silently."""
-    width = max((len(cells) for _, cells in table.rows), default=0)
-    for j in range(width):
+    # a column with numbers but no header (half of a merged header cell?) is not read: say so, not silently
+    for j in range(max((len(cells) for _, cells in table.rows), default=0)):
         if j < len(header_cells) and not _is_blank(header_cells[j]):
             continue
         filled = sum(1 for _, cells in table.rows if j < len(cells) and not _is_blank(cells[j]))
@@ -262,8 +237,11 @@ def _report_unnamed_columns(header_cells: list, table: RawSheet) -> None:
             table.log("warning", "unnamed_column",
                       f"Cột {letter} có {filled} ô số liệu nhưng không có tiêu đề (ô gộp?); cột không được đọc.",
                       f"Column {letter} has {filled} filled cells but no header (a merged cell?); the column is "
-                      "not read.",
-                      row=table.header_row, cell=f"{letter}{table.header_row}", column=letter)
+                      "not read.", row=table.header_row, cell=f"{letter}{table.header_row}", column=letter)
+    if not table.rows:
+        table.log("error", "no_data_rows", "Sheet chỉ có dòng tiêu đề, không có dòng số liệu nào.",
+                  "The sheet has a header row but no data rows.", row=header_row + 1)
+    return table
 
 
 def _collect_rows(grid: list[list], start: int, table: RawSheet) -> None:
@@ -271,16 +249,10 @@ def _collect_rows(grid: list[list], start: int, table: RawSheet) -> None:
     key_idx = table.columns[key][0]
     value_idx = [idx for cid, (idx, _) in table.columns.items() if cid not in table.spec.key]
     ended_at: int | None = None
-    first = True
-    for i in range(start, len(grid)):
-        cells = grid[i]
-        excel_row = i + 1
-        if all(_is_blank(c) for c in cells):
-            continue
-        if first and _is_ordinal_row(cells):
-            first = False
-            continue
-        first = False
+    rows = [(i + 1, cells) for i, cells in enumerate(grid[start:], start) if not all(_is_blank(c) for c in cells)]
+    if rows and _is_ordinal_row(rows[0][1]):  # the column numbers under the header
+        rows = rows[1:]
+    for excel_row, cells in rows:
         key_value = cells[key_idx] if key_idx < len(cells) else None
         has_values = any(idx < len(cells) and not _is_blank(cells[idx]) for idx in value_idx)
         if ended_at is not None:
@@ -317,10 +289,8 @@ def formulas_without_values(path: Path) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     try:
         with zipfile.ZipFile(path) as zf:
-            rels = ET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
-            targets = {r.get("Id"): r.get("Target", "") for r in rels}
-            book = ET.fromstring(zf.read("xl/workbook.xml"))
-            for sheet in book.iterfind("m:sheets/m:sheet", ns):
+            targets = {r.get("Id"): r.get("Target", "") for r in ET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))}
+            for sheet in ET.fromstring(zf.read("xl/workbook.xml")).iterfind("m:sheets/m:sheet", ns):
                 target = targets.get(sheet.get(f"{{{ns['r']}}}id"), "")
                 name = "xl/" + target.lstrip("/").removeprefix("xl/")
                 data = zf.read(name) if name in zf.namelist() else b""
@@ -335,16 +305,12 @@ def formulas_without_values(path: Path) -> dict[str, set[str]]:
     return out
 
 
-def find_sheet(workbook, spec: Sheet) -> str | None:
-    keys = spec.name_keys()
-    return next((name for name in workbook.sheet_names if fold(name) in keys), None)
-
-
-def read_workbook(path: str | Path, sheets: tuple[Sheet, ...] = SHEETS) -> RawWorkbook:
+def read_workbook(path: str | Path) -> RawWorkbook:
     """Read every template sheet of one school-year workbook."""
     path = Path(path)
     file, wb = path.name, open_workbook(path)
-    missing = [s for s in sheets if find_sheet(wb, s) is None]
+    names = {s.name: next((n for n in wb.sheet_names if fold(n) in s.name_keys()), None) for s in SHEETS}
+    missing = [s for s in SHEETS if names[s.name] is None]
     if missing:
         present = ", ".join(f"'{n}'" for n in wb.sheet_names) or "—"
         raise DataFileError(
@@ -352,8 +318,8 @@ def read_workbook(path: str | Path, sheets: tuple[Sheet, ...] = SHEETS) -> RawWo
             "Missing sheet(s): " + ", ".join(f"'{s.name}' ({s.en})" for s in missing) + f". Found: {present}.",
             sheet=missing[0].name, code="missing_sheet")
     tables, formulas = {}, formulas_without_values(path)
-    for spec in sheets:
-        name = find_sheet(wb, spec)
+    for spec in SHEETS:
+        name = names[spec.name]
         tables[spec.name] = find_table(read_grid(wb, name, file), spec, file, name)
         tables[spec.name].formula_cells = formulas.get(name, set())
     note = next((n for n in wb.sheet_names if fold(n) == fold(NOTE_SHEET)), None)

@@ -3,7 +3,6 @@ the notebooks and reports (notebooks only call and display); text from raw files
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ def t(key: str, lang: str = "vi", **values) -> str:
 
 # --- numbers -----------------------------------------------------------------------------------------------
 def _missing(x) -> bool:
-    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
+    return x is None or x is pd.NA or (isinstance(x, float) and x != x)  # NaN: the float unequal to itself
 
 
 def fmt_num(x, lang: str = "vi", decimals: int = 0) -> str:
@@ -61,8 +60,7 @@ def pct_decimals(x) -> int:
 
 
 def fmt_pct(x, lang: str = "vi", decimals: int | None = None) -> str:
-    d = pct_decimals(x) if decimals is None else decimals
-    return t("not_available", lang) if _missing(x) else fmt_num(x, lang, d) + "%"
+    return str(pct(x, lang, decimals))  # the text of pct's table cell: one way to write a rate
 
 
 def fmt_points(x, lang: str = "vi", decimals: int | None = None, unit: bool = True) -> str:
@@ -95,7 +93,7 @@ class Num:
 
     def __str__(self) -> str:
         if self.kind == "pct":
-            return self.prefix + fmt_pct(self.value, self.lang, self.decimals)
+            return self.prefix + fmt_num(self.value, self.lang, self.decimals) + "%"
         if self.kind == "points":
             return fmt_points(self.value, self.lang, self.decimals, unit=False)
         return str(int(self.value)) if self.kind == "int" else fmt_num(self.value, self.lang, self.decimals)
@@ -149,12 +147,10 @@ def hidden(rows: pd.DataFrame, spec: Indicator, level: str) -> pd.Series:
     n, d = rows["numerator"].astype(float).fillna(0), rows["denominator"].astype(float).fillna(0)
     out[[is_suppressed(a, b) for a, b in zip(n, d)]] = "small"
     others = d[(out == "") & (d > 0)].sort_values(kind="stable").index.tolist()
-
-    def recoverable() -> bool:
-        h = out != ""
-        return h.sum() == 1 or any(0 < s < SMALL_CELL for s in (n[h].sum(), (d - n)[h].sum()))
-
-    while (out != "").any() and others and recoverable():
+    while (h := out != "").any() and others:
+        # go on while the total minus the wards shown tells something: one hidden ward, or 1–4 children in all
+        if h.sum() > 1 and not any(0 < s < SMALL_CELL for s in (n[h].sum(), (d - n)[h].sum())):
+            break
         out[others.pop(0)] = "other"
     return out
 
@@ -212,14 +208,13 @@ def intake_table(result, quality: pd.DataFrame, lang: str = "vi") -> pd.DataFram
     """Per sheet: rows read, rows kept, and how many problems of each severity."""
     q = quality[quality["year"] == result.year]
     sheets = q["sheet"].map(fold)  # the sheet's name as written, matched as the reader matched it
-    rows = []
-    for spec in SHEETS:
-        counts = q.loc[sheets.isin(spec.name_keys()), "severity"].value_counts()
-        rows.append({t("sheet", lang): t(f"sheet_{spec.name.lower()}", lang),
-                     t("rows_read", lang): count(result.rows_read.get(spec.name, 0), lang),
-                     t("kept", lang): count(len(result.tables[spec.name]), lang),
-                     **{t(sev, lang): count(counts.get(sev, 0), lang) for sev in SEVERITIES}})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{
+        t("sheet", lang): t(f"sheet_{spec.name.lower()}", lang),
+        t("rows_read", lang): count(result.rows_read.get(spec.name, 0), lang),
+        t("kept", lang): count(len(result.tables[spec.name]), lang),
+        **{t(sev, lang): count((sheets.isin(spec.name_keys()) & (q["severity"] == sev)).sum(), lang)
+           for sev in SEVERITIES},
+    } for spec in SHEETS])
 
 
 def quality_table(quality: pd.DataFrame, year: int, lang: str = "vi",
@@ -257,10 +252,8 @@ def institution_counts(truong: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
             t("unknown", lang) if code == "?" else category_label(cats, code, lang))
 
     table = table.loc[order(table.index, SCHOOL_TYPES), order(table.columns, OWNERSHIP_TYPES)]
-    out = pd.DataFrame({t("school_type", lang): [label(i, SCHOOL_TYPES) for i in table.index]})
-    for c in table.columns:
-        out[label(c, OWNERSHIP_TYPES)] = [count(v, lang) for v in table[c]]
-    return out
+    return pd.DataFrame({t("school_type", lang): [label(i, SCHOOL_TYPES) for i in table.index],
+                         **{label(c, OWNERSHIP_TYPES): [count(v, lang) for v in table[c]] for c in table.columns}})
 
 
 def not_reported_table(quality: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
@@ -273,8 +266,7 @@ def quality_summary(quality: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
     """Problems per year and severity: the history of the data's health."""
     if quality.empty:
         return pd.DataFrame()
-    pivot = quality.pivot_table(index="year", columns="severity", values="file", aggfunc="count", fill_value=0)
-    pivot = pivot.reindex(columns=list(SEVERITIES), fill_value=0)
+    pivot = pd.crosstab(quality["year"], quality["severity"]).reindex(columns=list(SEVERITIES), fill_value=0)
     return pd.DataFrame({t("reporting_year", lang): [Num(y, "int") for y in pivot.index.astype(int)],
                          **{t(sev, lang): [count(v, lang) for v in pivot[sev]] for sev in SEVERITIES}})
 
@@ -295,20 +287,19 @@ def district_rows(ind: pd.DataFrame, sex: str = "total") -> pd.DataFrame:
 def indicator_table(ind: pd.DataFrame, year: int, lang: str = "vi", cross_checks: bool = False) -> pd.DataFrame:
     """Every indicator's value, counts, change and targets (a census, not a sample: no sampling interval)."""
     d = district_rows(ind)
+    cur, prev = (d[d["year"] == y].drop_duplicates("indicator_id").set_index("indicator_id") for y in (year, year - 1))
     rows = []
     for iid, spec in registry().items():
         if bool(spec.cross_check_of) != cross_checks:
             continue
-        cur = d[(d["indicator_id"] == iid) & (d["year"] == year)]
-        prev = d[(d["indicator_id"] == iid) & (d["year"] == year - 1)]
-        r = cur.iloc[0] if len(cur) else pd.Series(dtype=object)
+        r = cur.loc[iid] if iid in cur.index else pd.Series(dtype=object)
         targets = [r.get(f"target_{ty}") for ty in config.TARGET_YEARS]
         row = {t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
                t("value", lang): pct(r.get("value"), lang, decimals_near(r.get("value"), targets, spec.decimals)),
                t("numerator", lang): count(r.get("numerator"), lang),
                t("denominator", lang): count(r.get("denominator"), lang),
                t("change_since_last", lang): t("series_break", lang) if bool(r.get("series_break", False)) else points(
-                   r["value"] - prev.iloc[0]["value"] if len(cur) and len(prev) else None, lang, spec.decimals)}
+                   r["value"] - prev.at[iid, "value"] if len(r) and iid in prev.index else None, lang, spec.decimals)}
         if not cross_checks:
             row.update({t("target", lang, year=ty): target_cell(target, spec, lang)
                         for ty, target in zip(config.TARGET_YEARS, targets)})
@@ -327,10 +318,10 @@ def hidden_label(reason: str, lang: str = "vi") -> str:
     return t("suppressed_small" if reason == "small" else "suppressed_other", lang)
 
 
-def ward_table(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi", level: str = "ward") -> pd.DataFrame:
+def ward_table(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi") -> pd.DataFrame:
     """One indicator by ward in a year, furthest from the target first; hidden wards show why, no number."""
     spec = registry()[iid]
-    w = ward_rows(ind, iid, year, level).sort_values("value", ascending=spec.direction == "increase")
+    w = ward_rows(ind, iid, year).sort_values("value", ascending=spec.direction == "increase")
     hide = t("suppressed_count", lang)
     return pd.DataFrame([{
         t("ward", lang): r.geo_name,
@@ -342,17 +333,15 @@ def ward_table(ind: pd.DataFrame, iid: str, year: int, lang: str = "vi", level: 
 
 def sex_table(ind: pd.DataFrame, year: int, lang: str = "vi") -> pd.DataFrame:
     """Girls and boys side by side for the indicators that have counts by sex."""
-    f, m = (d[d["year"] == year] for d in (district_rows(ind, "female"), district_rows(ind, "male")))
-    rows = []
-    for iid, spec in main_indicators().items():
-        fr, mr = f[f["indicator_id"] == iid], m[m["indicator_id"] == iid]
-        if len(fr):
-            gpi = fr.iloc[0]["gpi"]
-            rows.append({t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
-                         t("female", lang): pct(fr.iloc[0]["value"], lang, spec.decimals),
-                         t("male", lang): pct(mr.iloc[0]["value"] if len(mr) else None, lang, spec.decimals),
-                         t("gpi", lang): t("not_available", lang) if _missing(gpi) else Num(gpi, "count", 3, lang)})
-    return pd.DataFrame(rows)
+    f, m = (d[d["year"] == year].drop_duplicates("indicator_id").set_index("indicator_id")
+            for d in (district_rows(ind, "female"), district_rows(ind, "male")))
+    gpi = f["gpi"]
+    return pd.DataFrame([{
+        t("indicator", lang): iid, t("indicator_name", lang): spec.text("short", lang),
+        t("female", lang): pct(f.at[iid, "value"], lang, spec.decimals),
+        t("male", lang): pct(m["value"].get(iid), lang, spec.decimals),
+        t("gpi", lang): t("not_available", lang) if _missing(gpi[iid]) else Num(gpi[iid], "count", 3, lang),
+    } for iid, spec in main_indicators().items() if iid in f.index])
 
 
 ACTION_COLUMNS = {"ma_truong": "code", "ten_truong": "institution", "loai_truong": "school_type",
@@ -381,13 +370,13 @@ def furthest_table(far: pd.DataFrame, ind: pd.DataFrame, year: int, lang: str = 
     return pd.DataFrame(rows)
 
 
-def indicator_meta_table(lang: str = "vi", cross_checks: bool = True) -> pd.DataFrame:
+def indicator_meta_table(lang: str = "vi") -> pd.DataFrame:
     """Definitions, coverage and caveats of every indicator (methods annex), a cross-check named after its own."""
     return pd.DataFrame([{
         t("indicator", lang): f"{spec.cross_check_of} ({t('cross_check', lang)})" if spec.cross_check_of else iid,
         t("plan_line", lang): spec.meta.get("plan_line", ""), t("indicator_name", lang): spec.text("name", lang),
         **{t(f"meta_{k}", lang): spec.text(k, lang) for k in ("definition", "coverage", "source", "caveats")},
-    } for iid, spec in registry().items() if cross_checks or not spec.cross_check_of])
+    } for iid, spec in registry().items()])
 
 
 # --- verdicts (notebooks 03 and 04, the index, the Excel export) -------------------------------------------------
@@ -399,6 +388,7 @@ STATUS_STYLE = {
     "needs_acceleration_strong": ("#f46d43", "#1b1f23"), "regressing": ("#d7191c", "#ffffff"),
     "not_met": ("#a50026", "#ffffff"), "no_target": ("#ffffff", "#57606a"), "insufficient_data": ("#d9d9d9", "#1b1f23"),
 }
+CELL_STYLE = {key: f"background-color: {bg}; color: {fg}" for key, (bg, fg) in STATUS_STYLE.items()}  # as CSS
 
 
 def verdict_key(row) -> str:
@@ -416,17 +406,12 @@ def key_label(key: str, lang: str = "vi") -> str:
     return status_label(status, lang, grade)
 
 
-def style_of(key: str) -> str:
-    bg, fg = STATUS_STYLE.get(key, ("", ""))
-    return f"background-color: {bg}; color: {fg}" if bg else ""
-
-
 def status_legend(lang: str = "vi"):
     """What each colour of the verdicts means, in the colours themselves (below the summary table)."""
     keys = list(STATUS_STYLE)
     frame = pd.DataFrame({t("status", lang): [key_label(k, lang) for k in keys],
                           t("meaning", lang): [t(f"legend_{k}", lang) for k in keys]})
-    styles = pd.DataFrame({frame.columns[0]: [style_of(k) for k in keys], frame.columns[1]: ""})
+    styles = pd.DataFrame({frame.columns[0]: [CELL_STYLE[k] for k in keys], frame.columns[1]: ""})
     return show(frame, "legend", left=tuple(frame.columns), lang=lang, styles=styles)
 
 
@@ -491,7 +476,7 @@ def summary_table(ind: pd.DataFrame, verdicts: pd.DataFrame, year: int, lang: st
 
 def show_summary(table: pd.DataFrame, keys: pd.DataFrame, name: str, lang: str = "vi"):
     """The summary with each verdict cell coloured by its status."""
-    colours = keys.map(style_of).reindex(columns=table.columns).fillna("").set_axis(table.index)
+    colours = keys.map(lambda k: CELL_STYLE.get(k, "")).reindex(columns=table.columns).fillna("").set_axis(table.index)
     return show(table, name, left=(t("indicator_name", lang), *keys.columns), lang=lang, styles=colours)
 
 
@@ -503,14 +488,11 @@ def headline_verdicts(year: int, lang: str = "vi", processed_dir=None) -> list[d
         return []
     v = district_verdicts(verdicts, year)
     v = v[v["indicator_id"].isin(list(main_indicators())) & v["target_value"].notna()]
-    out = []
-    for ty in config.TARGET_YEARS:
-        n = Counter(verdict_key(r) for r in v[v["target_year"] == ty].to_dict("records"))
-        badges = [{"n": n[key], "colour": STATUS_STYLE[key][0], "text": STATUS_STYLE[key][1],
-                   "label": key_label(key, lang)} for key in STATUS_STYLE if n[key]]
-        if badges:
-            out.append({"year": ty, "badges": badges})
-    return out
+    n = Counter((r["target_year"], verdict_key(r)) for r in v.to_dict("records"))
+    out = [{"year": ty, "badges": [{"n": n[ty, key], "colour": bg, "text": fg, "label": key_label(key, lang)}
+                                   for key, (bg, fg) in STATUS_STYLE.items() if n[ty, key]]}
+           for ty in config.TARGET_YEARS]
+    return [y for y in out if y["badges"]]
 
 
 def method_table(projections: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
@@ -522,24 +504,18 @@ def method_table(projections: pd.DataFrame, lang: str = "vi") -> pd.DataFrame:
     order = {k: i for i, k in enumerate(registry())}
     # as numbers: mapping a categorical column would give a categorical, sorted by its categories
     p = p.sort_values("indicator_id", key=lambda ids: ids.astype(str).map(order).astype(float), kind="stable")
-    names = {"w_last_value": "last_value", "w_logit_linear": "logit_linear", "w_damped": "damped"}
-    rows = []
-    for r in p.to_dict("records"):
-        weights = " · ".join(f"{method_label(m, lang)} {fmt_pct(100 * r[c], lang, 0)}"
-                             for c, m in names.items() if c in r and not _missing(r[c]))
-        rows.append({t("indicator", lang): r["indicator_id"], t("method", lang): method_label(r["method"], lang),
-                     t("years_used", lang): count(r.get("n_points"), lang), t("weights", lang): weights,
-                     **({"reason": r.get("method_reason", "")} if lang == "en" else {})})
-    return pd.DataFrame(rows)
+    methods = ("last_value", "logit_linear", "damped")  # each one's weight in the column w_<method>
+    return pd.DataFrame([{
+        t("indicator", lang): r["indicator_id"], t("method", lang): method_label(r["method"], lang),
+        t("years_used", lang): count(r.get("n_points"), lang),
+        t("weights", lang): " · ".join(f"{method_label(m, lang)} {fmt_pct(100 * r['w_' + m], lang, 0)}"
+                                       for m in methods if not _missing(r.get("w_" + m))),
+        **({"reason": r.get("method_reason", "")} if lang == "en" else {}),
+    } for r in p.to_dict("records")])
 
 
-def _plain_errors() -> None:
-    """In a notebook, the project's documented errors show as their bilingual message alone, no traceback."""
-    shell = get_ipython()
-    if shell is not None:
-        # IPython shows what the handler returns no more; _showtraceback is how IPython itself shows one
-        shell.set_custom_exc((AnalysisError, DataFileError), lambda sh, etype, value, _tb, tb_offset=None:
-                             sh._showtraceback(etype, value, [f"LỖI / ERROR: {value}"]))
-
-
-_plain_errors()
+# In a notebook, the project's documented errors show as their bilingual message alone, no traceback. IPython shows
+# what the handler returns no more: _showtraceback is how IPython itself shows one.
+if get_ipython() is not None:
+    get_ipython().set_custom_exc((AnalysisError, DataFileError), lambda sh, etype, value, _tb, tb_offset=None:
+                                 sh._showtraceback(etype, value, [f"LỖI / ERROR: {value}"]))

@@ -28,10 +28,8 @@ _FOLD = _FoldTable()
 
 
 def fold(text: object) -> str:
-    """Case-, accent-, spacing- and punctuation-insensitive key: 'Trẻ 5 tuổi – Nữ' -> 'tre5tuoinu'.
-
-    NFC and NFD input alike (real exports mix them); one ``str.translate``, as it runs for every key cell.
-    """
+    """Case-, accent-, spacing- and punctuation-insensitive key: 'Trẻ 5 tuổi – Nữ' -> 'tre5tuoinu'; NFC and NFD
+    alike (real exports mix them), in one ``str.translate`` as it runs for every key cell."""
     return str(text).translate(_FOLD)
 
 
@@ -64,9 +62,8 @@ class Column:
     def header_keys(self) -> set[str]:
         """Every folded header text that names this column."""
         names = [self.vi, self.en, self.id, *self.aliases]
-        if self.female_of is not None:
-            base = self.vi.removesuffix(" – Nữ")
-            names += [f"{base} nữ", f"{base} (nữ)", f"{base} trong đó nữ", f"{base} - trong đó nữ"]
+        if self.female_of is not None:  # 'X (nữ)' and 'X - trong đó nữ' fold to the same keys as these
+            names += [self.vi.removesuffix(" – Nữ") + girls for girls in (" nữ", " trong đó nữ")]
         return {fold(n) for n in names}
 
 
@@ -97,7 +94,6 @@ class Sheet:
 
 
 # --- categories ---------------------------------------------------------------------------------------
-
 SCHOOL_TYPES = (
     Category("nha_tre", "Nhà trẻ", "Crèche"),
     Category("mau_giao", "Mẫu giáo", "Kindergarten", ("Trường mẫu giáo",)),
@@ -130,12 +126,10 @@ YES_MARKS = frozenset({"✓", "✔", "√", "☑"})  # marks fold to nothing, so
 NO_VALUES = frozenset(fold(v) for v in ("không", "", "0", "no", "n", "false", "chưa", "chưa có", "k"))
 
 # --- columns ------------------------------------------------------------------------------------------
-
-MA_TRUONG = Column(
-    "ma_truong", "Mã trường", "Institution code", "code", example="BC-MN-001",
-    aliases=("Mã đơn vị", "Mã CSGD", "Mã cơ sở giáo dục", "Mã số trường", "School code"),
-    help_vi="Mã ổn định của cơ sở giáo dục, không đổi qua các năm, không trùng.",
-    help_en="Stable code of the institution, the same every year, unique.")
+MA_TRUONG = Column("ma_truong", "Mã trường", "Institution code", "code", example="BC-MN-001",
+                   aliases=("Mã đơn vị", "Mã CSGD", "Mã cơ sở giáo dục", "Mã số trường", "School code"),
+                   help_vi="Mã ổn định của cơ sở giáo dục, không đổi qua các năm, không trùng.",
+                   help_en="Stable code of the institution, the same every year, unique.")
 
 WARD_NAME = Column("xa_phuong", "Xã/Phường", "Ward or commune", "text", example="Mỹ Phước",
                    aliases=("Xã, phường", "Phường/Xã", "Phường, xã", "Đơn vị hành chính", "Địa bàn", "Ward"))
@@ -148,11 +142,9 @@ WARD_CODE = Column(
             "(needed where names repeat, e.g. a whole province).")
 
 
-def _count(cid: str, vi: str, en: str, *, female: bool, subset_of: str | None = None,
-           example: int = 0, help_vi: str = "", help_en: str = "", aliases: tuple[str, ...] = ()):
-    """A count column and, when ``female``, its optional girls' column."""
-    total = Column(cid, vi, en, "count", subset_of=subset_of, example=example,
-                   help_vi=help_vi, help_en=help_en, aliases=aliases)
+def _count(cid: str, vi: str, en: str, *, female: bool, example: int = 0, aliases: tuple[str, ...] = (), **more):
+    """A count column (``more``: its other fields) and, when ``female``, its optional girls' column."""
+    total = Column(cid, vi, en, "count", example=example, aliases=aliases, **more)
     if not female:
         return (total,)
     return total, Column(cid + FEMALE_SUFFIX, f"{vi} – Nữ", f"{en} – girls", "count", required=False, subset_of=cid,
@@ -172,9 +164,8 @@ TRUONG = Sheet(
     help_en="One row per institution (preschool, primary, lower secondary).",
     columns=(
         MA_TRUONG,
-        Column("ten_truong", "Tên trường", "Institution name", "text",
-               aliases=("Tên đơn vị", "Tên cơ sở giáo dục", "Tên CSGD", "School name"),
-               example="Trường Mầm non Hoa Sen"),
+        Column("ten_truong", "Tên trường", "Institution name", "text", example="Trường Mầm non Hoa Sen",
+               aliases=("Tên đơn vị", "Tên cơ sở giáo dục", "Tên CSGD", "School name")),
         Column("loai_truong", "Loại trường", "Institution type", "category", categories=SCHOOL_TYPES,
                aliases=("Loại hình trường", "Cấp trường", "School type"), example="Mầm non"),
         Column("loai_hinh", "Loại hình", "Ownership", "category", categories=OWNERSHIP_TYPES,

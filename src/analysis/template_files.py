@@ -50,8 +50,7 @@ def write_template_workbook(path: Path) -> Path:
     for sheet in SHEETS:
         ws = wb.create_sheet(sheet.name)
         ws.append([c.vi for c in sheet.columns])
-        for j, col in enumerate(sheet.columns, start=1):
-            cell = ws.cell(row=1, column=j)
+        for col, cell in zip(sheet.columns, ws[1]):
             cell.font, cell.fill = bold, fill
             if col.help_vi:  # the definition, where the person filling the column sees it
                 cell.comment = Comment(f"{col.help_vi}\n\n{col.help_en}", "PGDĐT", width=360, height=200)
@@ -59,15 +58,13 @@ def write_template_workbook(path: Path) -> Path:
             ws.column_dimensions[cell.column_letter].width = max(12, min(32, len(col.vi) + 2))
             if col.kind in ("category", "yesno"):  # a drop-down list of the canonical spellings
                 choices = ",".join(c.vi for c in col.categories) if col.kind == "category" else "Có,Không"
-                dv = DataValidation(type="list", formula1=f'"{choices}"', allow_blank=True)
-                dv.add(f"{cell.column_letter}2:{cell.column_letter}2000")
-                ws.add_data_validation(dv)
+                ws.add_data_validation(DataValidation(type="list", formula1=f'"{choices}"', allow_blank=True,
+                                                      sqref=f"{cell.column_letter}2:{cell.column_letter}2000"))
         ws.freeze_panes = "A2"
     note = wb.create_sheet(NOTE_SHEET)
     for vi, en in INSTRUCTIONS:
-        note.append([vi])
-        note.append([en])
-        note.append([])
+        for row in ([vi], [en], []):  # each instruction in both languages, then a blank row
+            note.append(row)
     note.column_dimensions["A"].width = 110
     note["A1"].font = bold
     wb.properties.creator = "analysis (plan 226 monitoring)"
@@ -84,10 +81,9 @@ def sheet_markdown(sheet: Sheet) -> str:
     for col in sheet.columns:
         kind = " · ".join(c.vi for c in col.categories) if col.kind == "category" else KIND_TEXT[col.kind]
         rule = f" ≤ `{col.subset_of}`" if col.subset_of else ""
-        lines.append(
-            f"| {col.vi} | `{col.id}` | {'có / yes' if col.required else 'không / no'} | {kind}{rule} "
-            f"| {col.help_vi or col.vi} | {col.help_en or col.en} | {'' if col.example is None else col.example} |"
-        )
+        lines.append(f"| {col.vi} | `{col.id}` | {'có / yes' if col.required else 'không / no'} | {kind}{rule} "
+                     f"| {col.help_vi or col.vi} | {col.help_en or col.en} "
+                     f"| {'' if col.example is None else col.example} |")
     return "\n".join(lines)
 
 
@@ -110,8 +106,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    folder = Path(args.out) if args.out else config.TEMPLATE_DIR
-    path = write_template_workbook(folder / TEMPLATE_WORKBOOK)
+    path = write_template_workbook(Path(args.out or config.TEMPLATE_DIR) / TEMPLATE_WORKBOOK)
     print(f"-> {config.display_path(path)}")
     readme = config.RAW_DIR / "README.md"
     if readme.exists() and README_BEGIN in readme.read_text(encoding="utf-8"):
