@@ -89,8 +89,13 @@ def display_path(path: str | os.PathLike) -> str:
 
 
 def read_yaml(path: str | os.PathLike) -> object:
-    """A YAML file of the project (metadata beside the code), read safely, with libyaml's loader where PyYAML
-    has it (about 7x faster for the indicator registry, read by every process that computes or reports)."""
+    """A YAML file of the project (metadata beside the code), read with libyaml's safe loader where PyYAML has
+    it: the same result as ``yaml.safe_load``, about 7x faster (the indicator registry: 50 ms -> 7 ms in
+    every process that computes or reports)."""
     import yaml
 
-    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(Path(path).read_text(encoding="utf-8"))
+    try:  # what yaml.safe_load does, with the C loader when there is one: never an unsafe loader
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
