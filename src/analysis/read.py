@@ -97,12 +97,12 @@ def open_workbook(path: Path):
             code="file_not_xlsx")
     try:
         with zipfile.ZipFile(path) as zf:
+            if any(info.flag_bits & 0x1 for info in zf.infolist()):  # before testzip, which fails on it
+                raise DataFileError(name, "Tệp nén được đặt mật khẩu.", "The archive is password-protected.",
+                                    code="file_encrypted_or_xls")
             bad = zf.testzip()
             if bad is not None:
                 raise zipfile.BadZipFile(bad)
-            if any(info.flag_bits & 0x1 for info in zf.infolist()):
-                raise DataFileError(name, "Tệp nén được đặt mật khẩu.", "The archive is password-protected.",
-                                    code="file_encrypted_or_xls")
         return CalamineWorkbook.from_path(str(path))
     except DataFileError:
         raise
