@@ -77,7 +77,8 @@ bench: data ## Run the benchmarks (several minutes; prints their figures; bench_
 	$(PY) benchmarks/backtest_uis.py
 	$(PY) benchmarks/bench_projection.py
 	$(PY) benchmarks/bench_batch.py
-	$(PY) benchmarks/bench_scale.py
+	$(PY) benchmarks/bench_scale.py --data sample --baseline f26f6a4 --repeats 5
+	$(PY) benchmarks/bench_scale.py --data country --baseline f26f6a4
 
 clean: ## Remove generated outputs (data/processed, reports) but keep .venv
 	find data/processed -mindepth 1 ! -name README.md -delete
