@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import openpyxl
+import pandas as pd
 import pytest
 
 from analysis import config
@@ -100,3 +101,12 @@ def sample_processed(tmp_path_factory) -> Path:
     for step in ("clean", "indicators", "projections"):
         assert main([step, "--processed-dir", str(folder)]) == 0
     return folder
+
+
+def series(values, start=2020, years=None, sid="s", lower=None, upper=None, **extra):
+    """A projection input frame (series_id, year, value[, lower, upper, extra columns]) for the engine's tests."""
+    years = list(range(start, start + len(values))) if years is None else years
+    frame = pd.DataFrame({"series_id": sid, "year": years, "value": values, **extra})
+    if lower is not None or upper is not None:
+        frame["lower"], frame["upper"] = lower, upper
+    return frame

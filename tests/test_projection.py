@@ -13,14 +13,8 @@ from scipy.special import expit
 from analysis import projection
 from analysis.errors import AnalysisError
 from analysis.projection import check_input, project
+from conftest import series
 
-
-def series(values, start=2020, years=None, sid="s", lower=None, upper=None, **extra):
-    years = list(range(start, start + len(values))) if years is None else years
-    frame = pd.DataFrame({"series_id": sid, "year": years, "value": values, **extra})
-    if lower is not None or upper is not None:
-        frame["lower"], frame["upper"] = lower, upper
-    return frame
 
 
 def row(out, year, sid="s"):

@@ -18,16 +18,13 @@ from analysis import projection, verdicts
 from analysis.errors import AnalysisError
 from analysis.projection import project
 from analysis.verdicts import assess, probability_of
+from conftest import series as projection_series
 
 RULES = projection.metadata()["verdict"]
 
 
-def series(values, start=2021, years=None, sid="s", lower=None, upper=None, **extra):
-    years = list(range(start, start + len(values))) if years is None else years
-    frame = pd.DataFrame({"series_id": sid, "year": years, "value": values, **extra})
-    if lower is not None or upper is not None:
-        frame["lower"], frame["upper"] = lower, upper
-    return frame
+def series(values, start=2021, **kwargs):
+    return projection_series(values, start=start, **kwargs)
 
 
 def projected(sid, year, median, sd, method="auto"):
